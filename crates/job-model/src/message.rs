@@ -1,0 +1,156 @@
+//! Messages on the broker. Bodies are JSON with a `schema_version` and a
+//! `type` tag, so a consumer can tell "a newer producer" from "garbage" and
+//! dead-letter either with a reason instead of crashing.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::JobPriority;
+
+/// The schema version this build writes and understands.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// AMQP header names. `traceparent`/`tracestate` are W3C trace context.
+pub mod headers {
+    pub const JOB_ID: &str = "x-job-id";
+    pub const ATTEMPT: &str = "x-attempt";
+    pub const TRACEPARENT: &str = "traceparent";
+    pub const TRACESTATE: &str = "tracestate";
+}
+
+/// The message that asks a worker to process one job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobEnvelope {
+    pub schema_version: u32,
+    #[serde(flatten)]
+    pub body: JobMessage,
+    pub enqueued_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum JobMessage {
+    ProcessDocument(ProcessDocument),
+}
+
+/// What a worker needs to find the job; Postgres stays the source of truth
+/// for its status, so the copy here is for logs and for poison triage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessDocument {
+    pub job_id: Uuid,
+    pub document_id: String,
+    pub filename: String,
+    pub blob_path: String,
+    pub file_size: i64,
+    pub priority: JobPriority,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// Why a message body was refused; becomes the dead-letter reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PoisonReason {
+    #[error("body is not valid JSON: {0}")]
+    NotJson(String),
+    #[error("missing or non-numeric schema_version")]
+    NoSchemaVersion,
+    #[error("unsupported schema_version {0} (this build understands {SCHEMA_VERSION})")]
+    UnsupportedSchemaVersion(u64),
+    #[error("body does not match schema_version {SCHEMA_VERSION}: {0}")]
+    Malformed(String),
+}
+
+impl PoisonReason {
+    /// A stable machine-readable code for the DLQ's `reason` column.
+    pub fn code(&self) -> &'static str {
+        match self {
+            PoisonReason::NotJson(_) => "not_json",
+            PoisonReason::NoSchemaVersion => "no_schema_version",
+            PoisonReason::UnsupportedSchemaVersion(_) => "unsupported_schema_version",
+            PoisonReason::Malformed(_) => "malformed",
+        }
+    }
+}
+
+impl JobEnvelope {
+    pub fn process_document(body: ProcessDocument) -> Self {
+        JobEnvelope { schema_version: SCHEMA_VERSION, body: JobMessage::ProcessDocument(body), enqueued_at: Utc::now() }
+    }
+
+    pub fn job_id(&self) -> Uuid {
+        match &self.body {
+            JobMessage::ProcessDocument(p) => p.job_id,
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a JobEnvelope always serialises")
+    }
+
+    /// Decodes a body, checking the schema version before the shape so that a
+    /// message from a newer producer is reported as such, not as garbage.
+    pub fn decode(bytes: &[u8]) -> Result<Self, PoisonReason> {
+        let value: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| PoisonReason::NotJson(e.to_string()))?;
+        let version = value.get("schema_version").and_then(|v| v.as_u64()).ok_or(PoisonReason::NoSchemaVersion)?;
+        if version != u64::from(SCHEMA_VERSION) {
+            return Err(PoisonReason::UnsupportedSchemaVersion(version));
+        }
+        serde_json::from_value(value).map_err(|e| PoisonReason::Malformed(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> JobEnvelope {
+        JobEnvelope::process_document(ProcessDocument {
+            job_id: Uuid::now_v7(),
+            document_id: "doc-1".into(),
+            filename: "invoice.pdf".into(),
+            blob_path: "in/invoice.pdf".into(),
+            file_size: 1234,
+            priority: JobPriority::High,
+            tags: BTreeMap::from([("customer".into(), "acme".into())]),
+        })
+    }
+
+    #[test]
+    fn round_trips_with_version_and_type_tag() {
+        let env = sample();
+        let bytes = env.encode();
+        let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(json["schema_version"], 1);
+        assert_eq!(json["type"], "process_document");
+        assert_eq!(json["priority"], "HIGH");
+        assert_eq!(JobEnvelope::decode(&bytes).unwrap(), env);
+    }
+
+    #[test]
+    fn refuses_garbage_with_a_reason() {
+        assert_eq!(JobEnvelope::decode(b"\xff\x00").unwrap_err().code(), "not_json");
+        assert_eq!(JobEnvelope::decode(b"{}").unwrap_err(), PoisonReason::NoSchemaVersion);
+        let mut json = serde_json::to_value(sample()).unwrap();
+        json["schema_version"] = 99.into();
+        assert_eq!(
+            JobEnvelope::decode(&serde_json::to_vec(&json).unwrap()).unwrap_err(),
+            PoisonReason::UnsupportedSchemaVersion(99)
+        );
+        json["schema_version"] = 1.into();
+        json["type"] = "launch_rockets".into();
+        assert_eq!(JobEnvelope::decode(&serde_json::to_vec(&json).unwrap()).unwrap_err().code(), "malformed");
+    }
+
+    #[test]
+    fn tags_are_optional() {
+        let mut json = serde_json::to_value(sample()).unwrap();
+        json.as_object_mut().unwrap().remove("tags");
+        let env = JobEnvelope::decode(&serde_json::to_vec(&json).unwrap()).unwrap();
+        let JobMessage::ProcessDocument(p) = env.body;
+        assert!(p.tags.is_empty());
+    }
+}

@@ -1,0 +1,220 @@
+//! RabbitMQ names and their idempotent declaration (DESIGN.md, "RabbitMQ topology").
+//!
+//! Every name can carry a namespace prefix (`DOCFLOW_NAMESPACE`), which is how
+//! tests share one broker without seeing each other's messages.
+
+use std::time::Duration;
+
+use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{Channel, ExchangeKind};
+
+use crate::JobPriority;
+
+/// How many times the broker redelivers one message before dead-lettering it
+/// by itself. Workers retry through the retry tiers, not through redelivery,
+/// so this only trips on messages that crash every consumer that touches them
+/// (the quorum-queue poison backstop of DESIGN.md).
+pub const DELIVERY_LIMIT: i64 = 10;
+
+/// Exponential backoff with jitter, rendered as retry-tier queues.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Delay before the first retry.
+    pub base: Duration,
+    /// No retry waits longer than this.
+    pub cap: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { base: Duration::from_secs(1), cap: Duration::from_secs(300) }
+    }
+}
+
+impl RetryPolicy {
+    /// Tier delays: base, 2·base, 4·base, … up to and including the cap.
+    pub fn tiers(&self) -> Vec<Duration> {
+        let mut tiers = Vec::new();
+        let mut delay = self.base.max(Duration::from_millis(1));
+        while delay < self.cap {
+            tiers.push(delay);
+            delay *= 2;
+        }
+        tiers.push(self.cap.max(self.base));
+        tiers
+    }
+
+    /// The tier for retry number `retry` (1-based): exponential, capped.
+    pub fn tier_for(&self, retry: u32) -> Duration {
+        let tiers = self.tiers();
+        let index = (retry.saturating_sub(1) as usize).min(tiers.len() - 1);
+        tiers[index]
+    }
+}
+
+/// The names every service agrees on, under one namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topology {
+    namespace: String,
+}
+
+impl Topology {
+    pub fn new(namespace: impl Into<String>) -> Self {
+        Topology { namespace: namespace.into() }
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    fn name(&self, base: &str) -> String {
+        if self.namespace.is_empty() { base.to_owned() } else { format!("{}.{}", self.namespace, base) }
+    }
+
+    /// Direct exchange that routes jobs to their priority queue.
+    pub fn jobs_exchange(&self) -> String {
+        self.name("docflow.jobs")
+    }
+
+    pub fn job_queue(&self, priority: JobPriority) -> String {
+        self.name(&format!("jobs.{}", priority.routing_key()))
+    }
+
+    pub fn dlq_exchange(&self) -> String {
+        self.name("docflow.dlq")
+    }
+
+    pub fn dlq_queue(&self) -> String {
+        self.name("jobs.dlq")
+    }
+
+    pub fn events_exchange(&self) -> String {
+        self.name("docflow.events")
+    }
+
+    pub fn metrics_events_queue(&self) -> String {
+        self.name("metrics.events")
+    }
+
+    /// A fanout exchange per tier: a message published to it keeps its
+    /// original routing key, which is what the tier's dead-letter hop needs to
+    /// land it back on the right priority queue.
+    pub fn retry_exchange(&self, delay: Duration) -> String {
+        self.name(&format!("docflow.retry.{}ms", delay.as_millis()))
+    }
+
+    pub fn retry_queue(&self, delay: Duration) -> String {
+        self.name(&format!("jobs.retry.{}ms", delay.as_millis()))
+    }
+
+    pub fn exchange_names(&self, retry: Option<&RetryPolicy>) -> Vec<String> {
+        let mut names = vec![self.jobs_exchange(), self.dlq_exchange(), self.events_exchange()];
+        if let Some(policy) = retry {
+            names.extend(policy.tiers().into_iter().map(|d| self.retry_exchange(d)));
+        }
+        names
+    }
+
+    pub fn queue_names(&self, retry: Option<&RetryPolicy>) -> Vec<String> {
+        let mut names: Vec<String> = JobPriority::ALL.into_iter().map(|p| self.job_queue(p)).collect();
+        names.push(self.dlq_queue());
+        names.push(self.metrics_events_queue());
+        if let Some(policy) = retry {
+            names.extend(policy.tiers().into_iter().map(|d| self.retry_queue(d)));
+        }
+        names
+    }
+
+    /// Declares exchanges, job queues, the DLQ and the events queue. Safe to
+    /// run from every service at every start: declarations with equal
+    /// arguments are no-ops.
+    pub async fn declare(&self, channel: &Channel) -> lapin::Result<()> {
+        let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
+        channel.exchange_declare(self.jobs_exchange().into(), ExchangeKind::Direct, durable, FieldTable::default()).await?;
+        channel.exchange_declare(self.dlq_exchange().into(), ExchangeKind::Fanout, durable, FieldTable::default()).await?;
+        channel.exchange_declare(self.events_exchange().into(), ExchangeKind::Topic, durable, FieldTable::default()).await?;
+
+        for priority in JobPriority::ALL {
+            let mut args = quorum_args();
+            args.insert(short("x-delivery-limit"), AMQPValue::LongLongInt(DELIVERY_LIMIT));
+            args.insert(short("x-dead-letter-exchange"), long(&self.dlq_exchange()));
+            let queue = self.job_queue(priority);
+            declare_queue(channel, &queue, args).await?;
+            bind(channel, &queue, &self.jobs_exchange(), priority.routing_key()).await?;
+        }
+
+        declare_queue(channel, &self.dlq_queue(), quorum_args()).await?;
+        bind(channel, &self.dlq_queue(), &self.dlq_exchange(), "").await?;
+
+        declare_queue(channel, &self.metrics_events_queue(), quorum_args()).await?;
+        bind(channel, &self.metrics_events_queue(), &self.events_exchange(), "#").await?;
+        Ok(())
+    }
+
+    /// Declares one queue per retry tier. A message waits there for the
+    /// tier's TTL (or its own shorter `expiration`, which carries the jitter),
+    /// then dead-letters back to `docflow.jobs` under its original routing key.
+    pub async fn declare_retry_tiers(&self, channel: &Channel, policy: &RetryPolicy) -> lapin::Result<()> {
+        let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
+        for delay in policy.tiers() {
+            let exchange = self.retry_exchange(delay);
+            channel.exchange_declare(exchange.clone().into(), ExchangeKind::Fanout, durable, FieldTable::default()).await?;
+            let mut args = quorum_args();
+            args.insert(short("x-message-ttl"), AMQPValue::LongLongInt(delay.as_millis() as i64));
+            args.insert(short("x-dead-letter-exchange"), long(&self.jobs_exchange()));
+            let queue = self.retry_queue(delay);
+            declare_queue(channel, &queue, args).await?;
+            bind(channel, &queue, &exchange, "").await?;
+        }
+        Ok(())
+    }
+}
+
+fn short(s: &str) -> ShortString {
+    s.into()
+}
+
+fn long(s: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(s))
+}
+
+/// Quorum queues replicate and survive node loss; they must be durable and
+/// cannot be exclusive or auto-delete (RabbitMQ docs, "Quorum Queues").
+fn quorum_args() -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert(short("x-queue-type"), long("quorum"));
+    args
+}
+
+async fn declare_queue(channel: &Channel, name: &str, args: FieldTable) -> lapin::Result<()> {
+    let options = QueueDeclareOptions { durable: true, ..Default::default() };
+    channel.queue_declare(name.into(), options, args).await.map(|_| ())
+}
+
+async fn bind(channel: &Channel, queue: &str, exchange: &str, key: &str) -> lapin::Result<()> {
+    channel.queue_bind(queue.into(), exchange.into(), key.into(), QueueBindOptions::default(), FieldTable::default()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_carry_the_namespace() {
+        let t = Topology::new("t42");
+        assert_eq!(t.job_queue(JobPriority::High), "t42.jobs.high");
+        assert_eq!(t.jobs_exchange(), "t42.docflow.jobs");
+        assert_eq!(Topology::new("").dlq_queue(), "jobs.dlq");
+    }
+
+    #[test]
+    fn tiers_double_up_to_the_cap() {
+        let policy = RetryPolicy { base: Duration::from_secs(1), cap: Duration::from_secs(10) };
+        let secs: Vec<u64> = policy.tiers().iter().map(|d| d.as_secs()).collect();
+        assert_eq!(secs, vec![1, 2, 4, 8, 10]);
+        assert_eq!(policy.tier_for(1), Duration::from_secs(1));
+        assert_eq!(policy.tier_for(3), Duration::from_secs(4));
+        assert_eq!(policy.tier_for(50), Duration::from_secs(10));
+    }
+}
