@@ -1,1 +1,11 @@
-//! placeholder until the first service lands
+//! What every docflow HTTP service shares: connection settings, the API
+//! error shape, health and metrics endpoints, and shutdown on signals.
+
+pub mod blobs;
+pub mod config;
+pub mod error;
+pub mod health;
+pub mod metrics;
+pub mod shutdown;
+
+pub use error::{ApiError, ErrorCode};

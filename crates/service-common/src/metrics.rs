@@ -1,0 +1,72 @@
+//! Prometheus exposition and the HTTP metrics every service records.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{HttpResponse, web};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub method: String,
+    /// The route pattern, never the raw path, to keep cardinality bounded.
+    pub route: String,
+    pub status: u16,
+}
+
+/// HTTP server metrics, following Prometheus naming conventions.
+#[derive(Debug, Clone)]
+pub struct HttpMetrics {
+    pub requests: Family<HttpLabels, Histogram>,
+}
+
+impl HttpMetrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let requests = Family::<HttpLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+        });
+        registry.register(
+            "docflow_http_request_duration_seconds",
+            "HTTP requests by route and status, and how long they took",
+            requests.clone(),
+        );
+        HttpMetrics { requests }
+    }
+}
+
+/// Middleware recording every request in [`HttpMetrics`] (from app data).
+pub async fn record_http(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let metrics = req.app_data::<web::Data<HttpMetrics>>().cloned();
+    let method = req.method().to_string();
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    let response = next.call(req).await?;
+    if let Some(metrics) = metrics {
+        let labels = HttpLabels { method, route, status: response.status().as_u16() };
+        metrics.requests.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
+    }
+    Ok(response)
+}
+
+/// Renders a registry in the OpenMetrics text format.
+pub fn render(registry: &Registry) -> HttpResponse {
+    let mut body = String::new();
+    match prometheus_client::encoding::text::encode(&mut body, registry) {
+        Ok(()) => HttpResponse::Ok()
+            .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+            .body(body),
+        Err(e) => HttpResponse::InternalServerError().body(e.to_string()),
+    }
+}
+
+/// A registry shared between the handlers that record and the endpoint that renders.
+pub type SharedRegistry = Arc<Registry>;

@@ -1,0 +1,167 @@
+//! `POST /api/process-async`: queue a document already in the blob store.
+
+use std::collections::BTreeMap;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, post, web};
+use job_model::db::{self, SubmitOutcome};
+use job_model::message::headers;
+use job_model::outbox::OutboxMessage;
+use job_model::{JobEnvelope, JobMetadata, JobPriority, NewJob, ProcessDocument};
+use serde::Serialize;
+use service_common::error::ErrorBody;
+use service_common::{ApiError, ErrorCode};
+use uuid::Uuid;
+
+use crate::auth::Client;
+use crate::domain::Submission;
+use crate::metrics::SubmitLabels;
+use crate::routes::{idempotency_key, read_body, require_media_type, tracking_url};
+use crate::state::AppState;
+
+/// The request body (documentation of the shape; parsing is field by field
+/// so that every rejection has its own code).
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct SubmitRequest {
+    /// The client's id for the document (1 to 255 printable characters).
+    document_id: String,
+    /// Original file name, without directories.
+    filename: String,
+    /// Path of the document inside the blob store: relative, no `..`.
+    blob_path: String,
+    /// Size in bytes: greater than 0, at most the configured limit.
+    file_size: i64,
+    /// HIGH, NORMAL (default) or LOW, in any case.
+    priority: Option<JobPriority>,
+    /// Up to 32 string tags.
+    tags: Option<BTreeMap<String, String>>,
+}
+
+/// The answer to a submission: the job is durably queued.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Accepted {
+    /// Always "accepted".
+    pub status: &'static str,
+    pub job_id: Uuid,
+    pub document_id: String,
+    pub priority: JobPriority,
+    pub message: String,
+    /// Where to poll for the job's status.
+    pub tracking_url: String,
+}
+
+#[utoipa::path(
+    tag = "jobs",
+    request_body(content = SubmitRequest, content_type = "application/json"),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Returns the same job for a repeated request")),
+    responses(
+        (status = 202, description = "Queued durably", body = Accepted),
+        (status = 400, description = "Malformed JSON or header", body = ErrorBody),
+        (status = 401, description = "Missing or wrong API key", body = ErrorBody),
+        (status = 409, description = "Idempotency key reused with a different body", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "A field is invalid", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+        (status = 503, description = "Database unavailable; retry later", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+#[post("/api/process-async")]
+pub async fn process_async(
+    _client: Client,
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    require_media_type(&req, |m| m == "application/json" || m.ends_with("+json"), "application/json")?;
+    let key = idempotency_key(&req)?;
+    let body = read_body(&req, payload, state.max_json_body).await?;
+    let submission = Submission::from_json(&body, &state.limits)?;
+    enqueue(&state, submission, key).await
+}
+
+/// Commits the job and its outbox message, then answers 202 (or the earlier
+/// job's 202 for a repeat, or 409 for a conflicting reuse of a key).
+pub(crate) async fn enqueue(state: &AppState, submission: Submission, key: Option<String>) -> Result<HttpResponse, ApiError> {
+    let outcome = submit(state, &submission, key).await?;
+    let (label, job) = match &outcome {
+        SubmitOutcome::Created(job) => ("created", job),
+        SubmitOutcome::Duplicate(job) => ("duplicate", job),
+        SubmitOutcome::Conflict(job) => ("conflict", job),
+    };
+    state.metrics.submissions.get_or_create(&SubmitLabels { priority: submission.priority.as_str(), outcome: label }).inc();
+    match outcome {
+        SubmitOutcome::Created(job) => {
+            state.relay.wake();
+            Ok(accepted(&job, false))
+        }
+        SubmitOutcome::Duplicate(job) => Ok(accepted(&job, true)),
+        SubmitOutcome::Conflict(_) => Err(ApiError::new(
+            ErrorCode::IdempotencyConflict,
+            format!(
+                "job {} was already created for this idempotency key or document_id with a different request; \
+                 use a new Idempotency-Key",
+                job.job_id
+            ),
+        )),
+    }
+}
+
+async fn submit(state: &AppState, s: &Submission, key: Option<String>) -> Result<SubmitOutcome, ApiError> {
+    let job_id = Uuid::now_v7();
+    let job = NewJob {
+        job_id,
+        document_id: s.document_id.clone(),
+        filename: s.filename.clone(),
+        blob_path: s.blob_path.clone(),
+        file_size: s.file_size,
+        priority: s.priority,
+        tags: s.tags.clone(),
+        max_retries: state.max_retries,
+        idempotency_key: key,
+        request_hash: s.request_hash(),
+        trace_id: None,
+    };
+    let envelope = JobEnvelope::process_document(ProcessDocument {
+        job_id,
+        document_id: s.document_id.clone(),
+        filename: s.filename.clone(),
+        blob_path: s.blob_path.clone(),
+        file_size: s.file_size,
+        priority: s.priority,
+        tags: s.tags.clone(),
+    });
+    let message = OutboxMessage {
+        exchange: state.topology.jobs_exchange(),
+        routing_key: s.priority.routing_key().to_owned(),
+        payload: envelope.encode(),
+        headers: BTreeMap::from([
+            (headers::JOB_ID.to_owned(), job_id.to_string()),
+            (headers::ATTEMPT.to_owned(), "1".to_owned()),
+        ]),
+    };
+    db::submit_job(&state.pool, &job, &message, "ingest-api", state.dedup).await.map_err(ApiError::database)
+}
+
+fn accepted(job: &JobMetadata, replayed: bool) -> HttpResponse {
+    let url = tracking_url(job.job_id);
+    let mut response = HttpResponse::Accepted();
+    response.insert_header((header::LOCATION, url.clone()));
+    if replayed {
+        response.insert_header(("Idempotent-Replayed", "true"));
+    }
+    response.json(Accepted {
+        status: "accepted",
+        job_id: job.job_id,
+        document_id: job.document_id.clone(),
+        priority: job.priority,
+        message: if replayed {
+            "This request was seen before; this is its job".to_owned()
+        } else {
+            format!("Document queued for processing with {} priority", job.priority)
+        },
+        tracking_url: url,
+    })
+}

@@ -1,0 +1,150 @@
+//! Building the service (binding, connecting) and running it until stopped.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use job_model::db::DedupPolicy;
+use job_model::outbox::{OutboxRelay, RelayConfig};
+use prometheus_client::registry::Registry;
+use service_common::metrics::{HttpMetrics, record_http};
+use service_common::{ApiError, ErrorCode};
+use tokio_util::sync::CancellationToken;
+use utoipa::OpenApi;
+use utoipa_actix_web::AppExt;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::auth::Auth;
+use crate::config::Config;
+use crate::domain::Limits;
+use crate::metrics::IngestMetrics;
+use crate::openapi::{ApiDoc, Document, openapi_json};
+use crate::routes::{health, jobs, status, submit, upload};
+use crate::state::AppState;
+
+/// Every route; registering through utoipa's ServiceConfig is what puts each
+/// one in the OpenAPI document.
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(submit::process_async)
+        .service(upload::upload_document)
+        .service(status::job_status)
+        .service(jobs::list_jobs)
+        .service(health::healthz)
+        .service(health::readyz)
+        .service(health::metrics)
+        .service(openapi_json);
+}
+
+/// The OpenAPI document of [`routes`].
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    App::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(routes).split_for_parts().1
+}
+
+pub struct Application {
+    port: u16,
+    server: actix_web::dev::Server,
+    relay: OutboxRelay,
+}
+
+impl Application {
+    /// Binds the listener and opens the pools; nothing is served until
+    /// [`Application::run_until_stopped`].
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        if config.api_keys.iter().all(|k| k.is_empty()) && !config.insecure_no_auth {
+            anyhow::bail!("no API keys configured: set INGEST_API_KEYS, or pass --insecure-no-auth for local development");
+        }
+        let pool = config.database.connect().await?;
+        let blobs = service_common::blobs::open(&config.blob_store_url)?;
+        let topology = config.amqp.topology();
+        let relay = OutboxRelay::new(
+            pool.clone(),
+            RelayConfig {
+                amqp_url: config.amqp.url(),
+                connection_name: "ingest-api outbox relay".into(),
+                topology: topology.clone(),
+                batch_size: config.outbox_batch_size,
+                poll_interval: Duration::from_millis(config.outbox_poll_interval_ms),
+            },
+        );
+
+        let mut registry = Registry::default();
+        let http_metrics = HttpMetrics::register(&mut registry);
+        let metrics = IngestMetrics::register(&mut registry, relay.stats());
+        let state = web::Data::new(AppState {
+            pool,
+            relay: relay.clone(),
+            topology,
+            blobs,
+            limits: Limits { max_file_size: config.max_file_size, max_tags: config.max_tags },
+            dedup: DedupPolicy {
+                document_window: (config.dedup_window_seconds > 0).then(|| Duration::from_secs(config.dedup_window_seconds)),
+            },
+            max_retries: config.max_retries,
+            max_json_body: config.max_json_body,
+            metrics,
+            registry: Arc::new(registry),
+        });
+        let auth = web::Data::new(Arc::new(Auth::new(
+            &config.api_keys,
+            config.insecure_no_auth,
+            config.rate_limit_per_second,
+            config.rate_limit_burst,
+        )));
+        if !auth.has_keys() {
+            tracing::warn!("serving WITHOUT authentication (--insecure-no-auth)");
+        }
+        let doc = web::Data::new(Document(openapi()));
+        let http_metrics = web::Data::new(http_metrics);
+
+        let listener = TcpListener::bind(&config.listen_addr).with_context(|| format!("binding {}", config.listen_addr))?;
+        let port = listener.local_addr()?.port();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(auth.clone())
+                .app_data(doc.clone())
+                .app_data(http_metrics.clone())
+                .wrap(from_fn(record_http))
+                .into_utoipa_app()
+                .configure(routes)
+                .into_app()
+                .default_service(web::to(|| async {
+                    Err::<actix_web::HttpResponse, _>(ApiError::new(ErrorCode::NotFound, "no such route"))
+                }))
+        })
+        // Shutdown is ours to drive (SIGTERM cancels a token), not actix's.
+        .disable_signals()
+        .shutdown_timeout(30)
+        .listen(listener)?;
+        if let Some(workers) = config.http_workers {
+            server = server.workers(workers);
+        }
+        tracing::info!(port, "ingest-api listening");
+        Ok(Application { port, server: server.run(), relay })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until `shutdown` is cancelled, then drains in-flight requests
+    /// and stops the outbox relay (whatever it has not published stays in
+    /// the outbox for the next relay).
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let relay_stop = CancellationToken::new();
+        let relay = tokio::spawn(self.relay.run(relay_stop.clone()));
+        let handle = self.server.handle();
+        let server = tokio::spawn(self.server);
+        shutdown.cancelled().await;
+        tracing::info!("stopping: draining HTTP requests");
+        handle.stop(true).await;
+        server.await.context("server task")?.context("server")?;
+        relay_stop.cancel();
+        relay.await.context("relay task")?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}

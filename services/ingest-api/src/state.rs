@@ -1,0 +1,26 @@
+//! What the handlers share.
+
+use std::sync::Arc;
+
+use job_model::Topology;
+use job_model::db::DedupPolicy;
+use job_model::outbox::OutboxRelay;
+use object_store::ObjectStore;
+use prometheus_client::registry::Registry;
+use sqlx::PgPool;
+
+use crate::domain::Limits;
+use crate::metrics::IngestMetrics;
+
+pub struct AppState {
+    pub pool: PgPool,
+    pub relay: OutboxRelay,
+    pub topology: Topology,
+    pub blobs: Arc<dyn ObjectStore>,
+    pub limits: Limits,
+    pub dedup: DedupPolicy,
+    pub max_retries: i32,
+    pub max_json_body: usize,
+    pub metrics: IngestMetrics,
+    pub registry: Arc<Registry>,
+}
