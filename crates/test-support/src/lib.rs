@@ -70,10 +70,10 @@ fn database_url_for(name: &str) -> String {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
+        // The pool's sockets belong to the test's runtime, which this drop may
+        // be blocking, so they are not touched here: FORCE ends every session.
         let name = self.name.clone();
-        let pool = self.pool.clone();
         run_detached(async move {
-            pool.close().await;
             if let Ok(admin) = PgPoolOptions::new().max_connections(1).connect(&admin_database_url()).await {
                 let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
                     .execute(&admin)

@@ -1,0 +1,32 @@
+# docflow: the commands the README opens with, and the ones around them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+CARGO_NEXTEST := $(shell command -v cargo-nextest 2>/dev/null)
+
+help: ## List targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+services: ## Start local Postgres and RabbitMQ if they are down
+	@scripts/ensure-services.sh
+
+nextest:
+ifndef CARGO_NEXTEST
+	cargo install --locked cargo-nextest
+endif
+
+test: services nextest ## Run every test against the local Postgres and RabbitMQ
+	cargo nextest run --workspace --no-fail-fast
+	@if [ -x scripts/check-deploy.sh ]; then scripts/check-deploy.sh; fi
+
+run: services ## Run the platform locally and process a sample document
+	@scripts/run-local.sh
+
+build: ## Build every service in release mode
+	cargo build --release --workspace
+
+lint: ## Formatting and clippy, warnings as errors
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+.PHONY: help services nextest test run build lint

@@ -1,0 +1,13 @@
+//! ingest-api against the real Postgres and RabbitMQ: one test binary, one
+//! fresh database and queue namespace per test.
+
+mod helpers;
+
+mod auth;
+mod idempotency;
+mod listing;
+mod openapi;
+mod outages;
+mod submit;
+mod upload;
+mod validation;
