@@ -11,6 +11,7 @@ CREATE TABLE jobs (
     status           TEXT NOT NULL CHECK (status IN ('QUEUED','PROCESSING','COMPLETED','FAILED','RETRYING','DLQ','DELETED')),
     attempt          INT NOT NULL DEFAULT 0,     -- attempts started so far
     retry_count      INT NOT NULL DEFAULT 0,     -- retries scheduled so far
+    crash_count      INT NOT NULL DEFAULT 0,     -- attempts whose worker died holding the lease
     max_retries      INT NOT NULL,
     error_message    TEXT,
     error_stage      TEXT,
@@ -22,7 +23,8 @@ CREATE TABLE jobs (
     created_at       TIMESTAMPTZ NOT NULL DEFAULT now(),
     updated_at       TIMESTAMPTZ NOT NULL DEFAULT now(),
     started_at       TIMESTAMPTZ,
-    completed_at     TIMESTAMPTZ
+    completed_at     TIMESTAMPTZ,
+    dlq_at           TIMESTAMPTZ
 );
 
 CREATE UNIQUE INDEX jobs_idempotency_key_key ON jobs (idempotency_key) WHERE idempotency_key IS NOT NULL;
@@ -31,6 +33,8 @@ CREATE INDEX jobs_status_job_id_idx ON jobs (status, job_id DESC);
 CREATE INDEX jobs_priority_job_id_idx ON jobs (priority, job_id DESC);
 -- Also serves the implicit idempotency check on document_id within a window.
 CREATE INDEX jobs_document_id_job_id_idx ON jobs (document_id, job_id DESC);
+-- The lease reaper looks only at running jobs.
+CREATE INDEX jobs_processing_lease_idx ON jobs (lease_expires_at) WHERE status = 'PROCESSING';
 
 -- Every status change, one row each (DESIGN.md, "Job lifecycle").
 CREATE TABLE job_events (
@@ -67,5 +71,6 @@ CREATE TABLE outbox (
     routing_key TEXT NOT NULL,
     payload     BYTEA NOT NULL,
     headers     JSONB NOT NULL DEFAULT '{}'::jsonb,
+    expiration_ms BIGINT,                    -- per-message TTL (retry jitter)
     created_at  TIMESTAMPTZ NOT NULL DEFAULT now()
 );

@@ -26,6 +26,7 @@ pub struct JobMetadata {
     pub attempt: i32,
     pub retry_count: i32,
     pub max_retries: i32,
+    pub crash_count: i32,
     pub error_message: Option<String>,
     pub error_stage: Option<String>,
     pub trace_id: Option<String>,
@@ -33,12 +34,13 @@ pub struct JobMetadata {
     pub updated_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
+    pub dlq_at: Option<DateTime<Utc>>,
 }
 
 /// The columns [`JobMetadata`] reads, for every query that returns jobs.
 pub(crate) const JOB_COLUMNS: &str = "job_id, document_id, filename, blob_path, file_size, priority, tags, status, \
-     attempt, retry_count, max_retries, error_message, error_stage, trace_id, created_at, updated_at, \
-     started_at, completed_at";
+     attempt, retry_count, max_retries, crash_count, error_message, error_stage, trace_id, created_at, \
+     updated_at, started_at, completed_at, dlq_at";
 
 /// A validated request to create a job.
 #[derive(Debug, Clone, PartialEq)]

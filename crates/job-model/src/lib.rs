@@ -4,6 +4,7 @@
 
 pub mod db;
 mod job;
+pub mod lifecycle;
 pub mod message;
 pub mod outbox;
 mod priority;
@@ -12,7 +13,7 @@ pub mod status;
 pub mod topology;
 
 pub use job::{JobMetadata, NewJob, StageRecord};
-pub use message::{JobEnvelope, JobMessage, PoisonReason, ProcessDocument};
+pub use message::{AttemptOutcome, ExecutionEvent, JobEnvelope, JobMessage, PoisonReason, ProcessDocument, StageTiming};
 pub use priority::{JobPriority, UnknownPriority};
 pub use stats::QueueStats;
 pub use status::{InvalidTransition, JobStatus};

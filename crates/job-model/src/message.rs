@@ -19,6 +19,10 @@ pub mod headers {
     pub const ATTEMPT: &str = "x-attempt";
     pub const TRACEPARENT: &str = "traceparent";
     pub const TRACESTATE: &str = "tracestate";
+    /// On dead-lettered messages: why (a stable code), the error and its stage.
+    pub const DLQ_REASON: &str = "x-dlq-reason";
+    pub const ERROR: &str = "x-error";
+    pub const ERROR_STAGE: &str = "x-error-stage";
 }
 
 /// The message that asks a worker to process one job.
@@ -153,4 +157,102 @@ mod tests {
         let JobMessage::ProcessDocument(p) = env.body;
         assert!(p.tags.is_empty());
     }
+}
+
+/// How one attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    Completed,
+    /// A permanent error: the document is unusable.
+    Failed,
+    /// A retryable error with retries left.
+    Retrying,
+    /// A retryable error with none left, or a poison job.
+    Dlq,
+}
+
+impl AttemptOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptOutcome::Completed => "completed",
+            AttemptOutcome::Failed => "failed",
+            AttemptOutcome::Retrying => "retrying",
+            AttemptOutcome::Dlq => "dlq",
+        }
+    }
+
+    /// The job status this outcome leaves behind.
+    pub fn status(self) -> crate::JobStatus {
+        match self {
+            AttemptOutcome::Completed => crate::JobStatus::Completed,
+            AttemptOutcome::Failed => crate::JobStatus::Failed,
+            AttemptOutcome::Retrying => crate::JobStatus::Retrying,
+            AttemptOutcome::Dlq => crate::JobStatus::Dlq,
+        }
+    }
+}
+
+/// One stage of one attempt, as timed by the worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct StageTiming {
+    pub seq: i16,
+    pub stage: String,
+    /// succeeded or failed.
+    pub status: String,
+    pub started_at: DateTime<Utc>,
+    /// Start, relative to the attempt's start.
+    pub offset_ms: f64,
+    pub duration_ms: f64,
+    pub items_processed: i64,
+    pub bytes_processed: i64,
+    pub error: Option<String>,
+}
+
+/// Published on `docflow.events` once per attempt (not once per stage), with
+/// routing key `execution.<outcome>`; metrics-tracker consumes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionEvent {
+    pub schema_version: u32,
+    pub job_id: Uuid,
+    pub attempt: i32,
+    pub document_id: String,
+    pub priority: JobPriority,
+    pub outcome: AttemptOutcome,
+    pub error_message: Option<String>,
+    pub error_stage: Option<String>,
+    pub worker_id: String,
+    /// When the job was submitted; with `started_at` it gives the queue wait.
+    pub submitted_at: DateTime<Utc>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub queue_wait_ms: f64,
+    pub total_duration_ms: f64,
+    pub stages: Vec<StageTiming>,
+    pub trace_id: Option<String>,
+}
+
+impl ExecutionEvent {
+    pub fn routing_key(&self) -> String {
+        format!("execution.{}", self.outcome.as_str())
+    }
+}
+
+impl From<&crate::JobMetadata> for ProcessDocument {
+    fn from(job: &crate::JobMetadata) -> Self {
+        ProcessDocument {
+            job_id: job.job_id,
+            document_id: job.document_id.clone(),
+            filename: job.filename.clone(),
+            blob_path: job.blob_path.clone(),
+            file_size: job.file_size,
+            priority: job.priority,
+            tags: job.tags.clone(),
+        }
+    }
+}
+
+/// The headers every job message carries.
+pub fn job_headers(job_id: Uuid, attempt: i32) -> BTreeMap<String, String> {
+    BTreeMap::from([(headers::JOB_ID.to_owned(), job_id.to_string()), (headers::ATTEMPT.to_owned(), attempt.to_string())])
 }

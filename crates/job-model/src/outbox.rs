@@ -28,15 +28,24 @@ pub struct OutboxMessage {
     pub payload: Vec<u8>,
     /// String headers: job id, attempt, W3C trace context.
     pub headers: BTreeMap<String, String>,
+    /// Per-message TTL; a retry tier uses it to add jitter below its own TTL.
+    pub expiration: Option<Duration>,
+}
+
+impl OutboxMessage {
+    pub fn new(exchange: String, routing_key: String, payload: Vec<u8>, headers: BTreeMap<String, String>) -> Self {
+        OutboxMessage { exchange, routing_key, payload, headers, expiration: None }
+    }
 }
 
 /// Adds a message to the outbox inside the caller's transaction.
 pub async fn enqueue(tx: &mut Transaction<'_, Postgres>, message: &OutboxMessage) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO outbox (exchange, routing_key, payload, headers) VALUES ($1, $2, $3, $4)")
+    sqlx::query("INSERT INTO outbox (exchange, routing_key, payload, headers, expiration_ms) VALUES ($1, $2, $3, $4, $5)")
         .bind(&message.exchange)
         .bind(&message.routing_key)
         .bind(&message.payload)
         .bind(Json(&message.headers))
+        .bind(message.expiration.map(|d| d.as_millis() as i64))
         .execute(&mut **tx)
         .await?;
     Ok(())
@@ -98,6 +107,7 @@ struct OutboxRow {
     routing_key: String,
     payload: Vec<u8>,
     headers: Json<BTreeMap<String, String>>,
+    expiration_ms: Option<i64>,
 }
 
 impl OutboxRelay {
@@ -180,7 +190,7 @@ impl OutboxRelay {
     async fn publish_batch(&self, channel: &Channel) -> Result<usize, RelayError> {
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query_as::<_, OutboxRow>(
-            "SELECT id, exchange, routing_key, payload, headers FROM outbox \
+            "SELECT id, exchange, routing_key, payload, headers, expiration_ms FROM outbox \
              ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
         )
         .bind(self.config.batch_size)
@@ -202,7 +212,7 @@ impl OutboxRelay {
                     // mandatory: an unroutable message comes back instead of vanishing.
                     BasicPublishOptions { mandatory: true, ..Default::default() },
                     &row.payload,
-                    properties(&row.headers.0),
+                    properties(&row.headers.0, row.expiration_ms),
                 )
                 .await?;
             confirms.push(confirm);
@@ -231,7 +241,7 @@ impl OutboxRelay {
 }
 
 /// Persistent JSON messages with the row's headers.
-fn properties(headers: &BTreeMap<String, String>) -> BasicProperties {
+fn properties(headers: &BTreeMap<String, String>, expiration_ms: Option<i64>) -> BasicProperties {
     let mut table = FieldTable::default();
     for (k, v) in headers {
         table.insert(k.as_str().into(), AMQPValue::LongString(LongString::from(v.as_str())));
@@ -242,6 +252,9 @@ fn properties(headers: &BTreeMap<String, String>) -> BasicProperties {
         .with_headers(table);
     if let Some(job_id) = headers.get(crate::message::headers::JOB_ID) {
         props = props.with_message_id(job_id.as_str().into());
+    }
+    if let Some(ms) = expiration_ms {
+        props = props.with_expiration(ms.max(0).to_string().into());
     }
     props
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use job_model::db::{self, SubmitOutcome};
-use job_model::message::headers;
+use job_model::message::job_headers;
 use job_model::outbox::OutboxMessage;
 use job_model::{JobEnvelope, JobMetadata, JobPriority, NewJob, ProcessDocument};
 use serde::Serialize;
@@ -133,15 +133,12 @@ async fn submit(state: &AppState, s: &Submission, key: Option<String>) -> Result
         priority: s.priority,
         tags: s.tags.clone(),
     });
-    let message = OutboxMessage {
-        exchange: state.topology.jobs_exchange(),
-        routing_key: s.priority.routing_key().to_owned(),
-        payload: envelope.encode(),
-        headers: BTreeMap::from([
-            (headers::JOB_ID.to_owned(), job_id.to_string()),
-            (headers::ATTEMPT.to_owned(), "1".to_owned()),
-        ]),
-    };
+    let message = OutboxMessage::new(
+        state.topology.jobs_exchange(),
+        s.priority.routing_key().to_owned(),
+        envelope.encode(),
+        job_headers(job_id, 1),
+    );
     db::submit_job(&state.pool, &job, &message, "ingest-api", state.dedup).await.map_err(ApiError::database)
 }
 

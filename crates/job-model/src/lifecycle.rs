@@ -1,0 +1,235 @@
+//! The worker's side of a job's life in Postgres: claim under a lease, keep
+//! the lease alive, record how an attempt ended, and rescue jobs whose
+//! worker died. Each is one round trip (or one transaction) per job, not
+//! one per stage.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::job::JOB_COLUMNS;
+use crate::message::{AttemptOutcome, StageTiming};
+use crate::outbox::{self, OutboxMessage};
+use crate::{JobMetadata, JobStatus};
+
+/// What a claim found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClaimOutcome {
+    /// This worker now holds the job's lease.
+    Claimed(Claimed),
+    /// No such job: the message is poison.
+    NotFound,
+    /// The job is finished (or parked); a duplicate delivery to drop.
+    AlreadyFinished(JobStatus),
+    /// Another worker holds a live lease; a duplicate delivery to drop.
+    HeldElsewhere,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claimed {
+    pub job: JobMetadata,
+    /// The previous holder died with the lease (a crash, not an error).
+    pub recovered_from_crash: bool,
+}
+
+/// Claims a job for one attempt: QUEUED or RETRYING jobs, and PROCESSING
+/// jobs whose lease has expired or was released. The conditional UPDATE is
+/// the only way into PROCESSING, so two deliveries of one job can never
+/// both run it.
+pub async fn claim(pool: &PgPool, job_id: Uuid, worker: &str, lease: Duration) -> Result<ClaimOutcome, sqlx::Error> {
+    let claimable: Vec<&str> = JobStatus::sources_of(JobStatus::Processing)
+        .into_iter()
+        .filter(|s| *s != JobStatus::Processing)
+        .map(JobStatus::as_str)
+        .collect();
+    let row: Option<(JobMetadata, String)> = sqlx::query_as::<_, ClaimRow>(sqlx::AssertSqlSafe(format!(
+        "WITH prev AS ( \
+             SELECT job_id, status, lease_owner, lease_expires_at FROM jobs WHERE job_id = $1 FOR UPDATE \
+         ), claimed AS ( \
+             UPDATE jobs j SET status = 'PROCESSING', attempt = j.attempt + 1, \
+                 crash_count = j.crash_count + CASE WHEN prev.status = 'PROCESSING' AND prev.lease_owner IS NOT NULL THEN 1 ELSE 0 END, \
+                 lease_owner = $2, lease_expires_at = now() + make_interval(secs => $3), \
+                 started_at = COALESCE(j.started_at, now()), updated_at = now() \
+             FROM prev \
+             WHERE j.job_id = prev.job_id \
+               AND (prev.status = ANY($4) \
+                    OR (prev.status = 'PROCESSING' AND (prev.lease_expires_at IS NULL OR prev.lease_expires_at < now()))) \
+             RETURNING j.*, prev.status AS from_status \
+         ), event AS ( \
+             INSERT INTO job_events (job_id, from_status, to_status, actor, detail) \
+             SELECT job_id, from_status, 'PROCESSING', $2, \
+                    jsonb_build_object('attempt', attempt, 'recovered_from_crash', from_status = 'PROCESSING') \
+             FROM claimed \
+         ) \
+         SELECT {JOB_COLUMNS}, from_status FROM claimed"
+    )))
+    .bind(job_id)
+    .bind(worker)
+    .bind(lease.as_secs_f64())
+    .bind(&claimable)
+    .fetch_optional(pool)
+    .await?
+    .map(|r| (r.job, r.from_status));
+
+    if let Some((job, from)) = row {
+        return Ok(ClaimOutcome::Claimed(Claimed { job, recovered_from_crash: from == JobStatus::Processing.as_str() }));
+    }
+    let status: Option<String> = sqlx::query_scalar("SELECT status FROM jobs WHERE job_id = $1").bind(job_id).fetch_optional(pool).await?;
+    Ok(match status.map(|s| s.parse::<JobStatus>()) {
+        None => ClaimOutcome::NotFound,
+        Some(Ok(JobStatus::Processing)) => ClaimOutcome::HeldElsewhere,
+        Some(Ok(status)) => ClaimOutcome::AlreadyFinished(status),
+        Some(Err(e)) => return Err(sqlx::Error::Decode(Box::new(e))),
+    })
+}
+
+#[derive(sqlx::FromRow)]
+struct ClaimRow {
+    #[sqlx(flatten)]
+    job: JobMetadata,
+    from_status: String,
+}
+
+/// Extends the lease while an attempt runs. False means the lease was lost
+/// (rescued by the reaper and claimed elsewhere): stop and commit nothing.
+pub async fn renew_lease(pool: &PgPool, job_id: Uuid, worker: &str, lease: Duration) -> Result<bool, sqlx::Error> {
+    let updated = sqlx::query(
+        "UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $3) \
+         WHERE job_id = $1 AND lease_owner = $2 AND status = 'PROCESSING'",
+    )
+    .bind(job_id)
+    .bind(worker)
+    .bind(lease.as_secs_f64())
+    .execute(pool)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+/// Gives a job back without counting a crash (graceful shutdown past its
+/// grace period): the redelivered message can claim it at once.
+pub async fn release_lease(pool: &PgPool, job_id: Uuid, worker: &str) -> Result<bool, sqlx::Error> {
+    let updated = sqlx::query(
+        "UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL, updated_at = now() \
+         WHERE job_id = $1 AND lease_owner = $2 AND status = 'PROCESSING'",
+    )
+    .bind(job_id)
+    .bind(worker)
+    .execute(pool)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+/// How an attempt ended, with everything to record about it.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub job_id: Uuid,
+    pub attempt: i32,
+    pub outcome: AttemptOutcome,
+    pub error_message: Option<String>,
+    pub error_stage: Option<String>,
+    pub stages: Vec<StageTiming>,
+    /// Retry, dead-letter and execution-event messages, published through
+    /// the outbox so that they exist if and only if this record commits.
+    pub messages: Vec<OutboxMessage>,
+    pub detail: serde_json::Value,
+}
+
+/// Records an attempt's end in one transaction: status, event, stage
+/// timings and outbox messages. Returns false (and writes nothing) when this
+/// worker no longer holds the lease.
+pub async fn record_attempt(pool: &PgPool, worker: &str, record: &AttemptRecord) -> Result<bool, sqlx::Error> {
+    let to = JobStatus::Processing.transition(record.outcome.status()).map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+    let mut tx = pool.begin().await?;
+    let updated = sqlx::query(
+        "UPDATE jobs SET status = $3, error_message = $4, error_stage = $5, \
+             retry_count = retry_count + CASE WHEN $3 = 'RETRYING' THEN 1 ELSE 0 END, \
+             lease_owner = NULL, lease_expires_at = NULL, updated_at = now(), \
+             completed_at = CASE WHEN $3 IN ('COMPLETED', 'FAILED') THEN now() ELSE completed_at END, \
+             dlq_at = CASE WHEN $3 = 'DLQ' THEN now() ELSE dlq_at END \
+         WHERE job_id = $1 AND lease_owner = $2 AND status = 'PROCESSING' AND attempt = $6",
+    )
+    .bind(record.job_id)
+    .bind(worker)
+    .bind(to.as_str())
+    .bind(&record.error_message)
+    .bind(&record.error_stage)
+    .bind(record.attempt)
+    .execute(&mut *tx)
+    .await?;
+    if updated.rows_affected() != 1 {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    crate::db::record_event(&mut tx, record.job_id, Some(JobStatus::Processing), to, worker, record.detail.clone()).await?;
+    insert_stages(&mut tx, record).await?;
+    for message in &record.messages {
+        outbox::enqueue(&mut tx, message).await?;
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// All stage rows of an attempt in one statement.
+async fn insert_stages(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, record: &AttemptRecord) -> Result<(), sqlx::Error> {
+    if record.stages.is_empty() {
+        return Ok(());
+    }
+    let s = &record.stages;
+    let seqs: Vec<i16> = s.iter().map(|t| t.seq).collect();
+    let names: Vec<&str> = s.iter().map(|t| t.stage.as_str()).collect();
+    let statuses: Vec<&str> = s.iter().map(|t| t.status.as_str()).collect();
+    let starts: Vec<DateTime<Utc>> = s.iter().map(|t| t.started_at).collect();
+    let durations: Vec<f64> = s.iter().map(|t| t.duration_ms).collect();
+    let items: Vec<i64> = s.iter().map(|t| t.items_processed).collect();
+    let bytes: Vec<i64> = s.iter().map(|t| t.bytes_processed).collect();
+    let errors: Vec<Option<&str>> = s.iter().map(|t| t.error.as_deref()).collect();
+    sqlx::query(
+        "INSERT INTO job_stages (job_id, attempt, seq, stage, status, started_at, duration_ms, items_processed, bytes_processed, error) \
+         SELECT $1, $2, * FROM UNNEST($3::smallint[], $4::text[], $5::text[], $6::timestamptz[], $7::float8[], $8::int8[], $9::int8[], $10::text[]) \
+         ON CONFLICT (job_id, attempt, seq) DO NOTHING",
+    )
+    .bind(record.job_id)
+    .bind(record.attempt)
+    .bind(&seqs)
+    .bind(&names)
+    .bind(&statuses)
+    .bind(&starts)
+    .bind(&durations)
+    .bind(&items)
+    .bind(&bytes)
+    .bind(&errors)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Finds running jobs whose lease expired (their worker died or hung) and
+/// queues a fresh message for each through the outbox, so another worker
+/// claims them within a lease period rather than waiting for the broker's
+/// consumer timeout. Safe with many reapers: rows are locked SKIP LOCKED,
+/// and clearing `lease_expires_at` keeps a job from being rescued twice.
+/// `message_for` builds the message for a job.
+pub async fn rescue_expired(
+    pool: &PgPool,
+    limit: i64,
+    message_for: impl Fn(&JobMetadata) -> OutboxMessage,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let jobs = sqlx::query_as::<_, JobMetadata>(sqlx::AssertSqlSafe(format!(
+        "UPDATE jobs SET lease_expires_at = NULL, updated_at = now() \
+         WHERE job_id IN ( \
+             SELECT job_id FROM jobs WHERE status = 'PROCESSING' AND lease_expires_at < now() \
+             ORDER BY lease_expires_at LIMIT $1 FOR UPDATE SKIP LOCKED) \
+         RETURNING {JOB_COLUMNS}"
+    )))
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    for job in &jobs {
+        outbox::enqueue(&mut tx, &message_for(job)).await?;
+    }
+    tx.commit().await?;
+    Ok(jobs.iter().map(|j| j.job_id).collect())
+}
