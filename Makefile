@@ -17,7 +17,7 @@ endif
 
 test: services nextest ## Run every test against the local Postgres and RabbitMQ
 	cargo nextest run --workspace --no-fail-fast
-	@if [ -x scripts/check-deploy.sh ]; then scripts/check-deploy.sh; fi
+	scripts/check-deploy.sh
 
 run: services ## Run the platform locally and process a sample document
 	@scripts/run-local.sh
