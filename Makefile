@@ -16,8 +16,8 @@ ifndef CARGO_NEXTEST
 endif
 
 test: services nextest ## Run every test against the local Postgres and RabbitMQ
-	cargo nextest run --workspace --no-fail-fast
 	scripts/check-deploy.sh
+	cargo nextest run --workspace --no-fail-fast
 
 run: services ## Run the platform locally and process a sample document
 	@scripts/run-local.sh

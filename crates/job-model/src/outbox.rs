@@ -289,3 +289,19 @@ impl Backoff {
         self.current = self.initial;
     }
 }
+
+/// Waits (polling) until the outbox is empty or `timeout` passes; used at
+/// shutdown so the last committed messages leave with this process when
+/// they can. Returns whether it emptied.
+pub async fn wait_until_empty(pool: &PgPool, timeout: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if matches!(backlog(pool).await, Ok(0)) {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
