@@ -1,6 +1,7 @@
 //! What every docflow HTTP service shares: connection settings, the API
 //! error shape, health and metrics endpoints, and shutdown on signals.
 
+pub mod admin_auth;
 pub mod blobs;
 pub mod config;
 pub mod error;
