@@ -18,6 +18,7 @@ CREATE TABLE jobs (
     idempotency_key  TEXT,
     request_hash     BYTEA NOT NULL,             -- SHA-256 of the normalised request, for idempotency conflicts
     trace_id         TEXT,
+    traceparent      TEXT,                       -- W3C context of the submission, to continue its trace on replay
     lease_owner      TEXT,
     lease_expires_at TIMESTAMPTZ,
     created_at       TIMESTAMPTZ NOT NULL DEFAULT now(),

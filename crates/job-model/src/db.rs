@@ -84,8 +84,8 @@ pub async fn submit_job(
 
     let inserted = sqlx::query_scalar::<_, Uuid>(
         "INSERT INTO jobs (job_id, document_id, filename, blob_path, file_size, priority, tags, status, \
-                           max_retries, idempotency_key, request_hash, trace_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'QUEUED', $8, $9, $10, $11) \
+                           max_retries, idempotency_key, request_hash, trace_id, traceparent) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'QUEUED', $8, $9, $10, $11, $12) \
          ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
          RETURNING job_id",
     )
@@ -100,6 +100,7 @@ pub async fn submit_job(
     .bind(&job.idempotency_key)
     .bind(&job.request_hash[..])
     .bind(&job.trace_id)
+    .bind(&job.traceparent)
     .fetch_optional(&mut *tx)
     .await?;
 

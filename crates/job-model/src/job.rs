@@ -30,6 +30,7 @@ pub struct JobMetadata {
     pub error_message: Option<String>,
     pub error_stage: Option<String>,
     pub trace_id: Option<String>,
+    pub traceparent: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
@@ -39,7 +40,7 @@ pub struct JobMetadata {
 
 /// The columns [`JobMetadata`] reads, for every query that returns jobs.
 pub(crate) const JOB_COLUMNS: &str = "job_id, document_id, filename, blob_path, file_size, priority, tags, status, \
-     attempt, retry_count, max_retries, crash_count, error_message, error_stage, trace_id, created_at, \
+     attempt, retry_count, max_retries, crash_count, error_message, error_stage, trace_id, traceparent, created_at, \
      updated_at, started_at, completed_at, dlq_at";
 
 /// A validated request to create a job.
@@ -57,6 +58,8 @@ pub struct NewJob {
     /// SHA-256 of the normalised request; equal hashes mean "the same request".
     pub request_hash: [u8; 32],
     pub trace_id: Option<String>,
+    /// W3C `traceparent` of the submission, so a replay continues its trace.
+    pub traceparent: Option<String>,
 }
 
 impl NewJob {

@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::future::try_join_all;
+use opentelemetry::KeyValue;
+use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt, Tracer as _};
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
@@ -204,7 +206,10 @@ impl OutboxRelay {
         // Publish the whole batch, then wait for all confirms together: one
         // round trip per batch instead of one per message.
         let mut confirms = Vec::with_capacity(rows.len());
+        let mut spans = Vec::with_capacity(rows.len());
         for row in &rows {
+            let (span, headers) = producer_span(row);
+            spans.push(span);
             let confirm = channel
                 .basic_publish(
                     row.exchange.as_str().into(),
@@ -212,21 +217,32 @@ impl OutboxRelay {
                     // mandatory: an unroutable message comes back instead of vanishing.
                     BasicPublishOptions { mandatory: true, ..Default::default() },
                     &row.payload,
-                    properties(&row.headers.0, row.expiration_ms),
+                    properties(&headers, row.expiration_ms),
                 )
                 .await?;
             confirms.push(confirm);
         }
-        for (row, confirmation) in rows.iter().zip(try_join_all(confirms).await?) {
+        let confirmations = match try_join_all(confirms).await {
+            Ok(c) => c,
+            Err(error) => {
+                spans.iter_mut().for_each(|s| s.set_status(Status::error(error.to_string())));
+                return Err(error.into());
+            }
+        };
+        for ((row, confirmation), span) in rows.iter().zip(confirmations).zip(&mut spans) {
             match confirmation {
                 Confirmation::Ack(None) | Confirmation::NotRequested => {}
                 Confirmation::Ack(Some(_)) => {
+                    span.set_status(Status::error("unroutable"));
                     return Err(RelayError::Unroutable {
                         exchange: row.exchange.clone(),
                         routing_key: row.routing_key.clone(),
                     });
                 }
-                Confirmation::Nack(_) => return Err(RelayError::Nacked),
+                Confirmation::Nack(_) => {
+                    span.set_status(Status::error("nacked"));
+                    return Err(RelayError::Nacked);
+                }
             }
         }
 
@@ -238,6 +254,35 @@ impl OutboxRelay {
         self.stats.published.fetch_add(ids.len() as u64, Ordering::Relaxed);
         Ok(ids.len())
     }
+}
+
+/// A PRODUCER span per message, child of the context the row was written
+/// in (the request or attempt that caused it), following the OpenTelemetry
+/// messaging conventions; the message carries this span's context on.
+fn producer_span(row: &OutboxRow) -> (opentelemetry::global::BoxedSpan, BTreeMap<String, String>) {
+    let parent = telemetry::context_from_map(&row.headers.0);
+    let tracer = opentelemetry::global::tracer("docflow");
+    let mut attributes = vec![
+        KeyValue::new("messaging.system", "rabbitmq"),
+        KeyValue::new("messaging.operation.type", "send"),
+        KeyValue::new("messaging.destination.name", row.exchange.clone()),
+        KeyValue::new("messaging.rabbitmq.destination.routing_key", row.routing_key.clone()),
+    ];
+    if let Some(job_id) = row.headers.0.get(crate::message::headers::JOB_ID) {
+        attributes.push(KeyValue::new("messaging.message.id", job_id.clone()));
+        attributes.push(KeyValue::new("docflow.job_id", job_id.clone()));
+    }
+    let span = tracer
+        .span_builder(format!("publish {}", row.exchange))
+        .with_kind(SpanKind::Producer)
+        .with_attributes(attributes)
+        .start_with_context(&tracer, &parent);
+    let cx = opentelemetry::Context::new().with_remote_span_context(span.span_context().clone());
+    let mut headers = row.headers.0.clone();
+    if span.span_context().is_valid() {
+        headers.extend(telemetry::headers_for(&cx));
+    }
+    (span, headers)
 }
 
 /// Persistent JSON messages with the row's headers.

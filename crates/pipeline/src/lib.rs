@@ -1,1 +1,54 @@
-pub fn x(){}
+//! The eight docflow pipeline stages behind one [`Stage`] trait.
+//!
+//! Pure document work: no queue code. A worker builds a [`Pipeline`] once
+//! ([`Pipeline::standard`]), and for each job creates a [`StageContext`]
+//! ([`Pipeline::context`]) and calls [`Pipeline::run`], which returns a
+//! [`PipelineRun`]: one timed [`StageOutcome`] per stage and, on failure,
+//! the failing stage and a [`StageError`] that says whether to retry.
+//!
+//! ```no_run
+//! # async fn example(pool: sqlx::PgPool, blobs: std::sync::Arc<dyn object_store::ObjectStore>, document: pipeline::Document) {
+//! use pipeline::{Pipeline, PipelineConfig};
+//! let pipeline = Pipeline::standard(PipelineConfig::default()).expect("rules parse");
+//! let mut ctx = pipeline.context(document, pool, blobs);
+//! let run = pipeline.run(&mut ctx).await;
+//! match &run.result {
+//!     Ok(()) => { /* COMPLETED */ }
+//!     Err((_, e)) if e.is_retryable() => { /* RETRYING or DLQ */ }
+//!     Err(_) => { /* FAILED */ }
+//! }
+//! # }
+//! ```
+
+mod blob;
+pub mod classify;
+pub mod config;
+pub mod context;
+mod db;
+pub mod error;
+pub mod fields;
+pub mod parse;
+pub mod pdf;
+pub mod pipeline;
+pub mod rules;
+pub mod sniff;
+pub mod stages;
+pub mod text;
+
+pub use classify::{Classification, DocumentType, classify};
+pub use config::PipelineConfig;
+pub use context::{Document, StageContext};
+pub use error::{ConfigError, StageError, kind};
+pub use fields::{Field, FieldName, InvoiceFields, extract_fields};
+pub use parse::Amount;
+pub use pipeline::{Pipeline, PipelineRun, Stage, StageOutcome, StageReport, StageStatus};
+pub use rules::{Finding, RuleSet, Severity};
+pub use sniff::DocumentFormat;
+pub use stages::analysis::AnalysisOutput;
+pub use stages::classification::ClassificationOutput;
+pub use stages::criteria_detection::CriteriaOutput;
+pub use stages::extraction::ExtractionOutput;
+pub use stages::storage::{ResultDocument, StorageOutput};
+pub use stages::ticket_generation::TicketOutput;
+pub use stages::upload::UploadOutput;
+pub use stages::validation::ValidationOutput;

@@ -1,14 +1,25 @@
-//! Logging set-up shared by every docflow service.
-//!
-//! OpenTelemetry export (OTLP, trace-context propagation over AMQP) arrives
-//! with the tracing issue; this crate is where it will be wired so that
-//! services keep calling one function.
+//! Logging, tracing and trace-context propagation shared by every docflow
+//! service: one call at the top of `main` ([`init`]), one guard to flush on
+//! exit ([`Telemetry::shutdown`]), and helpers that carry W3C trace context
+//! through AMQP headers so one trace follows a job across processes.
+
+mod json;
+mod propagation;
 
 use std::io::IsTerminal;
 
 use clap::{Args, ValueEnum};
-use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt::format::FmtSpan;
+use opentelemetry::KeyValue;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+pub use propagation::{context_from_amqp, context_from_map, current_context, current_context_headers, headers_for, trace_id};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -16,6 +27,16 @@ pub enum LogFormat {
     Pretty,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OtlpProtocol {
+    #[value(name = "grpc")]
+    Grpc,
+    #[value(name = "http/protobuf")]
+    HttpProtobuf,
+}
+
+/// Logging and tracing settings (the standard OpenTelemetry variables where
+/// one exists; `OTEL_TRACES_SAMPLER`/`_ARG` are read by the SDK itself).
 #[derive(Debug, Clone, Args)]
 pub struct LogArgs {
     /// Log format; by default `pretty` on a terminal and `json` otherwise.
@@ -25,19 +46,116 @@ pub struct LogArgs {
     /// Log filter in `tracing` directive syntax (e.g. `info,sqlx=warn`).
     #[arg(long, env = "RUST_LOG", default_value = "info,sqlx=warn,lapin=warn,actix_server=warn")]
     pub log_filter: String,
+
+    /// OTLP collector (e.g. Jaeger) base URL. Unset: no spans are exported.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+
+    /// Full URL for traces only; wins over the base endpoint.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")]
+    pub otlp_traces_endpoint: Option<String>,
+
+    /// OTLP transport.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_PROTOCOL", value_enum, default_value = "grpc")]
+    pub otlp_protocol: OtlpProtocol,
+
+    /// Overrides the service name in exported spans.
+    #[arg(long, env = "OTEL_SERVICE_NAME")]
+    pub otel_service_name: Option<String>,
+
+    /// `deployment.environment` resource attribute.
+    #[arg(long, env = "DEPLOYMENT_ENVIRONMENT", default_value = "development")]
+    pub deployment_environment: String,
 }
 
-/// Installs the global subscriber. Call once, at the top of `main`.
-pub fn init(service_name: &'static str, args: &LogArgs) {
+/// Holds the tracer provider; call [`Telemetry::shutdown`] before exit so
+/// pending spans are flushed.
+#[derive(Debug)]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Flushes and stops the exporter. The SDK blocks the thread while it
+    /// does, so this runs on the blocking pool.
+    pub async fn shutdown(self) {
+        if let Some(provider) = self.provider {
+            let _ = tokio::task::spawn_blocking(move || {
+                if let Err(error) = provider.shutdown() {
+                    eprintln!("telemetry: flushing spans on shutdown failed: {error}");
+                }
+            })
+            .await;
+        }
+    }
+}
+
+/// Installs logging and, when an OTLP endpoint is configured, span export.
+/// Must run inside the Tokio runtime (the gRPC exporter needs it) and
+/// before any HTTP server starts (server spans need the global provider).
+pub fn init(service_name: &'static str, args: &LogArgs) -> Telemetry {
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let format =
         args.log_format.unwrap_or(if std::io::stderr().is_terminal() { LogFormat::Pretty } else { LogFormat::Json });
-    let filter = EnvFilter::try_new(&args.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let result = match format {
-        LogFormat::Json => builder.json().with_current_span(true).with_span_events(FmtSpan::NONE).try_init(),
-        LogFormat::Pretty => builder.try_init(),
+    let filter = || EnvFilter::try_new(&args.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = match format {
+        LogFormat::Json => fmt.event_format(json::JsonWithTraceIds).boxed(),
+        LogFormat::Pretty => fmt.boxed(),
     };
-    if result.is_ok() {
-        tracing::info!(service = service_name, version = env!("CARGO_PKG_VERSION"), "logging initialised");
+
+    // Spans are always made (logs carry their ids, job rows their trace id,
+    // and incoming trace context is honoured); they leave the process only
+    // when an endpoint is configured.
+    let (exporter, error) = match build_exporter(args) {
+        Ok(exporter) => (exporter, None),
+        Err(error) => (None, Some(error)),
+    };
+    let exporting = exporter.is_some();
+    let resource = Resource::builder()
+        .with_service_name(args.otel_service_name.clone().unwrap_or_else(|| service_name.to_owned()))
+        .with_attributes([
+            KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),
+            KeyValue::new("deployment.environment", args.deployment_environment.clone()),
+        ])
+        .build();
+    let mut builder = SdkTracerProvider::builder().with_resource(resource);
+    if let Some(exporter) = exporter {
+        // The batch processor exports from its own thread, off the request
+        // path: a collector that is down costs failed exports, not latency.
+        builder = builder.with_batch_exporter(exporter);
     }
+    let provider = builder.build();
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    let otel = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer(service_name))
+        // The exporter's own logs must not become spans of their own.
+        .with_filter(tracing_subscriber::filter::filter_fn(|m| !m.target().starts_with("opentelemetry")));
+    let installed = tracing_subscriber::registry().with(otel).with(fmt.with_filter(filter())).try_init().is_ok();
+    if installed {
+        tracing::info!(service = service_name, version = env!("CARGO_PKG_VERSION"), exporting, "telemetry initialised");
+        if let Some(error) = error {
+            tracing::warn!(%error, "span export is off: the OTLP exporter could not be built");
+        }
+    }
+    Telemetry { provider: Some(provider) }
+}
+
+fn build_exporter(args: &LogArgs) -> Result<Option<opentelemetry_otlp::SpanExporter>, String> {
+    let endpoint = match (&args.otlp_traces_endpoint, &args.otlp_endpoint, args.otlp_protocol) {
+        (Some(full), _, _) => full.clone(),
+        (None, Some(base), OtlpProtocol::Grpc) => base.clone(),
+        (None, Some(base), OtlpProtocol::HttpProtobuf) => format!("{}/v1/traces", base.trim_end_matches('/')),
+        (None, None, _) => return Ok(None),
+    };
+    let exporter = match args.otlp_protocol {
+        OtlpProtocol::Grpc => opentelemetry_otlp::SpanExporter::builder().with_tonic().with_endpoint(endpoint).build(),
+        OtlpProtocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+            .with_endpoint(endpoint)
+            .build(),
+    }
+    .map_err(|e| e.to_string())?;
+    Ok(Some(exporter))
 }

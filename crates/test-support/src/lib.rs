@@ -5,6 +5,7 @@
 //! parallel against the one local Postgres and RabbitMQ and leave nothing
 //! behind. Tests that cannot reach those services fail; they never skip.
 
+mod otlp;
 mod proxy;
 
 use std::time::Duration;
@@ -16,6 +17,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use uuid::Uuid;
 
+pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use proxy::TcpProxy;
 
 /// Admin connection for creating and dropping test databases.

@@ -4,7 +4,14 @@ use ingest_api::{Application, Config};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
-    telemetry::init("ingest-api", &config.log);
-    let app = Application::build(config).await?;
-    app.run_until_stopped(service_common::shutdown::on_signals()).await
+    let telemetry = telemetry::init("ingest-api", &config.log);
+    let result = match Application::build(config).await {
+        Ok(app) => app.run_until_stopped(service_common::shutdown::on_signals()).await,
+        Err(error) => Err(error),
+    };
+    if let Err(error) = &result {
+        tracing::error!(error = format!("{error:#}"), "ingest-api failed");
+    }
+    telemetry.shutdown().await;
+    result
 }

@@ -8,6 +8,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use job_model::db::DedupPolicy;
+use opentelemetry_instrumentation_actix_web::RequestTracing;
 use job_model::outbox::{OutboxRelay, RelayConfig};
 use prometheus_client::registry::Registry;
 use service_common::metrics::{HttpMetrics, record_http};
@@ -108,6 +109,8 @@ impl Application {
                 .app_data(doc.clone())
                 .app_data(http_metrics.clone())
                 .wrap(from_fn(record_http))
+                // Outermost: the server span covers everything, metrics included.
+                .wrap(RequestTracing::new())
                 .into_utoipa_app()
                 .configure(routes)
                 .into_app()

@@ -111,6 +111,9 @@ pub(crate) async fn enqueue(state: &AppState, submission: Submission, key: Optio
 
 async fn submit(state: &AppState, s: &Submission, key: Option<String>) -> Result<SubmitOutcome, ApiError> {
     let job_id = Uuid::now_v7();
+    // The request's trace context travels with the outbox row, so the relay's
+    // publish and the worker's attempts continue this request's trace.
+    let trace_headers = telemetry::current_context_headers();
     let job = NewJob {
         job_id,
         document_id: s.document_id.clone(),
@@ -122,7 +125,8 @@ async fn submit(state: &AppState, s: &Submission, key: Option<String>) -> Result
         max_retries: state.max_retries,
         idempotency_key: key,
         request_hash: s.request_hash(),
-        trace_id: None,
+        trace_id: telemetry::trace_id(),
+        traceparent: trace_headers.get("traceparent").cloned(),
     };
     let envelope = JobEnvelope::process_document(ProcessDocument {
         job_id,
@@ -133,12 +137,9 @@ async fn submit(state: &AppState, s: &Submission, key: Option<String>) -> Result
         priority: s.priority,
         tags: s.tags.clone(),
     });
-    let message = OutboxMessage::new(
-        state.topology.jobs_exchange(),
-        s.priority.routing_key().to_owned(),
-        envelope.encode(),
-        job_headers(job_id, 1),
-    );
+    let mut headers = job_headers(job_id, 1);
+    headers.extend(trace_headers);
+    let message = OutboxMessage::new(state.topology.jobs_exchange(), s.priority.routing_key().to_owned(), envelope.encode(), headers);
     db::submit_job(&state.pool, &job, &message, "ingest-api", state.dedup).await.map_err(ApiError::database)
 }
 

@@ -1,0 +1,130 @@
+//! PDF checks and text extraction on top of `lopdf`. All functions here are
+//! synchronous and CPU-bound: stages call them through `blocking`.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use lopdf::Document as PdfDocument;
+
+use crate::pipeline::panic_message;
+
+/// Why a PDF is rejected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PdfProblem {
+    /// The trailer names an `/Encrypt` dictionary: the content cannot be
+    /// read without a password (or must not be processed as plain content).
+    Encrypted,
+    /// Not parseable as a PDF, truncated, or without pages.
+    Broken(String),
+}
+
+/// Finds a PDF name token (`/Encrypt`, not `/EncryptMetadata`).
+fn contains_name(haystack: &[u8], name: &[u8]) -> bool {
+    haystack.windows(name.len()).enumerate().any(|(i, w)| {
+        w == name && haystack.get(i + name.len()).is_none_or(|&b| !b.is_ascii_alphanumeric())
+    })
+}
+
+/// Whether a trailer (classic `trailer << ... >>` or a cross-reference
+/// stream dictionary) declares encryption. Used when lopdf cannot load the
+/// file at all, so that a damaged encrypted file is still reported as
+/// encrypted.
+fn raw_trailer_declares_encryption(bytes: &[u8]) -> bool {
+    // Classic trailers: look after each `trailer` keyword.
+    let mut rest = bytes;
+    while let Some(pos) = rest.windows(7).position(|w| w == b"trailer") {
+        let after = &rest[pos + 7..];
+        let end = after.windows(9).position(|w| w == b"startxref").unwrap_or(after.len().min(4096));
+        if contains_name(&after[..end], b"/Encrypt") {
+            return true;
+        }
+        rest = after;
+    }
+    // Cross-reference streams: the dictionary holding `/Type /XRef`.
+    bytes.windows(10).enumerate().any(|(i, w)| {
+        (w == b"/Type/XRef" || w == b"/Type /XRe")
+            && contains_name(&bytes[i.saturating_sub(2048)..(i + 2048).min(bytes.len())], b"/Encrypt")
+    })
+}
+
+/// Whether the file ends with an end-of-file marker. The spec puts `%%EOF`
+/// at the very end and readers look for it within the last 1024 bytes; a
+/// file without one was cut off (an interrupted upload), even when lopdf's
+/// lenient parser can still rebuild parts of it.
+fn has_eof_marker(bytes: &[u8]) -> bool {
+    let tail = &bytes[bytes.len().saturating_sub(1024)..];
+    tail.windows(5).any(|w| w == b"%%EOF")
+}
+
+/// Parses and checks a PDF: not encrypted, complete, with at least one page.
+pub fn load(bytes: &[u8]) -> Result<PdfDocument, PdfProblem> {
+    // lopdf is a parser of untrusted input; should it panic on a crafted
+    // file, that is a broken document, not a crash.
+    let loaded = catch_unwind(AssertUnwindSafe(|| PdfDocument::load_mem(bytes)))
+        .map_err(|p| PdfProblem::Broken(format!("parser panicked: {}", panic_message(p.as_ref()))))?;
+    let doc = match loaded {
+        Ok(doc) => doc,
+        Err(_) if raw_trailer_declares_encryption(bytes) => return Err(PdfProblem::Encrypted),
+        Err(e) => return Err(PdfProblem::Broken(e.to_string())),
+    };
+    // lopdf decrypts documents with an empty user password itself and then
+    // drops `/Encrypt` from the trailer; `encryption_state` remembers it.
+    if doc.trailer.has(b"Encrypt") || doc.encryption_state.is_some() {
+        return Err(PdfProblem::Encrypted);
+    }
+    if !has_eof_marker(bytes) {
+        return Err(PdfProblem::Broken("truncated: no %%EOF marker at the end of the file".to_owned()));
+    }
+    if doc.get_pages().is_empty() {
+        return Err(PdfProblem::Broken("the document has no pages".to_owned()));
+    }
+    Ok(doc)
+}
+
+/// Text of a PDF, page by page.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PdfText {
+    pub text: String,
+    pub pages: u32,
+    /// Pages whose content could not be decoded (their text is missing).
+    pub unreadable_pages: Vec<u32>,
+}
+
+/// Extracts the text of the first `max_pages` pages (all when `None`).
+/// A page that fails to decode is recorded and skipped: one damaged page
+/// should not lose the text of the others.
+pub fn extract_text(doc: &PdfDocument, max_pages: Option<u32>) -> PdfText {
+    let pages: Vec<u32> = doc.get_pages().keys().copied().collect();
+    let total = u32::try_from(pages.len()).unwrap_or(u32::MAX);
+    let mut out = PdfText { pages: total, ..PdfText::default() };
+    for page in pages.into_iter().take(max_pages.map_or(usize::MAX, |m| m as usize)) {
+        let chunk = catch_unwind(AssertUnwindSafe(|| doc.extract_text(&[page])));
+        match chunk {
+            Ok(Ok(text)) => {
+                if !out.text.is_empty() && !out.text.ends_with('\n') {
+                    out.text.push('\n');
+                }
+                out.text.push_str(&text);
+            }
+            _ => out.unreadable_pages.push(page),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_tokens_are_whole() {
+        assert!(contains_name(b"<< /Encrypt 5 0 R >>", b"/Encrypt"));
+        assert!(!contains_name(b"<< /EncryptMetadata false >>", b"/Encrypt"));
+        assert!(raw_trailer_declares_encryption(b"trailer\n<< /Root 1 0 R /Encrypt 9 0 R >>\nstartxref\n0\n%%EOF"));
+        assert!(!raw_trailer_declares_encryption(b"trailer\n<< /Root 1 0 R >>\nstartxref\n0\n%%EOF"));
+    }
+
+    #[test]
+    fn garbage_is_broken() {
+        assert!(matches!(load(b"%PDF-1.7\nthis is not a pdf"), Err(PdfProblem::Broken(_))));
+    }
+}

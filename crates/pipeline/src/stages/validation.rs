@@ -1,0 +1,107 @@
+//! Stage 2: sniff the type from the content and reject what the pipeline
+//! cannot or must not process. Every rejection here is permanent: the same
+//! bytes fail the same way on every attempt.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::names;
+use crate::context::StageContext;
+use crate::error::{StageError, kind};
+use crate::pdf::{self, PdfProblem};
+use crate::pipeline::{Stage, StageReport, blocking};
+use crate::sniff::{DocumentFormat, Sniffed, as_text, sniff};
+
+#[derive(Clone)]
+pub struct ValidationOutput {
+    pub format: DocumentFormat,
+    pub mime_type: &'static str,
+    /// Pages of a PDF; `None` for other formats.
+    pub page_count: Option<u32>,
+    /// The parsed PDF, kept so later stages do not parse it again.
+    pub pdf: Option<Arc<lopdf::Document>>,
+}
+
+impl std::fmt::Debug for ValidationOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ValidationOutput")
+            .field("format", &self.format)
+            .field("mime_type", &self.mime_type)
+            .field("page_count", &self.page_count)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Validation;
+
+/// Parses and checks PDF bytes off the async workers.
+pub(crate) async fn load_pdf(bytes: bytes::Bytes) -> Result<Arc<lopdf::Document>, StageError> {
+    match blocking(move || pdf::load(&bytes)).await? {
+        Ok(doc) => Ok(Arc::new(doc)),
+        Err(PdfProblem::Encrypted) => Err(StageError::permanent(
+            kind::ENCRYPTED,
+            "the PDF is encrypted (its trailer has an /Encrypt dictionary)",
+        )),
+        Err(PdfProblem::Broken(why)) => Err(StageError::permanent(kind::BROKEN_PDF, format!("unreadable PDF: {why}"))),
+    }
+}
+
+/// The parsed PDF of the context: validation's, or parsed again when a
+/// custom validation stage did not keep it.
+pub(crate) async fn pdf_of(ctx: &StageContext) -> Result<Arc<lopdf::Document>, StageError> {
+    match ctx.validation_output()?.pdf.clone() {
+        Some(doc) => Ok(doc),
+        None => load_pdf(ctx.upload_output()?.bytes.clone()).await,
+    }
+}
+
+#[async_trait]
+impl Stage for Validation {
+    fn name(&self) -> &'static str {
+        names::VALIDATION
+    }
+
+    async fn run(&self, ctx: &mut StageContext) -> Result<StageReport, StageError> {
+        let upload = ctx.upload_output()?;
+        let bytes = upload.bytes.clone();
+        if bytes.is_empty() {
+            return Err(StageError::permanent(kind::EMPTY, "the document is empty (0 bytes)"));
+        }
+        let max = ctx.config.max_document_bytes;
+        if upload.size > max {
+            return Err(StageError::permanent(
+                kind::TOO_LARGE,
+                format!("the document has {} bytes, the limit is {max}", upload.size),
+            ));
+        }
+        let format = match sniff(&bytes) {
+            Sniffed::Supported(format) => format,
+            Sniffed::Unsupported { mime_type } => {
+                return Err(StageError::permanent(kind::UNSUPPORTED_TYPE, format!("unsupported document type {mime_type}")));
+            }
+            Sniffed::Unknown => {
+                return Err(StageError::permanent(kind::UNSUPPORTED_TYPE, "unrecognised binary data"));
+            }
+        };
+        let (page_count, pdf) = match format {
+            DocumentFormat::Pdf => {
+                let doc = load_pdf(bytes.clone()).await?;
+                let pages = u32::try_from(doc.get_pages().len()).unwrap_or(u32::MAX);
+                (Some(pages), Some(doc))
+            }
+            f if f.is_text() => {
+                // A text file of blanks only is as empty as a 0-byte one.
+                if as_text(&bytes).is_some_and(|t| t.trim().is_empty()) {
+                    return Err(StageError::permanent(kind::EMPTY, "the document contains only whitespace"));
+                }
+                (None, None)
+            }
+            _ => (None, None),
+        };
+        let size = upload.size;
+        ctx.validation = Some(ValidationOutput { format, mime_type: format.mime_type(), page_count, pdf });
+        Ok(StageReport::new(u64::from(page_count.unwrap_or(1)), size))
+    }
+}

@@ -1,0 +1,10 @@
+//! Integration tests: the stages over the sample documents in `samples/`,
+//! against a real Postgres (a fresh migrated database per test, from
+//! `test_support::TestDb`) and a local-directory blob store.
+
+mod support;
+
+mod analysis;
+mod failures;
+mod pipeline_runs;
+mod stages;

@@ -1,0 +1,372 @@
+//! One delivery, start to finish: decode, claim, run the pipeline under a
+//! heartbeat-renewed lease, record the outcome, and only then ack.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use job_model::lifecycle::{self, AttemptRecord, ClaimOutcome};
+use job_model::message::headers;
+use job_model::outbox::{Backoff, OutboxRelay};
+use job_model::{AttemptOutcome, ExecutionEvent, JobEnvelope, JobMetadata, JobPriority, RetryPolicy, StageTiming, Topology};
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicNackOptions, BasicPublishOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::{BasicProperties, Channel};
+use object_store::ObjectStore;
+use pipeline::{Document, Pipeline, PipelineRun, StageError, StageStatus};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use crate::messages;
+use crate::metrics::{DropLabels, OutcomeLabels, StageLabels, WorkerMetrics};
+
+/// What every job task shares.
+pub struct Executor {
+    pub pool: PgPool,
+    pub blobs: Arc<dyn ObjectStore>,
+    pub pipeline: Arc<Pipeline>,
+    pub topology: Topology,
+    pub retry_policy: RetryPolicy,
+    pub relay: OutboxRelay,
+    pub worker_id: String,
+    pub lease: Duration,
+    pub max_crashes: i32,
+    pub metrics: WorkerMetrics,
+}
+
+/// How a delivery leaves this worker.
+enum Settle {
+    Ack,
+    /// Back to its queue for someone else (shutdown before it could finish).
+    Requeue,
+}
+
+impl Executor {
+    /// Handles one delivery. `abort` is cancelled when the shutdown grace
+    /// period is over: the job is then given back, not finished.
+    pub async fn handle(&self, priority: JobPriority, delivery: Delivery, publisher: Channel, abort: CancellationToken) {
+        self.metrics.in_flight.inc();
+        let settle = self.process(priority, &delivery, &publisher, &abort).await;
+        self.metrics.in_flight.dec();
+        let result = match settle {
+            Settle::Ack => delivery.acker.ack(BasicAckOptions::default()).await,
+            Settle::Requeue => delivery.acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await,
+        };
+        // A lost channel means the broker redelivers the message; the claim
+        // then recognises the job as finished and drops the duplicate.
+        if let Err(error) = result {
+            tracing::warn!(%error, "could not settle a delivery; the broker will redeliver it");
+        }
+    }
+
+    async fn process(&self, priority: JobPriority, delivery: &Delivery, publisher: &Channel, abort: &CancellationToken) -> Settle {
+        let envelope = match JobEnvelope::decode(&delivery.data) {
+            Ok(envelope) => envelope,
+            Err(reason) => return self.poison(delivery, publisher, reason.code(), &reason.to_string()).await,
+        };
+        let job_id = envelope.job_id();
+        let claim = match self.with_db_retry(abort, || lifecycle::claim(&self.pool, job_id, &self.worker_id, self.lease)).await {
+            Some(claim) => claim,
+            None => return Settle::Requeue,
+        };
+        match claim {
+            ClaimOutcome::Claimed(claimed) => {
+                if claimed.recovered_from_crash {
+                    self.metrics.crashes_recovered.inc();
+                    tracing::warn!(%job_id, crashes = claimed.job.crash_count, "claimed a job whose worker died");
+                }
+                if claimed.job.crash_count >= self.max_crashes {
+                    return self.quarantine(claimed.job, abort).await;
+                }
+                self.run_attempt(claimed.job, abort).await
+            }
+            ClaimOutcome::NotFound => {
+                self.poison(delivery, publisher, "unknown_job", &format!("no job {job_id} in the database")).await
+            }
+            ClaimOutcome::AlreadyFinished(status) => {
+                tracing::info!(%job_id, %status, ?priority, "duplicate delivery of a finished job; dropped");
+                self.metrics.dropped.get_or_create(&DropLabels { reason: "duplicate" }).inc();
+                Settle::Ack
+            }
+            ClaimOutcome::HeldElsewhere => {
+                // The holder is alive and renewing its lease; if it dies, the
+                // reaper queues the job again once the lease expires.
+                tracing::info!(%job_id, "duplicate delivery of a running job; dropped");
+                self.metrics.dropped.get_or_create(&DropLabels { reason: "duplicate" }).inc();
+                Settle::Ack
+            }
+        }
+    }
+
+    async fn run_attempt(&self, job: JobMetadata, abort: &CancellationToken) -> Settle {
+        let started_at = Utc::now();
+        let clock = Instant::now();
+        let lost = CancellationToken::new();
+        let heartbeat = tokio::spawn(heartbeat(self.pool.clone(), job.job_id, self.worker_id.clone(), self.lease, lost.clone()));
+
+        let mut ctx = self.pipeline.context(
+            Document {
+                job_id: job.job_id,
+                document_id: job.document_id.clone(),
+                filename: job.filename.clone(),
+                blob_path: job.blob_path.clone(),
+                file_size: job.file_size,
+                attempt: job.attempt,
+            },
+            self.pool.clone(),
+            self.blobs.clone(),
+        );
+        let run = tokio::select! {
+            run = self.pipeline.run(&mut ctx) => Some(run),
+            _ = abort.cancelled() => None,
+            _ = lost.cancelled() => None,
+        };
+        heartbeat.abort();
+
+        let Some(run) = run else {
+            if lost.is_cancelled() {
+                tracing::warn!(job_id = %job.job_id, "lease lost mid-attempt; another worker has the job");
+                self.metrics.dropped.get_or_create(&DropLabels { reason: "lease_lost" }).inc();
+                return Settle::Ack;
+            }
+            // Shutdown grace is over: give the job back without counting a crash.
+            let _ = lifecycle::release_lease(&self.pool, job.job_id, &self.worker_id).await;
+            return Settle::Requeue;
+        };
+        let record = self.attempt_record(&job, &run, started_at, clock.elapsed());
+        self.commit(&job, record, abort).await
+    }
+
+    /// Writes the attempt's outcome; acks only once it is committed.
+    async fn commit(&self, job: &JobMetadata, record: AttemptRecord, abort: &CancellationToken) -> Settle {
+        let outcome = record.outcome;
+        let committed = self.with_db_retry(abort, || lifecycle::record_attempt(&self.pool, &self.worker_id, &record)).await;
+        match committed {
+            Some(true) => {
+                self.relay.wake();
+                let labels = OutcomeLabels { outcome: outcome.as_str(), priority: job.priority.as_str() };
+                self.metrics.attempts.get_or_create(&labels).inc();
+                tracing::info!(job_id = %job.job_id, attempt = job.attempt, outcome = outcome.as_str(), "attempt recorded");
+                Settle::Ack
+            }
+            Some(false) => {
+                self.metrics.dropped.get_or_create(&DropLabels { reason: "lease_lost" }).inc();
+                Settle::Ack
+            }
+            None => Settle::Requeue,
+        }
+    }
+
+    /// Turns a pipeline run into the attempt's record and its messages.
+    fn attempt_record(&self, job: &JobMetadata, run: &PipelineRun, started_at: chrono::DateTime<Utc>, elapsed: Duration) -> AttemptRecord {
+        // Stages skipped after a failure did not run: nothing to time.
+        let stages: Vec<StageTiming> = run
+            .outcomes
+            .iter()
+            .filter(|o| o.status != StageStatus::Skipped)
+            .map(|o| {
+                let status = if o.status == StageStatus::Succeeded { "succeeded" } else { "failed" };
+                self.metrics
+                    .stage_duration
+                    .get_or_create(&StageLabels { stage: o.stage.to_string(), status })
+                    .observe(o.duration.as_secs_f64());
+                StageTiming {
+                    seq: o.seq as i16,
+                    stage: o.stage.to_string(),
+                    status: status.to_owned(),
+                    started_at: o.started_at,
+                    offset_ms: (o.started_at - started_at).num_microseconds().unwrap_or(0) as f64 / 1000.0,
+                    duration_ms: o.duration.as_secs_f64() * 1000.0,
+                    items_processed: o.items_processed as i64,
+                    bytes_processed: o.bytes_processed as i64,
+                    error: o.error.as_ref().map(|e| e.to_string()),
+                }
+            })
+            .collect();
+
+        let mut messages_out = Vec::new();
+        let (outcome, error_message, error_stage, detail) = match &run.result {
+            Ok(()) => (AttemptOutcome::Completed, None, None, serde_json::json!({"attempt": job.attempt})),
+            Err((index, error)) => {
+                let stage = run.outcomes.get(*index).map(|o| o.stage.to_string());
+                let message = error.to_string();
+                let (outcome, detail) = self.decide(job, error);
+                match outcome {
+                    AttemptOutcome::Retrying => {
+                        let (retry, delay) = messages::retry(&self.topology, &self.retry_policy, job, (job.retry_count + 1) as u32);
+                        messages_out.push(retry);
+                        let detail = serde_json::json!({"attempt": job.attempt, "error_kind": error.kind(),
+                            "retry": job.retry_count + 1, "backoff_ms": delay.as_millis() as u64});
+                        (outcome, Some(message), stage, detail)
+                    }
+                    AttemptOutcome::Dlq => {
+                        messages_out.push(messages::dead_letter(&self.topology, job, detail, &message, stage.as_deref()));
+                        let detail = serde_json::json!({"attempt": job.attempt, "error_kind": error.kind(), "reason": detail});
+                        (outcome, Some(message), stage, detail)
+                    }
+                    _ => {
+                        let detail = serde_json::json!({"attempt": job.attempt, "error_kind": error.kind()});
+                        (outcome, Some(message), stage, detail)
+                    }
+                }
+            }
+        };
+        self.metrics
+            .job_duration
+            .get_or_create(&OutcomeLabels { outcome: outcome.as_str(), priority: job.priority.as_str() })
+            .observe(elapsed.as_secs_f64());
+
+        let event = ExecutionEvent {
+            schema_version: job_model::message::SCHEMA_VERSION,
+            job_id: job.job_id,
+            attempt: job.attempt,
+            document_id: job.document_id.clone(),
+            priority: job.priority,
+            outcome,
+            error_message: error_message.clone(),
+            error_stage: error_stage.clone(),
+            worker_id: self.worker_id.clone(),
+            submitted_at: job.created_at,
+            started_at,
+            finished_at: started_at + chrono::Duration::from_std(elapsed).unwrap_or_default(),
+            queue_wait_ms: (started_at - job.created_at).num_microseconds().unwrap_or(0).max(0) as f64 / 1000.0,
+            total_duration_ms: elapsed.as_secs_f64() * 1000.0,
+            stages: stages.clone(),
+            trace_id: job.trace_id.clone(),
+        };
+        messages_out.push(messages::execution_event(&self.topology, &event));
+        AttemptRecord { job_id: job.job_id, attempt: job.attempt, outcome, error_message, error_stage, stages, messages: messages_out, detail }
+    }
+
+    /// Permanent errors fail now; retryable ones retry while the budget
+    /// lasts, then dead-letter; a panic is a bug, parked for an admin.
+    fn decide(&self, job: &JobMetadata, error: &StageError) -> (AttemptOutcome, &'static str) {
+        if error.kind() == "panic" {
+            return (AttemptOutcome::Dlq, "stage_panicked");
+        }
+        match error {
+            StageError::Permanent { .. } => (AttemptOutcome::Failed, "permanent_error"),
+            StageError::Retryable { .. } if job.retry_count < job.max_retries => (AttemptOutcome::Retrying, "retryable_error"),
+            StageError::Retryable { .. } => (AttemptOutcome::Dlq, "retries_exhausted"),
+        }
+    }
+
+    /// A job that killed its worker `max_crashes` times goes to the DLQ
+    /// instead of taking down the next one.
+    async fn quarantine(&self, job: JobMetadata, abort: &CancellationToken) -> Settle {
+        let error = format!("worker died {} times while processing this job; quarantined as poison", job.crash_count);
+        tracing::error!(job_id = %job.job_id, "{error}");
+        let now = Utc::now();
+        let event = ExecutionEvent {
+            schema_version: job_model::message::SCHEMA_VERSION,
+            job_id: job.job_id,
+            attempt: job.attempt,
+            document_id: job.document_id.clone(),
+            priority: job.priority,
+            outcome: AttemptOutcome::Dlq,
+            error_message: Some(error.clone()),
+            error_stage: None,
+            worker_id: self.worker_id.clone(),
+            submitted_at: job.created_at,
+            started_at: now,
+            finished_at: now,
+            queue_wait_ms: 0.0,
+            total_duration_ms: 0.0,
+            stages: Vec::new(),
+            trace_id: job.trace_id.clone(),
+        };
+        let record = AttemptRecord {
+            job_id: job.job_id,
+            attempt: job.attempt,
+            outcome: AttemptOutcome::Dlq,
+            error_message: Some(error.clone()),
+            error_stage: None,
+            stages: Vec::new(),
+            messages: vec![
+                messages::dead_letter(&self.topology, &job, "poison_crashes", &error, None),
+                messages::execution_event(&self.topology, &event),
+            ],
+            detail: serde_json::json!({"attempt": job.attempt, "reason": "poison_crashes", "crashes": job.crash_count}),
+        };
+        self.commit(&job, record, abort).await
+    }
+
+    /// A message no job can come of goes to `jobs.dlq` as it is, with the
+    /// reason in its headers; acked only once the broker confirmed the copy.
+    async fn poison(&self, delivery: &Delivery, publisher: &Channel, code: &str, reason: &str) -> Settle {
+        tracing::warn!(code, reason, "poison message; dead-lettering it");
+        self.metrics.dropped.get_or_create(&DropLabels { reason: "poison" }).inc();
+        let mut table = FieldTable::default();
+        let mut put = |k: &str, v: &str| {
+            table.insert(k.into(), AMQPValue::LongString(LongString::from(v)));
+        };
+        put(headers::DLQ_REASON, code);
+        put(headers::ERROR, reason);
+        put("x-original-exchange", delivery.exchange.as_str());
+        put("x-original-routing-key", delivery.routing_key.as_str());
+        let properties = BasicProperties::default().with_delivery_mode(2).with_headers(table);
+        let published = async {
+            publisher
+                .basic_publish(
+                    self.topology.dlq_exchange().into(),
+                    delivery.routing_key.clone(),
+                    BasicPublishOptions::default(),
+                    &delivery.data,
+                    properties,
+                )
+                .await?
+                .await
+        }
+        .await;
+        match published {
+            Ok(confirmation) if confirmation.is_ack() => Settle::Ack,
+            other => {
+                // Requeue: quorum queues' delivery limit dead-letters it in the end.
+                tracing::error!(?other, "could not dead-letter a poison message; requeueing it");
+                Settle::Requeue
+            }
+        }
+    }
+
+    /// Runs a database step until it succeeds, waiting out outages with
+    /// backoff (holding the delivery rather than cycling it through the
+    /// broker). None if shutdown's grace ran out first.
+    async fn with_db_retry<T, F, Fut>(&self, abort: &CancellationToken, mut step: F) -> Option<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+    {
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+        loop {
+            match step().await {
+                Ok(value) => return Some(value),
+                Err(error) => {
+                    tracing::warn!(%error, "database step failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff.next()) => {}
+                        _ = abort.cancelled() => return None,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Renews the lease every third of its length; cancels `lost` if it is gone.
+async fn heartbeat(pool: PgPool, job_id: uuid::Uuid, worker: String, lease: Duration, lost: CancellationToken) {
+    let mut interval = tokio::time::interval(lease / 3);
+    interval.tick().await;
+    loop {
+        interval.tick().await;
+        match lifecycle::renew_lease(&pool, job_id, &worker, lease).await {
+            Ok(true) => {}
+            Ok(false) => {
+                lost.cancel();
+                return;
+            }
+            // A database blip: keep trying; the lease outlives a few misses.
+            Err(error) => tracing::warn!(%error, %job_id, "lease renewal failed"),
+        }
+    }
+}

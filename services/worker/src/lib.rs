@@ -1,0 +1,16 @@
+//! docflow worker: consumes job messages by priority, claims each job in
+//! Postgres under a lease, runs the pipeline, and records the outcome (with
+//! retry, dead-letter and event messages through the outbox) before acking.
+
+pub mod config;
+mod consumer;
+mod executor;
+mod http;
+mod messages;
+mod metrics;
+mod reaper;
+pub mod scheduler;
+pub mod startup;
+
+pub use config::Config;
+pub use startup::Application;

@@ -1,0 +1,64 @@
+//! The worker's Prometheus metrics: what the pool did and how long stages took.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// completed, failed, retrying or dlq.
+    pub outcome: &'static str,
+    pub priority: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StageLabels {
+    pub stage: String,
+    pub status: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DropLabels {
+    /// duplicate, poison, lease_lost.
+    pub reason: &'static str,
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkerMetrics {
+    pub attempts: Family<OutcomeLabels, Counter>,
+    pub stage_duration: Family<StageLabels, Histogram>,
+    pub job_duration: Family<OutcomeLabels, Histogram>,
+    pub dropped: Family<DropLabels, Counter>,
+    pub crashes_recovered: Counter,
+    pub rescued: Counter,
+    pub in_flight: Gauge,
+}
+
+fn seconds_buckets() -> impl Iterator<Item = f64> {
+    exponential_buckets(0.0005, 2.0, 18)
+}
+
+impl WorkerMetrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = WorkerMetrics {
+            attempts: Family::default(),
+            stage_duration: Family::new_with_constructor(|| Histogram::new(seconds_buckets())),
+            job_duration: Family::new_with_constructor(|| Histogram::new(seconds_buckets())),
+            dropped: Family::default(),
+            crashes_recovered: Counter::default(),
+            rescued: Counter::default(),
+            in_flight: Gauge::default(),
+        };
+        registry.register("docflow_worker_attempts", "Job attempts finished, by outcome and priority", m.attempts.clone());
+        registry.register("docflow_worker_stage_duration_seconds", "Pipeline stage durations", m.stage_duration.clone());
+        registry.register("docflow_worker_job_duration_seconds", "Whole attempt durations, by outcome", m.job_duration.clone());
+        registry.register("docflow_worker_deliveries_dropped", "Deliveries acked without running: duplicates, poison, lost leases", m.dropped.clone());
+        registry.register("docflow_worker_crash_recoveries", "Jobs claimed after their previous worker died", m.crashes_recovered.clone());
+        registry.register("docflow_worker_rescued_jobs", "Jobs whose lease expired and were queued again by the reaper", m.rescued.clone());
+        registry.register("docflow_worker_jobs_in_flight", "Jobs running in this process", m.in_flight.clone());
+        m
+    }
+}

@@ -1,0 +1,146 @@
+//! Building the worker (connecting, binding) and running it until stopped.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use job_model::outbox::{OutboxRelay, RelayConfig};
+use prometheus_client::registry::Registry;
+use service_common::metrics::{HttpMetrics, record_http};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::consumer::{Consumer, ConsumerConfig};
+use crate::executor::Executor;
+use crate::http::{self, HttpState};
+use crate::metrics::WorkerMetrics;
+use crate::reaper;
+
+pub struct Application {
+    port: u16,
+    server: actix_web::dev::Server,
+    consumer: Consumer,
+    relay: OutboxRelay,
+    reaper: ReaperTask,
+    pool: sqlx::PgPool,
+}
+
+struct ReaperTask {
+    pool: sqlx::PgPool,
+    topology: job_model::Topology,
+    metrics: WorkerMetrics,
+    every: Duration,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        let pool = config.database.connect().await?;
+        let blobs = service_common::blobs::open(&config.blob_store_url)?;
+        let topology = config.amqp.topology();
+        let worker_id = config.worker_id();
+        let relay = OutboxRelay::new(
+            pool.clone(),
+            RelayConfig {
+                amqp_url: config.amqp.url(),
+                connection_name: format!("worker {worker_id} outbox relay"),
+                topology: topology.clone(),
+                batch_size: config.batch_size,
+                poll_interval: Duration::from_millis(500),
+            },
+        );
+
+        let mut registry = Registry::default();
+        let http_metrics = HttpMetrics::register(&mut registry);
+        let metrics = WorkerMetrics::register(&mut registry);
+
+        let pipeline_config = pipeline::PipelineConfig {
+            default_stage_timeout: Duration::from_secs_f64(config.stage_timeout_seconds),
+            rules_path: config.criteria_rules_path.clone(),
+            ..Default::default()
+        };
+        let pipeline = Arc::new(pipeline::Pipeline::standard(pipeline_config).context("building the pipeline")?);
+
+        let executor = Arc::new(Executor {
+            pool: pool.clone(),
+            blobs,
+            pipeline,
+            topology: topology.clone(),
+            retry_policy: config.retry_policy(),
+            relay: relay.clone(),
+            worker_id: worker_id.clone(),
+            lease: config.lease(),
+            max_crashes: config.max_crashes,
+            metrics: metrics.clone(),
+        });
+        let consuming = Arc::new(AtomicBool::new(false));
+        let consumer = Consumer {
+            config: ConsumerConfig {
+                amqp_url: config.amqp.url(),
+                topology: topology.clone(),
+                retry_policy: config.retry_policy(),
+                worker_count: config.worker_count.max(1),
+                prefetch: config.prefetch.max(1),
+                starvation_limit: config.starvation_limit,
+                shutdown_grace: Duration::from_secs_f64(config.shutdown_grace_seconds),
+                connection_name: format!("worker {worker_id}"),
+            },
+            executor,
+            connected: consuming.clone(),
+        };
+
+        let state = web::Data::new(HttpState { pool: pool.clone(), consuming, registry: Arc::new(registry) });
+        let http_metrics = web::Data::new(http_metrics);
+        let listener = TcpListener::bind(&config.listen_addr).with_context(|| format!("binding {}", config.listen_addr))?;
+        let port = listener.local_addr()?.port();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(http_metrics.clone())
+                .wrap(from_fn(record_http))
+                .service(http::healthz)
+                .service(http::readyz)
+                .service(http::metrics)
+        })
+        .disable_signals()
+        .workers(1)
+        .listen(listener)?
+        .run();
+        tracing::info!(port, worker_id, "worker started");
+        let reaper = ReaperTask { pool: pool.clone(), topology, metrics, every: Duration::from_secs_f64(config.reaper_interval_seconds) };
+        Ok(Application { port, server, consumer, relay, reaper, pool })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Runs until `shutdown`: the consumer finishes in-flight jobs within its
+    /// grace period, then the relay flushes what they committed.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let background = CancellationToken::new();
+        let relay = tokio::spawn(self.relay.clone().run(background.clone()));
+        let r = self.reaper;
+        let reaper = tokio::spawn(reaper::run(r.pool, r.topology, self.relay.clone(), r.metrics, r.every, background.clone()));
+        let handle = self.server.handle();
+        let server = tokio::spawn(self.server);
+
+        self.consumer.run(shutdown).await;
+
+        // Let the relay publish what the last jobs committed; anything it
+        // cannot send in time stays in the outbox for the next relay.
+        self.relay.wake();
+        if !job_model::outbox::wait_until_empty(&self.pool, Duration::from_secs(5)).await {
+            tracing::warn!("outbox not empty at exit; another relay will publish it");
+        }
+        background.cancel();
+        let _ = tokio::join!(relay, reaper);
+        handle.stop(true).await;
+        server.await.context("server task")?.context("server")?;
+        tracing::info!("worker stopped");
+        Ok(())
+    }
+}

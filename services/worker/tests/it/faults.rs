@@ -1,0 +1,78 @@
+use std::time::Duration;
+
+use test_support::{TcpProxy, eventually};
+
+use crate::platform::{Platform, Setup, text_invoice};
+
+/// Every job final, each with exactly one terminal event: nothing lost,
+/// nothing done twice.
+async fn assert_each_finished_once(platform: &Platform, jobs: &[String]) {
+    for job in jobs {
+        let status = platform.wait_final(job, Duration::from_secs(180)).await;
+        assert_eq!(status["job_status"], "COMPLETED", "{status}");
+    }
+    let finished: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT job_id::text, count(*) FILTER (WHERE to_status = 'COMPLETED') FROM job_events GROUP BY job_id",
+    )
+    .fetch_all(&platform.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(finished.len(), jobs.len());
+    for (job, completions) in finished {
+        assert_eq!(completions, 1, "job {job} completed once");
+    }
+}
+
+async fn submit_many(platform: &Platform, prefix: &str, n: usize) -> Vec<String> {
+    let mut jobs = Vec::new();
+    for i in 0..n {
+        jobs.push(platform.submit_document(&format!("{prefix}-{i}"), "invoice.txt", &text_invoice(&format!("{prefix}-{i}")), "NORMAL").await);
+    }
+    jobs
+}
+
+#[tokio::test]
+async fn kill_9_of_a_worker_mid_run_loses_and_duplicates_nothing() {
+    let mut platform = Platform::start(Setup { workers: 0, ..Setup::default() }).await;
+    let jobs = submit_many(&platform, "kill", 120).await;
+    platform.start_worker(&[]).await;
+
+    // Kill it while it holds jobs.
+    eventually(Duration::from_secs(60), "jobs in flight", || async {
+        (platform.count("SELECT count(*) FROM jobs WHERE status = 'PROCESSING'").await > 0).then_some(())
+    })
+    .await;
+    platform.workers[0].kill9();
+    let orphaned = platform.count("SELECT count(*) FROM jobs WHERE status = 'PROCESSING'").await;
+    assert!(orphaned > 0, "the worker died holding jobs");
+
+    platform.start_worker(&[]).await;
+    assert_each_finished_once(&platform, &jobs).await;
+    let recovered = platform.count("SELECT count(*) FROM job_events WHERE (detail->>'recovered_from_crash')::boolean").await;
+    assert_eq!(recovered, orphaned, "each job the killed worker held was claimed again as a crash recovery");
+    let stage_rows = platform.count("SELECT count(*) FROM (SELECT DISTINCT job_id FROM job_stages WHERE status = 'succeeded' AND stage = 'storage') s").await;
+    assert_eq!(stage_rows, jobs.len() as i64);
+}
+
+#[tokio::test]
+async fn a_broker_connection_cut_mid_run_is_survived() {
+    let proxy = TcpProxy::start("127.0.0.1:5672".parse().unwrap()).await;
+    let mut platform = Platform::start(Setup { workers: 0, ..Setup::default() }).await;
+    let jobs = submit_many(&platform, "cut", 80).await;
+    platform.start_worker(&[("AMQP_URL", format!("amqp://guest:guest@{}/%2f", proxy.addr()))]).await;
+
+    eventually(Duration::from_secs(60), "some jobs done", || async {
+        (platform.count("SELECT count(*) FROM jobs WHERE status = 'COMPLETED'").await >= 5).then_some(())
+    })
+    .await;
+    proxy.cut();
+    let port = platform.workers[0].port;
+    eventually(Duration::from_secs(30), "the worker to notice", || async {
+        let r = platform.http.get(format!("http://127.0.0.1:{port}/readyz")).send().await.ok()?;
+        (r.status() == 503).then_some(())
+    })
+    .await;
+    proxy.restore();
+    assert_each_finished_once(&platform, &jobs).await;
+    assert!(platform.workers[0].log_text().contains("consuming jobs.high"), "it reconnected");
+}

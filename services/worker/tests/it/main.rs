@@ -1,0 +1,10 @@
+//! The real ingest-api and worker binaries, end to end, against the real
+//! Postgres and RabbitMQ.
+
+mod platform;
+
+mod faults;
+mod priority;
+mod processing;
+mod retries;
+mod shutdown;

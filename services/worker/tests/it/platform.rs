@@ -1,0 +1,260 @@
+//! The real binaries as processes, against a fresh database and namespace.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use job_model::RetryPolicy;
+use serde_json::{Value, json};
+use test_support::{TestBroker, TestDb, eventually, unique_suffix};
+
+pub const API_KEY: &str = "e2e-key";
+
+pub fn worker_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_worker"))
+}
+
+/// ingest-api is built next to the worker by the same `cargo test` run.
+pub fn ingest_bin() -> PathBuf {
+    let path = worker_bin().with_file_name("ingest-api");
+    assert!(path.exists(), "{} is missing: build the workspace (`cargo nextest run --workspace`)", path.display());
+    path
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A running service binary; killed when dropped.
+pub struct Service {
+    pub name: String,
+    pub port: u16,
+    pub log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Service {
+    pub fn spawn(name: &str, bin: &Path, env: &HashMap<String, String>, log_dir: &Path) -> Service {
+        let port = free_port();
+        let log = log_dir.join(format!("{name}.log"));
+        let out = File::create(&log).unwrap();
+        let child = Command::new(bin)
+            .env_clear()
+            .envs(env)
+            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .env("LOG_FORMAT", "json")
+            .env("RUST_LOG", "info,sqlx=warn,lapin=warn")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
+        Service { name: name.to_owned(), port, log, child: Some(child) }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit.
+    pub async fn terminate(&mut self, timeout: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if tokio::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("{} did not exit within {timeout:?} of SIGTERM; log: {}", self.name, self.log.display());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+pub struct Platform {
+    pub db: TestDb,
+    pub broker: TestBroker,
+    pub blob_dir: PathBuf,
+    pub log_dir: PathBuf,
+    pub env: HashMap<String, String>,
+    pub ingest: Service,
+    pub workers: Vec<Service>,
+    pub http: reqwest::Client,
+}
+
+/// Settings for a platform run.
+pub struct Setup {
+    pub max_retries: u32,
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+    pub workers: usize,
+    pub worker_env: Vec<(&'static str, String)>,
+    pub amqp_url: Option<String>,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup { max_retries: 3, retry_base_ms: 100, retry_max_ms: 400, workers: 1, worker_env: Vec::new(), amqp_url: None }
+    }
+}
+
+impl Platform {
+    pub async fn start(setup: Setup) -> Platform {
+        let db = TestDb::new().await;
+        let mut broker = TestBroker::new();
+        broker.retry_policy = Some(RetryPolicy {
+            base: Duration::from_millis(setup.retry_base_ms),
+            cap: Duration::from_millis(setup.retry_max_ms),
+        });
+        let suffix = unique_suffix();
+        let blob_dir = std::env::temp_dir().join(format!("docflow-e2e-blobs-{suffix}"));
+        let log_dir = std::env::temp_dir().join(format!("docflow-e2e-logs-{suffix}"));
+        std::fs::create_dir_all(&blob_dir).unwrap();
+        std::fs::create_dir_all(&log_dir).unwrap();
+        let env: HashMap<String, String> = [
+            ("DATABASE_URL", db.url.clone()),
+            ("AMQP_URL", setup.amqp_url.clone().unwrap_or_else(|| broker.amqp_url.clone())),
+            ("DOCFLOW_NAMESPACE", broker.namespace.clone()),
+            ("BLOB_STORE_URL", format!("file://{}", blob_dir.display())),
+            ("INGEST_API_KEYS", API_KEY.to_owned()),
+            ("RABBITMQ_MAX_RETRIES", setup.max_retries.to_string()),
+            ("RETRY_BASE_DELAY_MS", setup.retry_base_ms.to_string()),
+            ("RETRY_MAX_DELAY_MS", setup.retry_max_ms.to_string()),
+            ("OUTBOX_POLL_INTERVAL_MS", "100".to_owned()),
+            ("WORKER_LEASE_SECONDS", "2".to_owned()),
+            ("WORKER_REAPER_INTERVAL_SECONDS", "0.5".to_owned()),
+            ("WORKER_COUNT", "4".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let ingest = Service::spawn("ingest-api", &ingest_bin(), &env, &log_dir);
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+        let mut platform = Platform { db, broker, blob_dir, log_dir, env, ingest, workers: Vec::new(), http };
+        platform.wait_ready(platform.ingest.port, "ingest-api").await;
+        for _ in 0..setup.workers {
+            platform.start_worker(&setup.worker_env).await;
+        }
+        platform
+    }
+
+    pub async fn start_worker(&mut self, extra: &[(&'static str, String)]) {
+        let mut env = self.env.clone();
+        for (k, v) in extra {
+            env.insert((*k).to_owned(), v.clone());
+        }
+        let name = format!("worker-{}", self.workers.len());
+        let worker = Service::spawn(&name, &worker_bin(), &env, &self.log_dir);
+        let port = worker.port;
+        self.workers.push(worker);
+        self.wait_ready(port, &name).await;
+    }
+
+    async fn wait_ready(&self, port: u16, name: &str) {
+        let url = format!("http://127.0.0.1:{port}/readyz");
+        let http = &self.http;
+        eventually(Duration::from_secs(60), &format!("{name} to be ready (logs in {})", self.log_dir.display()), || async {
+            let ok = http.get(&url).send().await.ok()?.status().is_success();
+            ok.then_some(())
+        })
+        .await;
+    }
+
+    pub fn api(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.ingest.port)
+    }
+
+    /// Puts a document in the blob store.
+    pub fn put_blob(&self, path: &str, bytes: &[u8]) {
+        let full = self.blob_dir.join(path);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::fs::write(full, bytes).unwrap();
+    }
+
+    /// Submits a blob already in the store; returns the job id.
+    pub async fn submit(&self, document_id: &str, blob_path: &str, file_size: usize, priority: &str) -> String {
+        let body = json!({
+            "document_id": document_id,
+            "filename": blob_path.rsplit('/').next().unwrap(),
+            "blob_path": blob_path,
+            "file_size": file_size,
+            "priority": priority,
+        });
+        let response = self.http.post(self.api("/api/process-async")).bearer_auth(API_KEY).json(&body).send().await.unwrap();
+        assert_eq!(response.status(), 202, "submit {document_id}");
+        let accepted: Value = response.json().await.unwrap();
+        accepted["job_id"].as_str().unwrap().to_owned()
+    }
+
+    /// Stores and submits a document in one go.
+    pub async fn submit_document(&self, document_id: &str, name: &str, bytes: &[u8], priority: &str) -> String {
+        let path = format!("in/{document_id}/{name}");
+        self.put_blob(&path, bytes);
+        self.submit(document_id, &path, bytes.len(), priority).await
+    }
+
+    pub async fn status(&self, job_id: &str) -> Value {
+        let response = self.http.get(self.api(&format!("/api/job/{job_id}/status"))).bearer_auth(API_KEY).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    /// Waits until the job is COMPLETED, FAILED or DLQ; returns its status.
+    pub async fn wait_final(&self, job_id: &str, timeout: Duration) -> Value {
+        eventually(timeout, &format!("job {job_id} to finish (logs in {})", self.log_dir.display()), || async {
+            let status = self.status(job_id).await;
+            matches!(status["job_status"].as_str(), Some("COMPLETED" | "FAILED" | "DLQ")).then_some(status)
+        })
+        .await
+    }
+
+    pub async fn count(&self, sql: &'static str) -> i64 {
+        sqlx::query_scalar(sql).fetch_one(&self.db.pool).await.unwrap()
+    }
+}
+
+impl Drop for Platform {
+    fn drop(&mut self) {
+        for w in &mut self.workers {
+            w.kill9();
+        }
+        self.ingest.kill9();
+        let _ = std::fs::remove_dir_all(&self.blob_dir);
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.log_dir);
+        }
+    }
+}
+
+/// A small invoice in plain text the pipeline completes.
+pub fn text_invoice(number: &str) -> Vec<u8> {
+    format!(
+        "ACME Supplies GmbH\nRechnung / Invoice\nInvoice number: {number}\nInvoice date: 2026-03-01\nDue date: 2026-03-31\n\
+         VAT ID: DE123456789\nIBAN: DE89 3704 0044 0532 0130 00\nNet amount: 1,000.00 EUR\nVAT 19%: 190.00 EUR\nTotal: 1,190.00 EUR\n"
+    )
+    .into_bytes()
+}
