@@ -17,6 +17,8 @@ use object_store::ObjectStore;
 use pipeline::{Document, Pipeline, PipelineRun, StageError, StageStatus};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::messages;
 use crate::metrics::{DropLabels, OutcomeLabels, StageLabels, WorkerMetrics};
@@ -47,7 +49,27 @@ impl Executor {
     /// period is over: the job is then given back, not finished.
     pub async fn handle(&self, priority: JobPriority, delivery: Delivery, publisher: Channel, abort: CancellationToken) {
         self.metrics.in_flight.inc();
-        let settle = self.process(priority, &delivery, &publisher, &abort).await;
+        // One CONSUMER span per delivery (so per attempt), continuing the
+        // trace the message carries (OpenTelemetry messaging conventions).
+        let queue = self.topology.job_queue(priority);
+        let span = tracing::info_span!(
+            "process",
+            otel.name = format!("process {queue}"),
+            otel.kind = "consumer",
+            otel.status_code = tracing::field::Empty,
+            messaging.system = "rabbitmq",
+            messaging.operation.type = "process",
+            messaging.destination.name = %queue,
+            messaging.rabbitmq.destination.routing_key = %delivery.routing_key,
+            messaging.message.id = tracing::field::Empty,
+            docflow.job_id = tracing::field::Empty,
+            docflow.attempt = tracing::field::Empty,
+            docflow.priority = priority.as_str(),
+            docflow.outcome = tracing::field::Empty,
+        );
+        let parent = telemetry::context_from_amqp(delivery.properties.headers().as_ref());
+        let _ = span.set_parent(parent.clone());
+        let settle = self.process(priority, &delivery, &publisher, &abort, &parent).instrument(span).await;
         self.metrics.in_flight.dec();
         let result = match settle {
             Settle::Ack => delivery.acker.ack(BasicAckOptions::default()).await,
@@ -60,12 +82,26 @@ impl Executor {
         }
     }
 
-    async fn process(&self, priority: JobPriority, delivery: &Delivery, publisher: &Channel, abort: &CancellationToken) -> Settle {
+    async fn process(
+        &self,
+        priority: JobPriority,
+        delivery: &Delivery,
+        publisher: &Channel,
+        abort: &CancellationToken,
+        producer: &opentelemetry::Context,
+    ) -> Settle {
         let envelope = match JobEnvelope::decode(&delivery.data) {
             Ok(envelope) => envelope,
-            Err(reason) => return self.poison(delivery, publisher, reason.code(), &reason.to_string()).await,
+            Err(reason) => {
+                tracing::Span::current().record("otel.status_code", "ERROR");
+                return self.poison(delivery, publisher, reason.code(), &reason.to_string()).await;
+            }
         };
         let job_id = envelope.job_id();
+        record_queue_wait(producer, &self.topology.job_queue(priority), envelope.enqueued_at, job_id);
+        let current = tracing::Span::current();
+        current.record("messaging.message.id", job_id.to_string());
+        current.record("docflow.job_id", job_id.to_string());
         let claim = match self.with_db_retry(abort, || lifecycle::claim(&self.pool, job_id, &self.worker_id, self.lease)).await {
             Some(claim) => claim,
             None => return Settle::Requeue,
@@ -100,6 +136,7 @@ impl Executor {
     }
 
     async fn run_attempt(&self, job: JobMetadata, abort: &CancellationToken) -> Settle {
+        tracing::Span::current().record("docflow.attempt", job.attempt);
         let started_at = Utc::now();
         let clock = Instant::now();
         let lost = CancellationToken::new();
@@ -145,6 +182,9 @@ impl Executor {
         match committed {
             Some(true) => {
                 self.relay.wake();
+                let span = tracing::Span::current();
+                span.record("docflow.outcome", outcome.as_str());
+                span.record("otel.status_code", if outcome == AttemptOutcome::Completed { "OK" } else { "ERROR" });
                 let labels = OutcomeLabels { outcome: outcome.as_str(), priority: job.priority.as_str() };
                 self.metrics.attempts.get_or_create(&labels).inc();
                 tracing::info!(job_id = %job.job_id, attempt = job.attempt, outcome = outcome.as_str(), "attempt recorded");
@@ -351,6 +391,25 @@ impl Executor {
             }
         }
     }
+}
+
+/// The time a message spent on its queue (or in a retry tier) before this
+/// delivery, as a span of its own beside the work, so wait and work are
+/// told apart in a trace.
+fn record_queue_wait(producer: &opentelemetry::Context, queue: &str, enqueued_at: chrono::DateTime<Utc>, job_id: uuid::Uuid) {
+    use opentelemetry::trace::{Span as _, SpanKind, Tracer as _};
+    let tracer = opentelemetry::global::tracer("docflow");
+    let start: std::time::SystemTime = enqueued_at.into();
+    let mut span = tracer
+        .span_builder(format!("queue wait {queue}"))
+        .with_kind(SpanKind::Internal)
+        .with_start_time(start)
+        .with_attributes([
+            opentelemetry::KeyValue::new("messaging.destination.name", queue.to_owned()),
+            opentelemetry::KeyValue::new("docflow.job_id", job_id.to_string()),
+        ])
+        .start_with_context(&tracer, producer);
+    span.end();
 }
 
 /// Renews the lease every third of its length; cancels `lost` if it is gone.

@@ -12,6 +12,14 @@ use job_model::outbox::OutboxMessage;
 use job_model::{ExecutionEvent, JobEnvelope, JobMetadata, ProcessDocument, RetryPolicy, Topology};
 use rand::Rng;
 
+/// Job headers plus the current span's trace context, so whatever consumes
+/// the message continues this attempt's trace.
+fn traced_headers(job_id: uuid::Uuid, attempt: i32) -> std::collections::BTreeMap<String, String> {
+    let mut headers = job_headers(job_id, attempt);
+    headers.extend(telemetry::current_context_headers());
+    headers
+}
+
 /// The job's message again, for its next attempt after `delay` (jittered
 /// down by up to a fifth, so retries scheduled together spread out).
 pub fn retry(topology: &Topology, policy: &RetryPolicy, job: &JobMetadata, retry_number: u32) -> (OutboxMessage, Duration) {
@@ -22,25 +30,30 @@ pub fn retry(topology: &Topology, policy: &RetryPolicy, job: &JobMetadata, retry
         topology.retry_exchange(tier),
         job.priority.routing_key().to_owned(),
         JobEnvelope::process_document(ProcessDocument::from(job)).encode(),
-        job_headers(job.job_id, job.attempt + 1),
+        traced_headers(job.job_id, job.attempt + 1),
     );
     message.expiration = Some(delay);
     (message, delay)
 }
 
-/// A job message again, on its priority queue (a job rescued from a dead worker).
+/// A job message again, on its priority queue (a job rescued from a dead
+/// worker), continuing the trace of the job's submission.
 pub fn requeue(topology: &Topology, job: &JobMetadata) -> OutboxMessage {
+    let mut headers = job_headers(job.job_id, job.attempt + 1);
+    if let Some(traceparent) = &job.traceparent {
+        headers.insert(headers::TRACEPARENT.to_owned(), traceparent.clone());
+    }
     OutboxMessage::new(
         topology.jobs_exchange(),
         job.priority.routing_key().to_owned(),
         JobEnvelope::process_document(ProcessDocument::from(job)).encode(),
-        job_headers(job.job_id, job.attempt + 1),
+        headers,
     )
 }
 
 /// The job's message parked on `jobs.dlq`, with why.
 pub fn dead_letter(topology: &Topology, job: &JobMetadata, reason: &str, error: &str, stage: Option<&str>) -> OutboxMessage {
-    let mut h = job_headers(job.job_id, job.attempt);
+    let mut h = traced_headers(job.job_id, job.attempt);
     h.insert(headers::DLQ_REASON.to_owned(), reason.to_owned());
     h.insert(headers::ERROR.to_owned(), error.to_owned());
     if let Some(stage) = stage {
@@ -59,6 +72,6 @@ pub fn execution_event(topology: &Topology, event: &ExecutionEvent) -> OutboxMes
         topology.events_exchange(),
         event.routing_key(),
         serde_json::to_vec(event).expect("events serialise"),
-        job_headers(event.job_id, event.attempt),
+        traced_headers(event.job_id, event.attempt),
     )
 }

@@ -8,3 +8,4 @@ mod priority;
 mod processing;
 mod retries;
 mod shutdown;
+mod tracing;

@@ -113,12 +113,22 @@ pub struct Setup {
     pub retry_max_ms: u64,
     pub workers: usize,
     pub worker_env: Vec<(&'static str, String)>,
+    /// Environment for every service.
+    pub extra_env: Vec<(&'static str, String)>,
     pub amqp_url: Option<String>,
 }
 
 impl Default for Setup {
     fn default() -> Self {
-        Setup { max_retries: 3, retry_base_ms: 100, retry_max_ms: 400, workers: 1, worker_env: Vec::new(), amqp_url: None }
+        Setup {
+            max_retries: 3,
+            retry_base_ms: 100,
+            retry_max_ms: 400,
+            workers: 1,
+            worker_env: Vec::new(),
+            extra_env: Vec::new(),
+            amqp_url: None,
+        }
     }
 }
 
@@ -150,6 +160,7 @@ impl Platform {
             ("WORKER_COUNT", "4".to_owned()),
         ]
         .into_iter()
+        .chain(setup.extra_env.iter().cloned())
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
         let ingest = Service::spawn("ingest-api", &ingest_bin(), &env, &log_dir);

@@ -1,0 +1,142 @@
+//! One trace per job across processes, exported over OTLP to a receiver
+//! inside the test.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use test_support::{OtlpReceiver, ReceivedSpan, eventually};
+
+use crate::platform::{Platform, Setup, text_invoice};
+
+const STAGES: [&str; 8] =
+    ["upload", "validation", "classification", "extraction", "analysis", "criteria_detection", "ticket_generation", "storage"];
+const PRODUCER: i32 = 4;
+const CONSUMER: i32 = 5;
+const SERVER: i32 = 2;
+
+fn traced(receiver: &OtlpReceiver) -> Setup {
+    Setup {
+        extra_env: vec![
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
+        ],
+        ..Setup::default()
+    }
+}
+
+fn by_id(spans: &[ReceivedSpan]) -> HashMap<&str, &ReceivedSpan> {
+    spans.iter().map(|s| (s.span_id.as_str(), s)).collect()
+}
+
+#[tokio::test]
+async fn a_job_is_one_trace_from_request_to_stages_and_event() {
+    let receiver = OtlpReceiver::start().await;
+    let platform = Platform::start(traced(&receiver)).await;
+    let job = platform.submit_document("traced-1", "invoice.txt", &text_invoice("INV-T1"), "HIGH").await;
+    let status = platform.wait_final(&job, Duration::from_secs(60)).await;
+    assert_eq!(status["job_status"], "COMPLETED");
+    let trace_id = status["trace_id"].as_str().expect("the status API returns the trace id").to_owned();
+
+    let spans = eventually(Duration::from_secs(30), "the job's spans to arrive", || async {
+        let spans: Vec<ReceivedSpan> = receiver.spans().into_iter().filter(|s| s.trace_id == trace_id).collect();
+        let stages = spans.iter().filter(|s| STAGES.contains(&s.name.as_str())).count();
+        let events = spans.iter().filter(|s| s.kind == PRODUCER && s.service == "worker").count();
+        (stages == 8 && events >= 1).then_some(spans)
+    })
+    .await;
+    let index = by_id(&spans);
+    let parent_of = |s: &ReceivedSpan| index.get(s.parent_span_id.as_str()).copied();
+
+    let server = spans.iter().find(|s| s.kind == SERVER && s.service == "ingest-api").expect("an HTTP server span");
+    assert_eq!(server.name, "POST /api/process-async");
+    assert_eq!(server.attributes.get("http.response.status_code").map(String::as_str), Some("202"));
+
+    let publish = spans.iter().find(|s| s.kind == PRODUCER && s.service == "ingest-api").expect("the relay's publish span");
+    assert_eq!(parent_of(publish).map(|p| p.span_id.as_str()), Some(server.span_id.as_str()), "publish is a child of the request");
+    assert_eq!(publish.attributes.get("messaging.system").map(String::as_str), Some("rabbitmq"));
+    assert_eq!(publish.attributes.get("messaging.message.id").map(String::as_str), Some(job.as_str()));
+
+    let consume = spans.iter().find(|s| s.kind == CONSUMER && s.service == "worker").expect("the worker's consumer span");
+    assert_eq!(parent_of(consume).map(|p| p.span_id.as_str()), Some(publish.span_id.as_str()), "consume follows publish");
+    assert_eq!(consume.attributes.get("messaging.operation.type").map(String::as_str), Some("process"));
+    assert_eq!(consume.attributes.get("docflow.outcome").map(String::as_str), Some("completed"));
+
+    let wait = spans.iter().find(|s| s.name.starts_with("queue wait")).expect("a queue-wait span");
+    assert_eq!(wait.parent_span_id, publish.span_id);
+    assert!(wait.end_unix_nano >= wait.start_unix_nano);
+
+    let mut stages: Vec<&ReceivedSpan> = spans.iter().filter(|s| STAGES.contains(&s.name.as_str())).collect();
+    stages.sort_by_key(|s| s.start_unix_nano);
+    assert_eq!(stages.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), STAGES, "eight stage spans, in order");
+    for stage in &stages {
+        assert_eq!(stage.parent_span_id, consume.span_id, "{} is a child of the attempt", stage.name);
+        assert!(stage.attributes.contains_key("docflow.items_processed"), "{stage:?}");
+        assert!(stage.attributes.contains_key("docflow.bytes_processed"), "{stage:?}");
+        assert_ne!(stage.status_code, 2, "{} succeeded", stage.name);
+    }
+    for pair in stages.windows(2) {
+        assert!(pair[0].end_unix_nano <= pair[1].start_unix_nano, "{} ends before {} starts", pair[0].name, pair[1].name);
+    }
+
+    let event = spans.iter().find(|s| s.kind == PRODUCER && s.service == "worker").unwrap();
+    assert_eq!(parent_of(event).map(|p| p.span_id.as_str()), Some(consume.span_id.as_str()), "the event publish is part of the attempt");
+}
+
+#[tokio::test]
+async fn a_job_retried_twice_shows_three_attempts_in_one_trace() {
+    let receiver = OtlpReceiver::start().await;
+    let mut setup = traced(&receiver);
+    setup.retry_base_ms = 1000;
+    setup.retry_max_ms = 4000;
+    let platform = Platform::start(setup).await;
+    let path = "in/flaky-traced/invoice.txt";
+    let full = platform.blob_dir.join(path);
+    std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(&full, &full).unwrap();
+    let bytes = text_invoice("INV-T2");
+    let job = platform.submit("flaky-traced", path, bytes.len(), "NORMAL").await;
+    eventually(Duration::from_secs(60), "the second retry", || async {
+        let s = platform.status(&job).await;
+        (s["retry_count"] == 2 && s["job_status"] == "RETRYING").then_some(())
+    })
+    .await;
+    std::fs::remove_file(&full).unwrap();
+    platform.put_blob(path, &bytes);
+    let status = platform.wait_final(&job, Duration::from_secs(60)).await;
+    assert_eq!(status["job_status"], "COMPLETED");
+    let trace_id = status["trace_id"].as_str().unwrap().to_owned();
+
+    let attempts = eventually(Duration::from_secs(30), "three attempt spans", || async {
+        let attempts: Vec<ReceivedSpan> =
+            receiver.spans().into_iter().filter(|s| s.trace_id == trace_id && s.kind == CONSUMER).collect();
+        (attempts.len() >= 3).then_some(attempts)
+    })
+    .await;
+    let mut numbers: Vec<String> = attempts.iter().map(|s| s.attributes["docflow.attempt"].clone()).collect();
+    numbers.sort();
+    assert_eq!(numbers, ["1", "2", "3"]);
+    let failed = attempts.iter().filter(|s| s.status_code == 2).count();
+    assert_eq!(failed, 2, "the two failed attempts are marked as errors");
+    let waits = receiver.spans().into_iter().filter(|s| s.trace_id == trace_id && s.name.starts_with("queue wait")).count();
+    assert_eq!(waits, 3, "each wait (queue, then two retry tiers) is its own span");
+}
+
+#[tokio::test]
+async fn jobs_complete_when_the_collector_is_unreachable() {
+    let closed = crate::platform::free_port();
+    let setup = Setup {
+        extra_env: vec![
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{closed}")),
+            ("OTEL_BSP_SCHEDULE_DELAY", "50".to_owned()),
+        ],
+        ..Setup::default()
+    };
+    let platform = Platform::start(setup).await;
+    let mut jobs = Vec::new();
+    for i in 0..5 {
+        jobs.push(platform.submit_document(&format!("no-collector-{i}"), "invoice.txt", &text_invoice(&format!("N{i}")), "NORMAL").await);
+    }
+    for job in &jobs {
+        assert_eq!(platform.wait_final(job, Duration::from_secs(60)).await["job_status"], "COMPLETED");
+    }
+}
