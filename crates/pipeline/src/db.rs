@@ -18,7 +18,11 @@ pub(crate) fn db_error(context: &str, e: sqlx::Error) -> StageError {
             let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
             if code.starts_with("23") {
                 StageError::permanent(kind::DATABASE_CONSTRAINT, format!("{context}: {e}"))
-            } else if code.starts_with("08") || code.starts_with("53") || code.starts_with("57") || code.starts_with("40") {
+            } else if code.starts_with("08")
+                || code.starts_with("53")
+                || code.starts_with("57")
+                || code.starts_with("40")
+            {
                 // Connection, resources, operator intervention, transaction rollback.
                 StageError::retryable(kind::DATABASE_UNAVAILABLE, format!("{context}: {e}"))
             } else {
@@ -30,7 +34,9 @@ pub(crate) fn db_error(context: &str, e: sqlx::Error) -> StageError {
         | sqlx::Error::Protocol(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => StageError::retryable(kind::DATABASE_UNAVAILABLE, format!("{context}: {e}")),
+        | sqlx::Error::WorkerCrashed => {
+            StageError::retryable(kind::DATABASE_UNAVAILABLE, format!("{context}: {e}"))
+        }
         _ => StageError::retryable(kind::DATABASE_ERROR, format!("{context}: {e}")),
     }
 }

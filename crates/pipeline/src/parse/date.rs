@@ -10,18 +10,69 @@ use regex::Regex;
 
 /// Month names and common abbreviations, lower case, in the four languages.
 const MONTHS: &[(&str, u32)] = &[
-    ("january", 1), ("jan", 1), ("januar", 1), ("jänner", 1), ("janvier", 1), ("janv", 1), ("januari", 1),
-    ("february", 2), ("feb", 2), ("februar", 2), ("février", 2), ("fevrier", 2), ("févr", 2), ("fevr", 2), ("februari", 2),
-    ("march", 3), ("mar", 3), ("märz", 3), ("maerz", 3), ("mär", 3), ("mars", 3), ("maart", 3), ("mrt", 3),
-    ("april", 4), ("apr", 4), ("avril", 4), ("avr", 4),
-    ("may", 5), ("mai", 5), ("mei", 5),
-    ("june", 6), ("jun", 6), ("juni", 6), ("juin", 6),
-    ("july", 7), ("jul", 7), ("juli", 7), ("juillet", 7), ("juil", 7),
-    ("august", 8), ("aug", 8), ("août", 8), ("aout", 8), ("augustus", 8),
-    ("september", 9), ("sep", 9), ("sept", 9), ("septembre", 9),
-    ("october", 10), ("oct", 10), ("oktober", 10), ("okt", 10), ("octobre", 10),
-    ("november", 11), ("nov", 11), ("novembre", 11),
-    ("december", 12), ("dec", 12), ("dezember", 12), ("dez", 12), ("décembre", 12), ("decembre", 12), ("déc", 12),
+    ("january", 1),
+    ("jan", 1),
+    ("januar", 1),
+    ("jänner", 1),
+    ("janvier", 1),
+    ("janv", 1),
+    ("januari", 1),
+    ("february", 2),
+    ("feb", 2),
+    ("februar", 2),
+    ("février", 2),
+    ("fevrier", 2),
+    ("févr", 2),
+    ("fevr", 2),
+    ("februari", 2),
+    ("march", 3),
+    ("mar", 3),
+    ("märz", 3),
+    ("maerz", 3),
+    ("mär", 3),
+    ("mars", 3),
+    ("maart", 3),
+    ("mrt", 3),
+    ("april", 4),
+    ("apr", 4),
+    ("avril", 4),
+    ("avr", 4),
+    ("may", 5),
+    ("mai", 5),
+    ("mei", 5),
+    ("june", 6),
+    ("jun", 6),
+    ("juni", 6),
+    ("juin", 6),
+    ("july", 7),
+    ("jul", 7),
+    ("juli", 7),
+    ("juillet", 7),
+    ("juil", 7),
+    ("august", 8),
+    ("aug", 8),
+    ("août", 8),
+    ("aout", 8),
+    ("augustus", 8),
+    ("september", 9),
+    ("sep", 9),
+    ("sept", 9),
+    ("septembre", 9),
+    ("october", 10),
+    ("oct", 10),
+    ("oktober", 10),
+    ("okt", 10),
+    ("octobre", 10),
+    ("november", 11),
+    ("nov", 11),
+    ("novembre", 11),
+    ("december", 12),
+    ("dec", 12),
+    ("dezember", 12),
+    ("dez", 12),
+    ("décembre", 12),
+    ("decembre", 12),
+    ("déc", 12),
 ];
 
 fn month_number(name: &str) -> Option<u32> {
@@ -34,13 +85,18 @@ fn month_number(name: &str) -> Option<u32> {
 fn month_alternation() -> String {
     let mut names: Vec<&str> = MONTHS.iter().map(|(n, _)| *n).collect();
     names.sort_by_key(|n| std::cmp::Reverse(n.chars().count()));
-    names.iter().map(|n| regex::escape(n)).collect::<Vec<_>>().join("|")
+    names
+        .iter()
+        .map(|n| regex::escape(n))
+        .collect::<Vec<_>>()
+        .join("|")
 }
 
 static ISO: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\b(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})\b").expect("static regex"));
-static NUMERIC: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\b(\d{1,2})([./-])(\d{1,2})([./-])(\d{4}|\d{2})\b").expect("static regex"));
+static NUMERIC: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b(\d{1,2})([./-])(\d{1,2})([./-])(\d{4}|\d{2})\b").expect("static regex")
+});
 static DAY_MONTH_YEAR: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&format!(
         r"(?i)\b(\d{{1,2}})(?:st|nd|rd|th|er|e|\.)?\s+(?:of\s+)?({})\.?,?\s+(\d{{4}})\b",
@@ -49,8 +105,11 @@ static DAY_MONTH_YEAR: LazyLock<Regex> = LazyLock::new(|| {
     .expect("static regex")
 });
 static MONTH_DAY_YEAR: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(&format!(r"(?i)\b({})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+(\d{{4}})\b", month_alternation()))
-        .expect("static regex")
+    Regex::new(&format!(
+        r"(?i)\b({})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+(\d{{4}})\b",
+        month_alternation()
+    ))
+    .expect("static regex")
 });
 
 /// A date found in text, with its byte range.
@@ -93,7 +152,10 @@ pub fn find_dates(text: &str) -> Vec<DateMatch> {
         }
     };
     for c in ISO.captures_iter(text) {
-        let (Some(all), Some(y), Some(m), Some(d)) = (c.get(0), c.get(1), c.get(2), c.get(3)) else { continue };
+        let (Some(all), Some(y), Some(m), Some(d)) = (c.get(0), c.get(1), c.get(2), c.get(3))
+        else {
+            continue;
+        };
         let date = year_of(y.as_str())
             .and_then(|y| Some((y, m.as_str().parse().ok()?, d.as_str().parse().ok()?)))
             .and_then(|(y, m, d)| ymd(y, m, d));
@@ -109,17 +171,42 @@ pub fn find_dates(text: &str) -> Vec<DateMatch> {
         if s1.as_str() != s2.as_str() {
             continue;
         }
-        let date = (|| numeric(a.as_str().parse().ok()?, s1.as_str(), b.as_str().parse().ok()?, year_of(y.as_str())?))();
+        let date = (|| {
+            numeric(
+                a.as_str().parse().ok()?,
+                s1.as_str(),
+                b.as_str().parse().ok()?,
+                year_of(y.as_str())?,
+            )
+        })();
         push(all.start(), all.end(), date);
     }
     for c in DAY_MONTH_YEAR.captures_iter(text) {
-        let (Some(all), Some(d), Some(m), Some(y)) = (c.get(0), c.get(1), c.get(2), c.get(3)) else { continue };
-        let date = (|| ymd(year_of(y.as_str())?, month_number(m.as_str())?, d.as_str().parse().ok()?))();
+        let (Some(all), Some(d), Some(m), Some(y)) = (c.get(0), c.get(1), c.get(2), c.get(3))
+        else {
+            continue;
+        };
+        let date = (|| {
+            ymd(
+                year_of(y.as_str())?,
+                month_number(m.as_str())?,
+                d.as_str().parse().ok()?,
+            )
+        })();
         push(all.start(), all.end(), date);
     }
     for c in MONTH_DAY_YEAR.captures_iter(text) {
-        let (Some(all), Some(m), Some(d), Some(y)) = (c.get(0), c.get(1), c.get(2), c.get(3)) else { continue };
-        let date = (|| ymd(year_of(y.as_str())?, month_number(m.as_str())?, d.as_str().parse().ok()?))();
+        let (Some(all), Some(m), Some(d), Some(y)) = (c.get(0), c.get(1), c.get(2), c.get(3))
+        else {
+            continue;
+        };
+        let date = (|| {
+            ymd(
+                year_of(y.as_str())?,
+                month_number(m.as_str())?,
+                d.as_str().parse().ok()?,
+            )
+        })();
         push(all.start(), all.end(), date);
     }
     found.sort_by_key(|m| m.start);
@@ -172,7 +259,16 @@ mod tests {
 
     #[test]
     fn rejects_impossible_dates() {
-        for bad in ["2026-02-30", "32.01.2026", "13/13/2026", "01.03/2026", "1 Marchember 2026", "12.5", "2026", "01.03.1850"] {
+        for bad in [
+            "2026-02-30",
+            "32.01.2026",
+            "13/13/2026",
+            "01.03/2026",
+            "1 Marchember 2026",
+            "12.5",
+            "2026",
+            "01.03.1850",
+        ] {
             assert_eq!(parse_date(bad), None, "{bad:?}");
         }
     }

@@ -4,16 +4,83 @@
 /// IBAN lengths per country (SWIFT IBAN registry). A country missing here is
 /// still accepted when its length is plausible and the checksum holds.
 const LENGTHS: &[(&str, usize)] = &[
-    ("AD", 24), ("AE", 23), ("AL", 28), ("AT", 20), ("AZ", 28), ("BA", 20), ("BE", 16), ("BG", 22),
-    ("BH", 22), ("BR", 29), ("BY", 28), ("CH", 21), ("CR", 22), ("CY", 28), ("CZ", 24), ("DE", 22),
-    ("DK", 18), ("DO", 28), ("EE", 20), ("EG", 29), ("ES", 24), ("FI", 18), ("FO", 18), ("FR", 27),
-    ("GB", 22), ("GE", 22), ("GI", 23), ("GL", 18), ("GR", 27), ("GT", 28), ("HR", 21), ("HU", 28),
-    ("IE", 22), ("IL", 23), ("IQ", 23), ("IS", 26), ("IT", 27), ("JO", 30), ("KW", 30), ("KZ", 20),
-    ("LB", 28), ("LC", 32), ("LI", 21), ("LT", 20), ("LU", 20), ("LV", 21), ("MC", 27), ("MD", 24),
-    ("ME", 22), ("MK", 19), ("MR", 27), ("MT", 31), ("MU", 30), ("NL", 18), ("NO", 15), ("PK", 24),
-    ("PL", 28), ("PS", 29), ("PT", 25), ("QA", 29), ("RO", 24), ("RS", 22), ("SA", 24), ("SC", 31),
-    ("SE", 24), ("SI", 19), ("SK", 24), ("SM", 27), ("ST", 25), ("SV", 28), ("TL", 23), ("TN", 24),
-    ("TR", 26), ("UA", 29), ("VA", 22), ("VG", 24), ("XK", 20),
+    ("AD", 24),
+    ("AE", 23),
+    ("AL", 28),
+    ("AT", 20),
+    ("AZ", 28),
+    ("BA", 20),
+    ("BE", 16),
+    ("BG", 22),
+    ("BH", 22),
+    ("BR", 29),
+    ("BY", 28),
+    ("CH", 21),
+    ("CR", 22),
+    ("CY", 28),
+    ("CZ", 24),
+    ("DE", 22),
+    ("DK", 18),
+    ("DO", 28),
+    ("EE", 20),
+    ("EG", 29),
+    ("ES", 24),
+    ("FI", 18),
+    ("FO", 18),
+    ("FR", 27),
+    ("GB", 22),
+    ("GE", 22),
+    ("GI", 23),
+    ("GL", 18),
+    ("GR", 27),
+    ("GT", 28),
+    ("HR", 21),
+    ("HU", 28),
+    ("IE", 22),
+    ("IL", 23),
+    ("IQ", 23),
+    ("IS", 26),
+    ("IT", 27),
+    ("JO", 30),
+    ("KW", 30),
+    ("KZ", 20),
+    ("LB", 28),
+    ("LC", 32),
+    ("LI", 21),
+    ("LT", 20),
+    ("LU", 20),
+    ("LV", 21),
+    ("MC", 27),
+    ("MD", 24),
+    ("ME", 22),
+    ("MK", 19),
+    ("MR", 27),
+    ("MT", 31),
+    ("MU", 30),
+    ("NL", 18),
+    ("NO", 15),
+    ("PK", 24),
+    ("PL", 28),
+    ("PS", 29),
+    ("PT", 25),
+    ("QA", 29),
+    ("RO", 24),
+    ("RS", 22),
+    ("SA", 24),
+    ("SC", 31),
+    ("SE", 24),
+    ("SI", 19),
+    ("SK", 24),
+    ("SM", 27),
+    ("ST", 25),
+    ("SV", 28),
+    ("TL", 23),
+    ("TN", 24),
+    ("TR", 26),
+    ("UA", 29),
+    ("VA", 22),
+    ("VG", 24),
+    ("XK", 20),
 ];
 
 fn expected_length(country: &str) -> Option<usize> {
@@ -26,14 +93,22 @@ pub(crate) fn mod97(s: &str) -> Option<u32> {
     let mut rem: u32 = 0;
     for c in s.chars() {
         let v = c.to_digit(36)?;
-        rem = if v < 10 { (rem * 10 + v) % 97 } else { (rem * 100 + v) % 97 };
+        rem = if v < 10 {
+            (rem * 10 + v) % 97
+        } else {
+            (rem * 100 + v) % 97
+        };
     }
     Some(rem)
 }
 
 /// Whether `iban` (spaces allowed, any case) is a valid IBAN.
 pub fn is_valid_iban(iban: &str) -> bool {
-    let compact: String = iban.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_uppercase();
+    let compact: String = iban
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_uppercase();
     valid_compact(&compact)
 }
 
@@ -44,7 +119,9 @@ fn valid_compact(s: &str) -> bool {
     }
     if !bytes[..2].iter().all(u8::is_ascii_uppercase)
         || !bytes[2..4].iter().all(u8::is_ascii_digit)
-        || !bytes[4..].iter().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        || !bytes[4..]
+            .iter()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
     {
         return false;
     }
@@ -93,11 +170,18 @@ pub fn find_ibans(text: &str) -> Vec<IbanMatch> {
             if c.is_ascii_alphanumeric() {
                 compact.push(c.to_ascii_uppercase());
                 j += 1;
-                let at_group_end = chars.get(j).is_none_or(|&(_, n)| !n.is_ascii_alphanumeric());
+                let at_group_end = chars
+                    .get(j)
+                    .is_none_or(|&(_, n)| !n.is_ascii_alphanumeric());
                 if at_group_end {
                     ends.push((compact.len(), chars.get(j).map_or(text.len(), |&(b, _)| b)));
                 }
-            } else if c == ' ' && chars.get(j + 1).is_some_and(|&(_, n)| n.is_ascii_alphanumeric()) && !compact.is_empty() {
+            } else if c == ' '
+                && chars
+                    .get(j + 1)
+                    .is_some_and(|&(_, n)| n.is_ascii_alphanumeric())
+                && !compact.is_empty()
+            {
                 j += 1;
             } else {
                 break;
@@ -107,12 +191,19 @@ pub fn find_ibans(text: &str) -> Vec<IbanMatch> {
             .iter()
             .rev()
             .find(|&&(len, _)| valid_compact(&compact[..len]))
-            .map(|&(len, end)| IbanMatch { start: chars[i].0, end, iban: compact[..len].to_owned() });
+            .map(|&(len, end)| IbanMatch {
+                start: chars[i].0,
+                end,
+                iban: compact[..len].to_owned(),
+            });
         match found {
             Some(m) => {
                 let end = m.end;
                 out.push(m);
-                i = chars.iter().position(|&(b, _)| b >= end).unwrap_or(chars.len());
+                i = chars
+                    .iter()
+                    .position(|&(b, _)| b >= end)
+                    .unwrap_or(chars.len());
             }
             None => i += 1,
         }
@@ -160,9 +251,13 @@ mod tests {
 
     #[test]
     fn finds_grouped_iban_followed_by_words() {
-        let text = "Bank: IBAN DE89 3704 0044 0532 0130 00 BIC COBADEFFXXX, or GB82WEST12345698765432.";
+        let text =
+            "Bank: IBAN DE89 3704 0044 0532 0130 00 BIC COBADEFFXXX, or GB82WEST12345698765432.";
         let found: Vec<_> = find_ibans(text).into_iter().map(|m| m.iban).collect();
-        assert_eq!(found, vec!["DE89370400440532013000", "GB82WEST12345698765432"]);
+        assert_eq!(
+            found,
+            vec!["DE89370400440532013000", "GB82WEST12345698765432"]
+        );
     }
 
     #[test]
