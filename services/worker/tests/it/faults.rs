@@ -50,6 +50,8 @@ async fn kill_9_of_a_worker_mid_run_loses_and_duplicates_nothing() {
     assert_each_finished_once(&platform, &jobs).await;
     let recovered = platform.count("SELECT count(*) FROM job_events WHERE (detail->>'recovered_from_crash')::boolean").await;
     assert_eq!(recovered, orphaned, "each job the killed worker held was claimed again as a crash recovery");
+    let results = platform.count("SELECT count(*) FROM document_results").await;
+    assert_eq!(results, jobs.len() as i64, "one result row per job");
     let stage_rows = platform.count("SELECT count(*) FROM (SELECT DISTINCT job_id FROM job_stages WHERE status = 'succeeded' AND stage = 'storage') s").await;
     assert_eq!(stage_rows, jobs.len() as i64);
 }

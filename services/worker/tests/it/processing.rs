@@ -46,6 +46,40 @@ async fn documents_reach_their_final_states_with_every_stage_timed() {
     assert_eq!(broken_event.outcome.as_str(), "failed");
 }
 
+fn sample(name: &str) -> Vec<u8> {
+    std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples").join(name)).unwrap()
+}
+
+#[tokio::test]
+async fn the_known_invoice_is_stored_with_exactly_its_fields() {
+    let platform = Platform::start(Setup::default()).await;
+    let job = platform.submit_document("known-pdf", "invoice_en.pdf", &sample("invoice_en.pdf"), "NORMAL").await;
+    let encrypted = platform.submit_document("locked-pdf", "encrypted.pdf", &sample("encrypted.pdf"), "NORMAL").await;
+    assert_eq!(platform.wait_final(&job, Duration::from_secs(60)).await["job_status"], "COMPLETED");
+
+    let row: (String, Option<String>, Option<String>, Option<i64>, Option<String>) = sqlx::query_as(
+        "SELECT document_type, invoice_number, supplier, total_cents, currency FROM document_results WHERE job_id = $1::uuid",
+    )
+    .bind(&job)
+    .fetch_one(&platform.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        row,
+        ("invoice".into(), Some("BL-2026-117".into()), Some("Brightline Software Ltd".into()), Some(1_440_000), Some("EUR".into()))
+    );
+    let tickets: Vec<String> = sqlx::query_scalar("SELECT rule FROM tickets WHERE job_id = $1::uuid")
+        .bind(&job)
+        .fetch_all(&platform.db.pool)
+        .await
+        .unwrap();
+    assert!(tickets.contains(&"high_total".to_owned()), "{tickets:?}");
+
+    let locked = platform.wait_final(&encrypted, Duration::from_secs(60)).await;
+    assert_eq!(locked["job_status"], "FAILED");
+    assert!(locked["error_message"].as_str().unwrap().contains("encrypted"), "{locked}");
+}
+
 #[tokio::test]
 async fn poison_messages_are_dead_lettered_and_the_next_job_completes() {
     let platform = Platform::start(Setup::default()).await;
