@@ -58,27 +58,27 @@ pub async fn submit_job(
 ) -> Result<SubmitOutcome, sqlx::Error> {
     let mut tx = pool.begin().await?;
 
-    if job.idempotency_key.is_none() {
-        if let Some(window) = dedup.document_window {
-            // Serialise submissions of one document so two concurrent ones
-            // cannot both miss each other. The lock ends with the transaction.
-            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('docflow.document:' || $1, 0))")
-                .bind(&job.document_id)
-                .execute(&mut *tx)
-                .await?;
-            let earlier = sqlx::query_as::<_, (Uuid, Vec<u8>)>(
-                "SELECT job_id, request_hash FROM jobs \
+    if job.idempotency_key.is_none()
+        && let Some(window) = dedup.document_window
+    {
+        // Serialise submissions of one document so two concurrent ones
+        // cannot both miss each other. The lock ends with the transaction.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('docflow.document:' || $1, 0))")
+            .bind(&job.document_id)
+            .execute(&mut *tx)
+            .await?;
+        let earlier = sqlx::query_as::<_, (Uuid, Vec<u8>)>(
+            "SELECT job_id, request_hash FROM jobs \
                  WHERE document_id = $1 AND created_at > now() - make_interval(secs => $2) \
                  ORDER BY job_id DESC LIMIT 1",
-            )
-            .bind(&job.document_id)
-            .bind(window.as_secs_f64())
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some((job_id, hash)) = earlier {
-                tx.rollback().await?;
-                return existing_outcome(pool, job_id, &hash, job).await;
-            }
+        )
+        .bind(&job.document_id)
+        .bind(window.as_secs_f64())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some((job_id, hash)) = earlier {
+            tx.rollback().await?;
+            return existing_outcome(pool, job_id, &hash, job).await;
         }
     }
 
@@ -117,14 +117,20 @@ pub async fn submit_job(
         return existing_outcome(pool, job_id, &hash, job).await;
     };
 
-    record_event(&mut tx, job_id, None, JobStatus::Queued, actor, serde_json::json!({"priority": job.priority})).await?;
+    record_event(&mut tx, job_id, None, JobStatus::Queued, actor, serde_json::json!({"priority": job.priority}))
+        .await?;
     outbox::enqueue(&mut tx, message).await?;
     let created = fetch_job_in(&mut tx, job_id).await?;
     tx.commit().await?;
     Ok(SubmitOutcome::Created(created))
 }
 
-async fn existing_outcome(pool: &PgPool, job_id: Uuid, hash: &[u8], job: &NewJob) -> Result<SubmitOutcome, sqlx::Error> {
+async fn existing_outcome(
+    pool: &PgPool,
+    job_id: Uuid,
+    hash: &[u8],
+    job: &NewJob,
+) -> Result<SubmitOutcome, sqlx::Error> {
     let existing = get_job(pool, job_id).await?.ok_or(sqlx::Error::RowNotFound)?;
     Ok(if hash == job.request_hash { SubmitOutcome::Duplicate(existing) } else { SubmitOutcome::Conflict(existing) })
 }

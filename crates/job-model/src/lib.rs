@@ -13,7 +13,9 @@ pub mod status;
 pub mod topology;
 
 pub use job::{JobMetadata, NewJob, StageRecord};
-pub use message::{AttemptOutcome, ExecutionEvent, JobEnvelope, JobMessage, PoisonReason, ProcessDocument, StageTiming};
+pub use message::{
+    AttemptOutcome, ExecutionEvent, JobEnvelope, JobMessage, PoisonReason, ProcessDocument, StageTiming,
+};
 pub use priority::{JobPriority, UnknownPriority};
 pub use stats::QueueStats;
 pub use status::{InvalidTransition, JobStatus};

@@ -18,7 +18,7 @@ use crate::{JobMetadata, JobStatus};
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClaimOutcome {
     /// This worker now holds the job's lease.
-    Claimed(Claimed),
+    Claimed(Box<Claimed>),
     /// No such job: the message is poison.
     NotFound,
     /// The job is finished (or parked); a duplicate delivery to drop.
@@ -74,9 +74,13 @@ pub async fn claim(pool: &PgPool, job_id: Uuid, worker: &str, lease: Duration) -
     .map(|r| (r.job, r.from_status));
 
     if let Some((job, from)) = row {
-        return Ok(ClaimOutcome::Claimed(Claimed { job, recovered_from_crash: from == JobStatus::Processing.as_str() }));
+        return Ok(ClaimOutcome::Claimed(Box::new(Claimed {
+            job,
+            recovered_from_crash: from == JobStatus::Processing.as_str(),
+        })));
     }
-    let status: Option<String> = sqlx::query_scalar("SELECT status FROM jobs WHERE job_id = $1").bind(job_id).fetch_optional(pool).await?;
+    let status: Option<String> =
+        sqlx::query_scalar("SELECT status FROM jobs WHERE job_id = $1").bind(job_id).fetch_optional(pool).await?;
     Ok(match status.map(|s| s.parse::<JobStatus>()) {
         None => ClaimOutcome::NotFound,
         Some(Ok(JobStatus::Processing)) => ClaimOutcome::HeldElsewhere,
@@ -140,7 +144,8 @@ pub struct AttemptRecord {
 /// timings and outbox messages. Returns false (and writes nothing) when this
 /// worker no longer holds the lease.
 pub async fn record_attempt(pool: &PgPool, worker: &str, record: &AttemptRecord) -> Result<bool, sqlx::Error> {
-    let to = JobStatus::Processing.transition(record.outcome.status()).map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+    let to =
+        JobStatus::Processing.transition(record.outcome.status()).map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
     let mut tx = pool.begin().await?;
     let updated = sqlx::query(
         "UPDATE jobs SET status = $3, error_message = $4, error_stage = $5, \
@@ -162,7 +167,8 @@ pub async fn record_attempt(pool: &PgPool, worker: &str, record: &AttemptRecord)
         tx.rollback().await?;
         return Ok(false);
     }
-    crate::db::record_event(&mut tx, record.job_id, Some(JobStatus::Processing), to, worker, record.detail.clone()).await?;
+    crate::db::record_event(&mut tx, record.job_id, Some(JobStatus::Processing), to, worker, record.detail.clone())
+        .await?;
     insert_stages(&mut tx, record).await?;
     for message in &record.messages {
         outbox::enqueue(&mut tx, message).await?;
@@ -172,7 +178,10 @@ pub async fn record_attempt(pool: &PgPool, worker: &str, record: &AttemptRecord)
 }
 
 /// All stage rows of an attempt in one statement.
-async fn insert_stages(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, record: &AttemptRecord) -> Result<(), sqlx::Error> {
+async fn insert_stages(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    record: &AttemptRecord,
+) -> Result<(), sqlx::Error> {
     if record.stages.is_empty() {
         return Ok(());
     }

@@ -254,5 +254,8 @@ impl From<&crate::JobMetadata> for ProcessDocument {
 
 /// The headers every job message carries.
 pub fn job_headers(job_id: Uuid, attempt: i32) -> BTreeMap<String, String> {
-    BTreeMap::from([(headers::JOB_ID.to_owned(), job_id.to_string()), (headers::ATTEMPT.to_owned(), attempt.to_string())])
+    BTreeMap::from([
+        (headers::JOB_ID.to_owned(), job_id.to_string()),
+        (headers::ATTEMPT.to_owned(), attempt.to_string()),
+    ])
 }

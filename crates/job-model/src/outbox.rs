@@ -10,11 +10,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::future::try_join_all;
-use opentelemetry::KeyValue;
-use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt, Tracer as _};
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
+use opentelemetry::KeyValue;
+use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt, Tracer as _};
 use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, Transaction};
 use tokio::sync::Notify;
@@ -42,14 +42,16 @@ impl OutboxMessage {
 
 /// Adds a message to the outbox inside the caller's transaction.
 pub async fn enqueue(tx: &mut Transaction<'_, Postgres>, message: &OutboxMessage) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO outbox (exchange, routing_key, payload, headers, expiration_ms) VALUES ($1, $2, $3, $4, $5)")
-        .bind(&message.exchange)
-        .bind(&message.routing_key)
-        .bind(&message.payload)
-        .bind(Json(&message.headers))
-        .bind(message.expiration.map(|d| d.as_millis() as i64))
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO outbox (exchange, routing_key, payload, headers, expiration_ms) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&message.exchange)
+    .bind(&message.routing_key)
+    .bind(&message.payload)
+    .bind(Json(&message.headers))
+    .bind(message.expiration.map(|d| d.as_millis() as i64))
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
@@ -142,7 +144,7 @@ impl OutboxRelay {
                     }
                     Err(error) => {
                         tracing::warn!(%error, "outbox relay cannot reach the broker; retrying");
-                        sleep_or_cancel(backoff.next(), &shutdown).await;
+                        sleep_or_cancel(backoff.next_delay(), &shutdown).await;
                         continue;
                     }
                 }
@@ -167,7 +169,7 @@ impl OutboxRelay {
                         }
                         self.stats.connected.store(false, Ordering::Relaxed);
                     }
-                    sleep_or_cancel(backoff.next(), &shutdown).await;
+                    sleep_or_cancel(backoff.next_delay(), &shutdown).await;
                 }
             }
         }
@@ -324,7 +326,7 @@ impl Backoff {
         Backoff { initial, max, current: initial }
     }
 
-    pub fn next(&mut self) -> Duration {
+    pub fn next_delay(&mut self) -> Duration {
         let delay = self.current;
         self.current = (self.current * 2).min(self.max);
         delay

@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 
 /// How urgently a job should run. The numeric values are the seed's
 /// (HIGH=1, NORMAL=5, LOW=10: lower runs sooner) and are what Postgres stores.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default, utoipa::ToSchema,
+)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum JobPriority {
     High,

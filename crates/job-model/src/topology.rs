@@ -131,9 +131,15 @@ impl Topology {
     /// arguments are no-ops.
     pub async fn declare(&self, channel: &Channel) -> lapin::Result<()> {
         let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
-        channel.exchange_declare(self.jobs_exchange().into(), ExchangeKind::Direct, durable, FieldTable::default()).await?;
-        channel.exchange_declare(self.dlq_exchange().into(), ExchangeKind::Fanout, durable, FieldTable::default()).await?;
-        channel.exchange_declare(self.events_exchange().into(), ExchangeKind::Topic, durable, FieldTable::default()).await?;
+        channel
+            .exchange_declare(self.jobs_exchange().into(), ExchangeKind::Direct, durable, FieldTable::default())
+            .await?;
+        channel
+            .exchange_declare(self.dlq_exchange().into(), ExchangeKind::Fanout, durable, FieldTable::default())
+            .await?;
+        channel
+            .exchange_declare(self.events_exchange().into(), ExchangeKind::Topic, durable, FieldTable::default())
+            .await?;
 
         for priority in JobPriority::ALL {
             let mut args = quorum_args();
@@ -159,7 +165,9 @@ impl Topology {
         let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
         for delay in policy.tiers() {
             let exchange = self.retry_exchange(delay);
-            channel.exchange_declare(exchange.clone().into(), ExchangeKind::Fanout, durable, FieldTable::default()).await?;
+            channel
+                .exchange_declare(exchange.clone().into(), ExchangeKind::Fanout, durable, FieldTable::default())
+                .await?;
             let mut args = quorum_args();
             args.insert(short("x-message-ttl"), AMQPValue::LongLongInt(delay.as_millis() as i64));
             args.insert(short("x-dead-letter-exchange"), long(&self.jobs_exchange()));
@@ -193,7 +201,9 @@ async fn declare_queue(channel: &Channel, name: &str, args: FieldTable) -> lapin
 }
 
 async fn bind(channel: &Channel, queue: &str, exchange: &str, key: &str) -> lapin::Result<()> {
-    channel.queue_bind(queue.into(), exchange.into(), key.into(), QueueBindOptions::default(), FieldTable::default()).await
+    channel
+        .queue_bind(queue.into(), exchange.into(), key.into(), QueueBindOptions::default(), FieldTable::default())
+        .await
 }
 
 #[cfg(test)]

@@ -65,10 +65,7 @@ fn main() {
             println!("--- text\n{text}---");
         }
         let c = classify(path, format, &text);
-        println!(
-            "   type: {} ({:.2}) {:?}",
-            c.document_type, c.confidence, c.matched
-        );
+        println!("   type: {} ({:.2}) {:?}", c.document_type, c.confidence, c.matched);
         let fields = extract_fields(&text);
         match serde_json::to_string_pretty(&fields) {
             Ok(json) => println!("{json}"),

@@ -16,10 +16,7 @@ use std::error::Error;
 use std::path::{Path, PathBuf};
 
 use lopdf::content::{Content, Operation};
-use lopdf::{
-    Document, EncryptionState, EncryptionVersion, Object, Permissions, Stream, StringFormat,
-    dictionary,
-};
+use lopdf::{Document, EncryptionState, EncryptionVersion, Object, Permissions, Stream, StringFormat, dictionary};
 
 type Result<T> = std::result::Result<T, Box<dyn Error>>;
 
@@ -240,10 +237,7 @@ fn text_pdf(pages: &[&[&str]]) -> Result<Document> {
             Operation::new("Td", vec![56.into(), 780.into()]),
         ];
         for line in *lines {
-            operations.push(Operation::new(
-                "Tj",
-                vec![Object::String(winansi(line), StringFormat::Literal)],
-            ));
+            operations.push(Operation::new("Tj", vec![Object::String(winansi(line), StringFormat::Literal)]));
             operations.push(Operation::new("T*", vec![]));
         }
         operations.push(Operation::new("ET", vec![]));
@@ -277,19 +271,12 @@ fn graphics_pdf() -> Result<Document> {
         ],
     };
     let content_id = doc.add_object(Stream::new(dictionary! {}, content.encode()?));
-    let page_id = doc.add_object(
-        dictionary! { "Type" => "Page", "Parent" => pages_id, "Contents" => content_id },
-    );
+    let page_id = doc.add_object(dictionary! { "Type" => "Page", "Parent" => pages_id, "Contents" => content_id });
     finish(&mut doc, pages_id, vec![page_id.into()], resources_id);
     Ok(doc)
 }
 
-fn finish(
-    doc: &mut Document,
-    pages_id: lopdf::ObjectId,
-    kids: Vec<Object>,
-    resources_id: lopdf::ObjectId,
-) {
+fn finish(doc: &mut Document, pages_id: lopdf::ObjectId, kids: Vec<Object>, resources_id: lopdf::ObjectId) {
     let count = i64::try_from(kids.len()).unwrap_or(i64::MAX);
     doc.objects.insert(
         pages_id,
@@ -321,11 +308,7 @@ fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         crc ^= u32::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
         }
     }
     !crc
@@ -421,9 +404,7 @@ fn random_bytes() -> Vec<u8> {
     let mut state = 0x2545_F491_4F6C_DD1Du64;
     (0..512)
         .map(|_| {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
             (state >> 56) as u8
         })
         .collect()
@@ -446,25 +427,13 @@ fn main() -> Result<()> {
     write(&dir, "invoice_de.txt", INVOICE_DE_TXT.as_bytes())?;
     write(&dir, "credit_note_nl.txt", CREDIT_NOTE_NL_TXT.as_bytes())?;
     write(&dir, "receipt_fr.txt", RECEIPT_FR_TXT.as_bytes())?;
-    write(
-        &dir,
-        "bank_statement_2026-02.csv",
-        BANK_STATEMENT_CSV.as_bytes(),
-    )?;
+    write(&dir, "bank_statement_2026-02.csv", BANK_STATEMENT_CSV.as_bytes())?;
     write(&dir, "invoice_nl.xml", INVOICE_NL_XML.as_bytes())?;
 
     let invoice_en = save(&mut text_pdf(&[INVOICE_EN_PDF])?)?;
     write(&dir, "invoice_en.pdf", &invoice_en)?;
-    write(
-        &dir,
-        "rechnung_de.pdf",
-        &save(&mut text_pdf(&[RECHNUNG_DE_PDF])?)?,
-    )?;
-    write(
-        &dir,
-        "contract_en.pdf",
-        &save(&mut text_pdf(CONTRACT_EN_PDF)?)?,
-    )?;
+    write(&dir, "rechnung_de.pdf", &save(&mut text_pdf(&[RECHNUNG_DE_PDF])?)?)?;
+    write(&dir, "contract_en.pdf", &save(&mut text_pdf(CONTRACT_EN_PDF)?)?)?;
     write(&dir, "scanned_invoice.pdf", &save(&mut graphics_pdf()?)?)?;
 
     // An upload cut off halfway: header and objects, no xref, no trailer.

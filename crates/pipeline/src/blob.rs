@@ -6,9 +6,7 @@ use crate::error::{StageError, kind};
 
 /// Parses a blob path from the job; a malformed one is the job's fault.
 pub(crate) fn parse_path(raw: &str) -> Result<Path, StageError> {
-    Path::parse(raw).map_err(|e| {
-        StageError::permanent(kind::INVALID_BLOB_PATH, format!("blob path {raw:?}: {e}"))
-    })
+    Path::parse(raw).map_err(|e| StageError::permanent(kind::INVALID_BLOB_PATH, format!("blob path {raw:?}: {e}")))
 }
 
 /// A missing object is permanent (the upload never completed or the blob

@@ -241,17 +241,12 @@ static MATCHERS: LazyLock<Vec<Matcher>> = LazyLock::new(|| {
                     Some(rest) => (r"\w*", rest),
                     None => ("", phrase),
                 };
-                let pattern = words
-                    .split(' ')
-                    .map(regex::escape)
-                    .collect::<Vec<_>>()
-                    .join(r"\s+");
+                let pattern = words.split(' ').map(regex::escape).collect::<Vec<_>>().join(r"\s+");
                 Matcher {
                     doc_type: *doc_type,
                     phrase: words,
                     weight,
-                    regex: Regex::new(&format!(r"(?i)\b{compound}{pattern}\b"))
-                        .expect("static regex"),
+                    regex: Regex::new(&format!(r"(?i)\b{compound}{pattern}\b")).expect("static regex"),
                 }
             })
         })
@@ -281,27 +276,17 @@ fn round2(x: f64) -> f64 {
 /// Classifies a document from its file name, format and first text.
 pub fn classify(filename: &str, format: DocumentFormat, text: &str) -> Classification {
     // Title: the first two non-empty lines (sender and document name).
-    let title: String = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .take(2)
-        .collect::<Vec<_>>()
-        .join("\n");
+    let title: String = text.lines().map(str::trim).filter(|l| !l.is_empty()).take(2).collect::<Vec<_>>().join("\n");
     // "credit_note-2026_03.pdf" → "credit note 2026 03 pdf"
-    let name: String = filename
-        .chars()
-        .map(|c| if c.is_alphanumeric() { c } else { ' ' })
-        .collect();
+    let name: String = filename.chars().map(|c| if c.is_alphanumeric() { c } else { ' ' }).collect();
 
     let mut scores: Vec<(DocumentType, f64, Vec<String>)> = Vec::new();
     for m in MATCHERS.iter() {
         let hits = m.regex.find_iter(text).take(MAX_HITS).count();
         let in_title = m.regex.is_match(&title);
         let in_name = m.regex.is_match(&name);
-        let score = m.weight * hits as f64
-            + if in_title { m.weight } else { 0.0 }
-            + if in_name { 2.0 * m.weight } else { 0.0 };
+        let score =
+            m.weight * hits as f64 + if in_title { m.weight } else { 0.0 } + if in_name { 2.0 * m.weight } else { 0.0 };
         if score > 0.0 {
             match scores.iter_mut().find(|(t, _, _)| *t == m.doc_type) {
                 Some(entry) => {
@@ -318,16 +303,8 @@ pub fn classify(filename: &str, format: DocumentFormat, text: &str) -> Classific
     if top < MIN_SCORE {
         // Nothing recognisable. Images without a telling file name land
         // here; their type is unknown rather than confidently "other".
-        let confidence = if format.is_image() || text.trim().is_empty() {
-            0.3
-        } else {
-            0.6
-        };
-        return Classification {
-            document_type: DocumentType::Other,
-            confidence,
-            matched: Vec::new(),
-        };
+        let confidence = if format.is_image() || text.trim().is_empty() { 0.3 } else { 0.6 };
+        return Classification { document_type: DocumentType::Other, confidence, matched: Vec::new() };
     }
     let (document_type, _, mut matched) = scores.swap_remove(0);
     matched.sort();
@@ -337,11 +314,7 @@ pub fn classify(filename: &str, format: DocumentFormat, text: &str) -> Classific
     let strength = 1.0 - (-top / 6.0).exp();
     let lead = top / (top + second);
     let confidence = round2((strength * lead).clamp(0.0, 0.99));
-    Classification {
-        document_type,
-        confidence,
-        matched,
-    }
+    Classification { document_type, confidence, matched }
 }
 
 #[cfg(test)]
@@ -354,63 +327,33 @@ mod tests {
 
     #[test]
     fn invoices_in_four_languages() {
+        assert_eq!(kind("doc.txt", "ACME Ltd\nINVOICE\nInvoice Number: 42\nAmount due: 10.00"), DocumentType::Invoice);
         assert_eq!(
-            kind(
-                "doc.txt",
-                "ACME Ltd\nINVOICE\nInvoice Number: 42\nAmount due: 10.00"
-            ),
+            kind("doc.txt", "Muster GmbH\nRECHNUNG\nRechnungsnummer: 7\nZahlungsziel 14 Tage"),
             DocumentType::Invoice
         );
         assert_eq!(
-            kind(
-                "doc.txt",
-                "Muster GmbH\nRECHNUNG\nRechnungsnummer: 7\nZahlungsziel 14 Tage"
-            ),
+            kind("doc.txt", "Dupont SARL\nFACTURE\nNuméro de facture : 12\nTotal TTC 12,00"),
             DocumentType::Invoice
         );
-        assert_eq!(
-            kind(
-                "doc.txt",
-                "Dupont SARL\nFACTURE\nNuméro de facture : 12\nTotal TTC 12,00"
-            ),
-            DocumentType::Invoice
-        );
-        assert_eq!(
-            kind(
-                "doc.txt",
-                "Jansen BV\nFACTUUR\nFactuurnummer: 3\nTe betalen: 5,00"
-            ),
-            DocumentType::Invoice
-        );
+        assert_eq!(kind("doc.txt", "Jansen BV\nFACTUUR\nFactuurnummer: 3\nTe betalen: 5,00"), DocumentType::Invoice);
     }
 
     #[test]
     fn credit_note_beats_the_invoice_it_refers_to() {
         let text = "Gutschrift\nzur Rechnung RE-2026-0815 vom 01.03.2026\nRechnungsnummer RE-2026-0815\nGutschriftsbetrag: 100,00 EUR";
         assert_eq!(kind("scan.txt", text), DocumentType::CreditNote);
-        assert_eq!(
-            kind("doc.txt", "CREDITNOTA\nbetreft factuur 2026-17"),
-            DocumentType::CreditNote
-        );
-        assert_eq!(
-            kind("doc.txt", "AVOIR\nFacture d'origine 2026-9"),
-            DocumentType::CreditNote
-        );
+        assert_eq!(kind("doc.txt", "CREDITNOTA\nbetreft factuur 2026-17"), DocumentType::CreditNote);
+        assert_eq!(kind("doc.txt", "AVOIR\nFacture d'origine 2026-9"), DocumentType::CreditNote);
     }
 
     #[test]
     fn receipts_contracts_statements() {
         assert_eq!(
-            kind(
-                "x.txt",
-                "Café du Coin\nTICKET DE CAISSE\n2 cafés 5,00\nMerci de votre visite"
-            ),
+            kind("x.txt", "Café du Coin\nTICKET DE CAISSE\n2 cafés 5,00\nMerci de votre visite"),
             DocumentType::Receipt
         );
-        assert_eq!(
-            kind("x.txt", "Kassenbon\nSumme 12,00\nBar 20,00\nRückgeld 8,00"),
-            DocumentType::Receipt
-        );
+        assert_eq!(kind("x.txt", "Kassenbon\nSumme 12,00\nBar 20,00\nRückgeld 8,00"), DocumentType::Receipt);
         assert_eq!(
             kind(
                 "x.txt",
@@ -419,30 +362,15 @@ mod tests {
             DocumentType::Contract
         );
         assert_eq!(
-            kind(
-                "x.txt",
-                "Dienstleistungsvertrag\nzwischen den Vertragsparteien\nGerichtsstand Berlin"
-            ),
+            kind("x.txt", "Dienstleistungsvertrag\nzwischen den Vertragsparteien\nGerichtsstand Berlin"),
             DocumentType::Contract
         );
+        assert_eq!(kind("x.txt", "Muster GmbH\nSchlussrechnung Nr. 4"), DocumentType::Invoice);
         assert_eq!(
-            kind("x.txt", "Muster GmbH\nSchlussrechnung Nr. 4"),
-            DocumentType::Invoice
-        );
-        assert_eq!(
-            kind(
-                "x.txt",
-                "Kontoauszug Nr. 3\nAlter Kontostand 100,00\nNeuer Kontostand 80,00"
-            ),
+            kind("x.txt", "Kontoauszug Nr. 3\nAlter Kontostand 100,00\nNeuer Kontostand 80,00"),
             DocumentType::BankStatement
         );
-        assert_eq!(
-            kind(
-                "x.txt",
-                "Rekeningafschrift\nBeginsaldo 10,00\nEindsaldo 5,00"
-            ),
-            DocumentType::BankStatement
-        );
+        assert_eq!(kind("x.txt", "Rekeningafschrift\nBeginsaldo 10,00\nEindsaldo 5,00"), DocumentType::BankStatement);
     }
 
     #[test]
@@ -451,11 +379,7 @@ mod tests {
         assert_eq!(c.document_type, DocumentType::Invoice);
         let c = classify("IMG_0001.png", DocumentFormat::Png, "");
         assert_eq!((c.document_type, c.confidence), (DocumentType::Other, 0.3));
-        let c = classify(
-            "notes.txt",
-            DocumentFormat::Text,
-            "Shopping list: milk, eggs, bread",
-        );
+        let c = classify("notes.txt", DocumentFormat::Text, "Shopping list: milk, eggs, bread");
         assert_eq!(c.document_type, DocumentType::Other);
     }
 

@@ -39,10 +39,7 @@ impl Default for PipelineConfig {
 impl PipelineConfig {
     /// The time limit for the stage called `stage`.
     pub fn timeout_for(&self, stage: &str) -> Duration {
-        self.stage_timeouts
-            .get(stage)
-            .copied()
-            .unwrap_or(self.default_stage_timeout)
+        self.stage_timeouts.get(stage).copied().unwrap_or(self.default_stage_timeout)
     }
 
     /// Builder-style: sets the time limit of one stage.

@@ -70,13 +70,7 @@ impl std::fmt::Debug for StageContext {
             .field("upload", &self.upload.is_some())
             .field("validation", &self.validation.as_ref().map(|v| v.format))
             .field("classification", &self.classification)
-            .field(
-                "extraction",
-                &self
-                    .extraction
-                    .as_ref()
-                    .map(|e| (e.page_count, e.text_chars)),
-            )
+            .field("extraction", &self.extraction.as_ref().map(|e| (e.page_count, e.text_chars)))
             .field("analysis", &self.analysis.is_some())
             .field("criteria", &self.criteria)
             .field("tickets", &self.tickets)
@@ -86,19 +80,11 @@ impl std::fmt::Debug for StageContext {
 }
 
 fn missing(what: &str) -> StageError {
-    StageError::permanent(
-        kind::MISSING_INPUT,
-        format!("no {what} output: is that stage missing from the pipeline?"),
-    )
+    StageError::permanent(kind::MISSING_INPUT, format!("no {what} output: is that stage missing from the pipeline?"))
 }
 
 impl StageContext {
-    pub fn new(
-        document: Document,
-        pool: PgPool,
-        blobs: Arc<dyn ObjectStore>,
-        config: Arc<PipelineConfig>,
-    ) -> Self {
+    pub fn new(document: Document, pool: PgPool, blobs: Arc<dyn ObjectStore>, config: Arc<PipelineConfig>) -> Self {
         StageContext {
             document,
             pool,
@@ -122,21 +108,15 @@ impl StageContext {
     }
 
     pub fn validation_output(&self) -> Result<&ValidationOutput, StageError> {
-        self.validation
-            .as_ref()
-            .ok_or_else(|| missing("validation"))
+        self.validation.as_ref().ok_or_else(|| missing("validation"))
     }
 
     pub fn classification_output(&self) -> Result<&ClassificationOutput, StageError> {
-        self.classification
-            .as_ref()
-            .ok_or_else(|| missing("classification"))
+        self.classification.as_ref().ok_or_else(|| missing("classification"))
     }
 
     pub fn extraction_output(&self) -> Result<&ExtractionOutput, StageError> {
-        self.extraction
-            .as_ref()
-            .ok_or_else(|| missing("extraction"))
+        self.extraction.as_ref().ok_or_else(|| missing("extraction"))
     }
 
     pub fn analysis_output(&self) -> Result<&AnalysisOutput, StageError> {
@@ -144,8 +124,6 @@ impl StageContext {
     }
 
     pub fn criteria_output(&self) -> Result<&CriteriaOutput, StageError> {
-        self.criteria
-            .as_ref()
-            .ok_or_else(|| missing("criteria_detection"))
+        self.criteria.as_ref().ok_or_else(|| missing("criteria_detection"))
     }
 }

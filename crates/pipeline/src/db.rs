@@ -34,9 +34,7 @@ pub(crate) fn db_error(context: &str, e: sqlx::Error) -> StageError {
         | sqlx::Error::Protocol(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => {
-            StageError::retryable(kind::DATABASE_UNAVAILABLE, format!("{context}: {e}"))
-        }
+        | sqlx::Error::WorkerCrashed => StageError::retryable(kind::DATABASE_UNAVAILABLE, format!("{context}: {e}")),
         _ => StageError::retryable(kind::DATABASE_ERROR, format!("{context}: {e}")),
     }
 }

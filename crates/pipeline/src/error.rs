@@ -48,17 +48,11 @@ pub enum StageError {
 
 impl StageError {
     pub fn permanent(kind: &'static str, message: impl Into<String>) -> StageError {
-        StageError::Permanent {
-            kind,
-            message: message.into(),
-        }
+        StageError::Permanent { kind, message: message.into() }
     }
 
     pub fn retryable(kind: &'static str, message: impl Into<String>) -> StageError {
-        StageError::Retryable {
-            kind,
-            message: message.into(),
-        }
+        StageError::Retryable { kind, message: message.into() }
     }
 
     /// The stable code, e.g. `"blob_missing"` (see [`kind`]).
@@ -70,9 +64,7 @@ impl StageError {
 
     pub fn message(&self) -> &str {
         match self {
-            StageError::Permanent { message, .. } | StageError::Retryable { message, .. } => {
-                message
-            }
+            StageError::Permanent { message, .. } | StageError::Retryable { message, .. } => message,
         }
     }
 
@@ -90,10 +82,7 @@ impl StageError {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read rules file {path}: {source}")]
-    ReadRules {
-        path: String,
-        source: std::io::Error,
-    },
+    ReadRules { path: String, source: std::io::Error },
     #[error("invalid rules in {origin}: {message}")]
     InvalidRules { origin: String, message: String },
     #[error("no stage named {0:?} in the pipeline")]

@@ -30,10 +30,7 @@ pub struct Field<T> {
 
 impl<T> Field<T> {
     fn new(value: T, confidence: f64) -> Self {
-        Field {
-            value,
-            confidence: (confidence * 100.0).round() / 100.0,
-        }
+        Field { value, confidence: (confidence * 100.0).round() / 100.0 }
     }
 }
 
@@ -145,59 +142,19 @@ enum Label {
 /// (label, strength, pattern). Strength ranks labels of one kind: 2 for a
 /// specific label, 1 for a generic one.
 const LABELS: &[(Label, u8, &str)] = &[
-    (
-        Label::InvoiceNumber,
-        2,
-        r"invoice\s*(?:no\.?|number|nr\.?|num\.?|#|id)",
-    ),
+    (Label::InvoiceNumber, 2, r"invoice\s*(?:no\.?|number|nr\.?|num\.?|#|id)"),
     (Label::InvoiceNumber, 2, r"inv\.?\s*(?:no\.?|#)"),
-    (
-        Label::InvoiceNumber,
-        2,
-        r"rechnungs\s*-?\s*(?:nummer|nr\.?|no\.?)",
-    ),
-    (
-        Label::InvoiceNumber,
-        2,
-        r"rechnung\s+(?:nr\.?|no\.?|nummer)",
-    ),
-    (
-        Label::InvoiceNumber,
-        2,
-        r"gutschrifts?\s*-?\s*(?:nummer|nr\.?)",
-    ),
-    (
-        Label::InvoiceNumber,
-        2,
-        r"facture\s*(?:n[°ºo]\.?|num[ée]ro)",
-    ),
-    (
-        Label::InvoiceNumber,
-        2,
-        r"num[ée]ro\s+de\s+(?:la\s+)?facture",
-    ),
+    (Label::InvoiceNumber, 2, r"rechnungs\s*-?\s*(?:nummer|nr\.?|no\.?)"),
+    (Label::InvoiceNumber, 2, r"rechnung\s+(?:nr\.?|no\.?|nummer)"),
+    (Label::InvoiceNumber, 2, r"gutschrifts?\s*-?\s*(?:nummer|nr\.?)"),
+    (Label::InvoiceNumber, 2, r"facture\s*(?:n[°ºo]\.?|num[ée]ro)"),
+    (Label::InvoiceNumber, 2, r"num[ée]ro\s+de\s+(?:la\s+)?facture"),
     (Label::InvoiceNumber, 2, r"n[°º]\s*(?:de\s+)?facture"),
-    (
-        Label::InvoiceNumber,
-        2,
-        r"factuur\s*-?\s*(?:nummer|nr\.?|no\.?)",
-    ),
-    (
-        Label::InvoiceNumber,
-        2,
-        r"credit\s*note\s*(?:no\.?|number|#)",
-    ),
-    (
-        Label::InvoiceNumber,
-        2,
-        r"credit\s*nota\s*-?\s*(?:nummer|nr\.?)",
-    ),
+    (Label::InvoiceNumber, 2, r"factuur\s*-?\s*(?:nummer|nr\.?|no\.?)"),
+    (Label::InvoiceNumber, 2, r"credit\s*note\s*(?:no\.?|number|#)"),
+    (Label::InvoiceNumber, 2, r"credit\s*nota\s*-?\s*(?:nummer|nr\.?)"),
     (Label::InvoiceNumber, 1, r"receipt\s*(?:no\.?|number|#)"),
-    (
-        Label::InvoiceNumber,
-        1,
-        r"(?:document|beleg)\s*-?\s*(?:no\.?|number|nummer|nr\.?)",
-    ),
+    (Label::InvoiceNumber, 1, r"(?:document|beleg)\s*-?\s*(?:no\.?|number|nummer|nr\.?)"),
     (Label::IssueDate, 2, r"invoice\s+date"),
     (Label::IssueDate, 2, r"date\s+of\s+(?:issue|invoice)"),
     (Label::IssueDate, 2, r"issue\s+date"),
@@ -226,16 +183,8 @@ const LABELS: &[(Label, u8, &str)] = &[
     (Label::DueDate, 1, r"due"),
     (Label::Net, 2, r"sub\s*-?\s*total"),
     (Label::Net, 2, r"net\s+(?:amount|total|value)"),
-    (
-        Label::Net,
-        2,
-        r"total\s+(?:excl\.?|excluding|before|net|ex\.?)(?:\s+(?:of\s+)?(?:vat|tax))?",
-    ),
-    (
-        Label::Net,
-        2,
-        r"amount\s+(?:excl\.?|excluding|before)\s+(?:vat|tax)",
-    ),
+    (Label::Net, 2, r"total\s+(?:excl\.?|excluding|before|net|ex\.?)(?:\s+(?:of\s+)?(?:vat|tax))?"),
+    (Label::Net, 2, r"amount\s+(?:excl\.?|excluding|before)\s+(?:vat|tax)"),
     (Label::Net, 2, r"tax\s*exclusive\s+amount"),
     (Label::Net, 2, r"nettobetrag"),
     (Label::Net, 2, r"netto\s*-?\s*(?:summe|betrag|gesamt)"),
@@ -267,11 +216,7 @@ const LABELS: &[(Label, u8, &str)] = &[
     (Label::Total, 2, r"amount\s+due"),
     (Label::Total, 2, r"balance\s+due"),
     (Label::Total, 2, r"grand\s+total"),
-    (
-        Label::Total,
-        2,
-        r"total\s+(?:incl\.?|including|inc\.?)(?:\s+(?:of\s+)?(?:vat|tax))?",
-    ),
+    (Label::Total, 2, r"total\s+(?:incl\.?|including|inc\.?)(?:\s+(?:of\s+)?(?:vat|tax))?"),
     (Label::Total, 2, r"(?:amount|total)\s+payable"),
     (Label::Total, 2, r"payable\s+amount"),
     (Label::Total, 2, r"gesamtbetrag"),
@@ -292,60 +237,24 @@ const LABELS: &[(Label, u8, &str)] = &[
     (Label::Total, 1, r"summe"),
     (Label::Total, 1, r"montant\s+total"),
     (Label::Total, 1, r"totaal"),
-    (
-        Label::VatId,
-        2,
-        r"vat\s*(?:id|no\.?|number|reg(?:istration)?\.?(?:\s*(?:no\.?|number))?)",
-    ),
+    (Label::VatId, 2, r"vat\s*(?:id|no\.?|number|reg(?:istration)?\.?(?:\s*(?:no\.?|number))?)"),
     (Label::VatId, 2, r"tax\s*id"),
     (Label::VatId, 2, r"ust\.?\s*-?\s*id\.?\s*-?\s*(?:nr\.?)?"),
-    (
-        Label::VatId,
-        2,
-        r"umsatzsteuer\s*-?\s*identifikationsnummer",
-    ),
-    (
-        Label::VatId,
-        2,
-        r"n[°º]\s*(?:de\s+)?tva(?:\s+intracommunautaire)?",
-    ),
-    (
-        Label::VatId,
-        2,
-        r"num[ée]ro\s+de\s+tva(?:\s+intracommunautaire)?",
-    ),
+    (Label::VatId, 2, r"umsatzsteuer\s*-?\s*identifikationsnummer"),
+    (Label::VatId, 2, r"n[°º]\s*(?:de\s+)?tva(?:\s+intracommunautaire)?"),
+    (Label::VatId, 2, r"num[ée]ro\s+de\s+tva(?:\s+intracommunautaire)?"),
     (Label::VatId, 2, r"tva\s+intracommunautaire"),
     (Label::VatId, 2, r"btw\s*-?\s*(?:nummer|nr\.?|id)"),
     (Label::Iban, 2, r"iban"),
-    (
-        Label::Supplier,
-        2,
-        r"(?:from|supplier|seller|vendor|issued\s+by|bill\s+from|sold\s+by)",
-    ),
-    (
-        Label::Supplier,
-        2,
-        r"(?:lieferant|verk[äa]ufer|rechnungssteller|absender)",
-    ),
+    (Label::Supplier, 2, r"(?:from|supplier|seller|vendor|issued\s+by|bill\s+from|sold\s+by)"),
+    (Label::Supplier, 2, r"(?:lieferant|verk[äa]ufer|rechnungssteller|absender)"),
     (Label::Supplier, 2, r"(?:fournisseur|vendeur|[ée]metteur)"),
     (Label::Supplier, 2, r"(?:leverancier|verkoper|afzender)"),
-    (
-        Label::Customer,
-        2,
-        r"(?:bill(?:ed)?\s+to|ship\s+to|invoice\s+to|sold\s+to|customer|client)",
-    ),
-    (
-        Label::Customer,
-        2,
-        r"(?:rechnungsempf[äa]nger|kunde|empf[äa]nger|leistungsempf[äa]nger)",
-    ),
+    (Label::Customer, 2, r"(?:bill(?:ed)?\s+to|ship\s+to|invoice\s+to|sold\s+to|customer|client)"),
+    (Label::Customer, 2, r"(?:rechnungsempf[äa]nger|kunde|empf[äa]nger|leistungsempf[äa]nger)"),
     (Label::Customer, 2, r"(?:factur[ée]\s+[àa]|destinataire)"),
     (Label::Customer, 2, r"(?:klant|afnemer|factuuradres)"),
-    (
-        Label::Ignore,
-        3,
-        r"(?:delivery|order|service|shipping)\s+date",
-    ),
+    (Label::Ignore, 3, r"(?:delivery|order|service|shipping)\s+date"),
     (Label::Ignore, 3, r"(?:liefer|leistungs|bestell)datum"),
     (Label::Ignore, 3, r"date\s+de\s+(?:livraison|commande)"),
     (Label::Ignore, 3, r"(?:lever|bestel)datum"),
@@ -355,16 +264,8 @@ const LABELS: &[(Label, u8, &str)] = &[
     (Label::Ignore, 3, r"conditions\s+de\s+paiement"),
     (Label::Ignore, 3, r"betalingsvoorwaarden"),
     (Label::Ignore, 3, r"(?:tax|vat)\s+rate"),
-    (
-        Label::Ignore,
-        3,
-        r"(?:customer|client|kunden)\s*-?\s*(?:no\.?|number|nr\.?|nummer|id)",
-    ),
-    (
-        Label::Ignore,
-        3,
-        r"(?:order|po|purchase\s+order|bestell|auftrags)\s*-?\s*(?:no\.?|number|nr\.?|nummer|#)",
-    ),
+    (Label::Ignore, 3, r"(?:customer|client|kunden)\s*-?\s*(?:no\.?|number|nr\.?|nummer|id)"),
+    (Label::Ignore, 3, r"(?:order|po|purchase\s+order|bestell|auftrags)\s*-?\s*(?:no\.?|number|nr\.?|nummer|#)"),
     (Label::Ignore, 3, r"(?:tel|phone|fax|telefon)\.?"),
 ];
 
@@ -375,8 +276,7 @@ struct LabelMatcher {
 }
 
 static LABEL_SET: LazyLock<RegexSet> = LazyLock::new(|| {
-    RegexSet::new(LABELS.iter().map(|(_, _, p)| format!(r"(?i)\b(?:{p})")))
-        .expect("static regex set")
+    RegexSet::new(LABELS.iter().map(|(_, _, p)| format!(r"(?i)\b(?:{p})"))).expect("static regex set")
 });
 static LABEL_MATCHERS: LazyLock<Vec<LabelMatcher>> = LazyLock::new(|| {
     LABELS
@@ -404,32 +304,14 @@ fn label_hits(line: &str) -> Vec<Hit> {
         let m = &LABEL_MATCHERS[i];
         for found in m.regex.find_iter(line) {
             // A label ending in a letter must end a word ("net" not "network").
-            let ends_word = found
-                .as_str()
-                .chars()
-                .last()
-                .is_some_and(|c| !c.is_alphanumeric())
-                || line[found.end()..]
-                    .chars()
-                    .next()
-                    .is_none_or(|c| !c.is_alphanumeric());
+            let ends_word = found.as_str().chars().last().is_some_and(|c| !c.is_alphanumeric())
+                || line[found.end()..].chars().next().is_none_or(|c| !c.is_alphanumeric());
             if ends_word {
-                hits.push(Hit {
-                    start: found.start(),
-                    end: found.end(),
-                    label: m.label,
-                    strength: m.strength,
-                });
+                hits.push(Hit { start: found.start(), end: found.end(), label: m.label, strength: m.strength });
             }
         }
     }
-    hits.sort_by_key(|h| {
-        (
-            std::cmp::Reverse(h.end - h.start),
-            std::cmp::Reverse(h.strength),
-            h.start,
-        )
-    });
+    hits.sort_by_key(|h| (std::cmp::Reverse(h.end - h.start), std::cmp::Reverse(h.strength), h.start));
     let mut kept: Vec<Hit> = Vec::new();
     for h in hits {
         if !kept.iter().any(|k| h.start < k.end && k.start < h.end) {
@@ -441,8 +323,7 @@ fn label_hits(line: &str) -> Vec<Hit> {
 }
 
 static INVOICE_NUMBER_VALUE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^[\s:#.\-–—]*(?:n[°º]\s*)?([A-Za-z0-9](?:[A-Za-z0-9\-/._]*[A-Za-z0-9])?)")
-        .expect("static regex")
+    Regex::new(r"^[\s:#.\-–—]*(?:n[°º]\s*)?([A-Za-z0-9](?:[A-Za-z0-9\-/._]*[A-Za-z0-9])?)").expect("static regex")
 });
 static TITLE_NUMBER: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)^\s*(?:invoice|rechnung|facture|factuur|credit\s+note|gutschrift|creditnota|avoir)\b[\s:#.]*(?:no\.?|nr\.?|n[°º])?[\s:#.]*([A-Za-z]{0,5}[-/]?\d[A-Za-z0-9\-/.]*[A-Za-z0-9]|\d)")
@@ -452,9 +333,8 @@ static PAYMENT_DAYS: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)\b(?:within|in|innerhalb(?:\s+von)?|binnen|sous|dans\s+les|net)\s+(\d{1,3})\s*(?:days|tagen|tage|dagen|jours)\b|\bnet\s+(\d{1,3})\b")
         .expect("static regex")
 });
-static CURRENCY_CODE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b(EUR|USD|GBP|CHF|SEK|NOK|DKK|PLN|CZK|HUF|JPY|CAD|AUD)\b").expect("static regex")
-});
+static CURRENCY_CODE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\b(EUR|USD|GBP|CHF|SEK|NOK|DKK|PLN|CZK|HUF|JPY|CAD|AUD)\b").expect("static regex"));
 static COMPANY_SUFFIX: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?:^|[\s,])(?:GmbH|AG|KG|OHG|UG|e\.\s?K\.|Ltd\.?|Limited|LLC|Inc\.?|Corp\.?|Corporation|PLC|plc|LLP|B\.V\.|BV|N\.V\.|NV|SARL|S\.A\.R\.L\.|SAS|S\.A\.S\.|S\.A\.|SA|SE|Oy|AB|ApS|A/S|S\.p\.A\.|SpA|S\.r\.l\.|Srl|GbR|mbH)(?:$|[\s,.;)])")
         .expect("static regex")
@@ -484,9 +364,7 @@ impl Line<'_> {
     /// Whether nothing but punctuation follows `pos`: the value is on the
     /// next line.
     fn empty_after(&self, pos: usize) -> bool {
-        self.text
-            .get(pos..)
-            .is_some_and(|r| r.chars().all(|c| !c.is_alphanumeric()))
+        self.text.get(pos..).is_some_and(|r| r.chars().all(|c| !c.is_alphanumeric()))
     }
 
     /// Whether the line is just one value (an amount or a date, maybe with a
@@ -504,17 +382,9 @@ fn analyse_line(text: &str) -> Line<'_> {
     let mut masked: Vec<(usize, usize)> = dates.iter().map(|d| (d.start, d.end)).collect();
     masked.extend(find_ibans(text).iter().map(|m| (m.start, m.end)));
     masked.extend(find_vat_ids(text).iter().map(|m| (m.start, m.end)));
-    let amounts = find_amounts(&mask(text, &masked))
-        .into_iter()
-        .filter(|a| !a.percent)
-        .map(|a| (a.start, a.amount))
-        .collect();
-    Line {
-        text,
-        hits,
-        dates: dates.iter().map(|d| (d.start, d.date)).collect(),
-        amounts,
-    }
+    let amounts =
+        find_amounts(&mask(text, &masked)).into_iter().filter(|a| !a.percent).map(|a| (a.start, a.amount)).collect();
+    Line { text, hits, dates: dates.iter().map(|d| (d.start, d.date)).collect(), amounts }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -525,11 +395,7 @@ struct Candidate<T> {
 }
 
 fn candidate<T>(value: T, hit: &Hit, line: usize) -> Candidate<T> {
-    Candidate {
-        value,
-        strength: hit.strength,
-        line,
-    }
+    Candidate { value, strength: hit.strength, line }
 }
 
 /// Picks the strongest candidate; among equals the first (`last = false`) or
@@ -537,17 +403,11 @@ fn candidate<T>(value: T, hit: &Hit, line: usize) -> Candidate<T> {
 fn best<T: Clone>(cands: &[Candidate<T>], last: bool) -> Option<Candidate<T>> {
     let max = cands.iter().map(|c| c.strength).max()?;
     let mut strongest = cands.iter().filter(|c| c.strength == max);
-    if last {
-        strongest.next_back().cloned()
-    } else {
-        strongest.next().cloned()
-    }
+    if last { strongest.next_back().cloned() } else { strongest.next().cloned() }
 }
 
 fn clean_name(s: &str) -> Option<String> {
-    let s = s.trim_matches(|c: char| {
-        c.is_whitespace() || matches!(c, ':' | ',' | ';' | '-' | '|' | '·' | '•')
-    });
+    let s = s.trim_matches(|c: char| c.is_whitespace() || matches!(c, ':' | ',' | ';' | '-' | '|' | '·' | '•'));
     let collapsed = s.split_whitespace().collect::<Vec<_>>().join(" ");
     (collapsed.chars().filter(|c| c.is_alphabetic()).count() >= 2).then_some(collapsed)
 }
@@ -555,10 +415,7 @@ fn clean_name(s: &str) -> Option<String> {
 /// The part of an address-like line that holds the company name
 /// ("ACME GmbH · Hauptstr. 5 · Berlin" → "ACME GmbH").
 fn company_part(line: &str) -> Option<String> {
-    let parts = line
-        .split(['·', '•', '|', '\t'])
-        .flat_map(|p| p.split(" - "))
-        .flat_map(|p| p.split(", "));
+    let parts = line.split(['·', '•', '|', '\t']).flat_map(|p| p.split(" - ")).flat_map(|p| p.split(", "));
     let mut first = None;
     for part in parts {
         if first.is_none() {
@@ -586,11 +443,7 @@ static TITLE_LINE: LazyLock<Regex> = LazyLock::new(|| {
 
 /// Extracts invoice fields from document text.
 pub fn extract_fields(text: &str) -> InvoiceFields {
-    let raw_lines: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
+    let raw_lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
     let lines: Vec<Line<'_>> = raw_lines.iter().map(|l| analyse_line(l)).collect();
 
     let mut numbers: Vec<Candidate<String>> = Vec::new();
@@ -608,9 +461,7 @@ pub fn extract_fields(text: &str) -> InvoiceFields {
         for (h_i, hit) in line.hits.iter().enumerate() {
             let boundary = line.hits.get(h_i + 1).map_or(line.text.len(), |n| n.start);
             let in_segment = |pos: usize| pos >= hit.end && pos < boundary;
-            let next = lines
-                .get(idx + 1)
-                .filter(|n| line.empty_after(hit.end) && n.is_value_only());
+            let next = lines.get(idx + 1).filter(|n| line.empty_after(hit.end) && n.is_value_only());
             let first_date = line
                 .dates
                 .iter()
@@ -658,11 +509,10 @@ pub fn extract_fields(text: &str) -> InvoiceFields {
                 Label::Supplier => {
                     let at_line_start = line.text[..hit.start].trim().is_empty();
                     let rest = &line.text[hit.end..];
-                    let labelled =
-                        rest.trim_start().starts_with([':', '\t']) || rest.trim().is_empty();
+                    let labelled = rest.trim_start().starts_with([':', '\t']) || rest.trim().is_empty();
                     if at_line_start && labelled && supplier_labelled.is_none() {
-                        supplier_labelled = clean_name(rest)
-                            .or_else(|| raw_lines.get(idx + 1).and_then(|n| company_part(n)));
+                        supplier_labelled =
+                            clean_name(rest).or_else(|| raw_lines.get(idx + 1).and_then(|n| company_part(n)));
                     }
                 }
                 Label::Customer => {
@@ -672,10 +522,7 @@ pub fn extract_fields(text: &str) -> InvoiceFields {
                         customer_lines.push(idx);
                         for (j, l) in lines.iter().enumerate().skip(idx + 1).take(4) {
                             // The customer's own VAT id belongs to the block.
-                            let other_label = l
-                                .hits
-                                .iter()
-                                .any(|h| !matches!(h.label, Label::VatId | Label::Customer));
+                            let other_label = l.hits.iter().any(|h| !matches!(h.label, Label::VatId | Label::Customer));
                             if other_label || !l.dates.is_empty() {
                                 break;
                             }
@@ -694,29 +541,18 @@ pub fn extract_fields(text: &str) -> InvoiceFields {
 
     // Invoice number: a labelled one, else the number in a title line.
     fields.invoice_number = match best(&numbers, false) {
-        Some(c) => Some(Field::new(
-            c.value,
-            if c.strength >= 2 { 0.95 } else { 0.8 },
-        )),
+        Some(c) => Some(Field::new(c.value, if c.strength >= 2 { 0.95 } else { 0.8 })),
         None => raw_lines
             .iter()
             .take(10)
-            .find_map(|l| {
-                TITLE_NUMBER
-                    .captures(l)
-                    .and_then(|c| c.get(1))
-                    .map(|m| m.as_str().to_owned())
-            })
+            .find_map(|l| TITLE_NUMBER.captures(l).and_then(|c| c.get(1)).map(|m| m.as_str().to_owned()))
             .filter(|v| v.chars().any(|c| c.is_ascii_digit()) && v.len() >= 3)
             .map(|v| Field::new(v, 0.6)),
     };
 
     // Dates.
     fields.issue_date = match best(&issue, false) {
-        Some(c) => Some(Field::new(
-            c.value,
-            if c.strength >= 2 { 0.95 } else { 0.8 },
-        )),
+        Some(c) => Some(Field::new(c.value, if c.strength >= 2 { 0.95 } else { 0.8 })),
         None => {
             // The first date that is not the due date, unlabelled.
             let due_first = due.first().map(|c| c.value);
@@ -728,10 +564,7 @@ pub fn extract_fields(text: &str) -> InvoiceFields {
         }
     };
     fields.due_date = match best(&due, false) {
-        Some(c) => Some(Field::new(
-            c.value,
-            if c.strength >= 2 { 0.95 } else { 0.8 },
-        )),
+        Some(c) => Some(Field::new(c.value, if c.strength >= 2 { 0.95 } else { 0.8 })),
         None => {
             // Payment terms ("within 30 days", "Net 30") from the issue date.
             let days = PAYMENT_DAYS
@@ -739,10 +572,9 @@ pub fn extract_fields(text: &str) -> InvoiceFields {
                 .and_then(|c| c.get(1).or_else(|| c.get(2)))
                 .and_then(|m| m.as_str().parse::<u64>().ok());
             match (&fields.issue_date, days) {
-                (Some(issued), Some(days)) => issued
-                    .value
-                    .checked_add_days(Days::new(days))
-                    .map(|d| Field::new(d, 0.7)),
+                (Some(issued), Some(days)) => {
+                    issued.value.checked_add_days(Days::new(days)).map(|d| Field::new(d, 0.7))
+                }
                 _ => None,
             }
         }
@@ -761,11 +593,7 @@ pub fn extract_fields(text: &str) -> InvoiceFields {
     let value = |f: &Option<Field<Amount>>| f.as_ref().map(|f| f.value);
     match (value(&net_f), value(&vat_f), value(&total_f)) {
         (Some(n), Some(v), Some(t)) => {
-            let c = if n.checked_add(v) == Some(t) {
-                0.98
-            } else {
-                0.6
-            };
+            let c = if n.checked_add(v) == Some(t) { 0.98 } else { 0.6 };
             for f in [&mut net_f, &mut vat_f, &mut total_f].into_iter().flatten() {
                 f.confidence = c;
             }
@@ -789,16 +617,10 @@ pub fn extract_fields(text: &str) -> InvoiceFields {
     });
 
     // VAT id: the supplier's, i.e. the first one outside the customer block.
-    let vat_ids: Vec<(usize, crate::parse::vat_id::VatIdMatch)> = lines
-        .iter()
-        .enumerate()
-        .flat_map(|(idx, l)| find_vat_ids(l.text).into_iter().map(move |m| (idx, m)))
-        .collect();
-    fields.vat_id = vat_ids
-        .iter()
-        .find(|(idx, _)| !customer_lines.contains(idx))
-        .or_else(|| vat_ids.first())
-        .map(|(idx, m)| {
+    let vat_ids: Vec<(usize, crate::parse::vat_id::VatIdMatch)> =
+        lines.iter().enumerate().flat_map(|(idx, l)| find_vat_ids(l.text).into_iter().map(move |m| (idx, m))).collect();
+    fields.vat_id =
+        vat_ids.iter().find(|(idx, _)| !customer_lines.contains(idx)).or_else(|| vat_ids.first()).map(|(idx, m)| {
             let labelled = vat_id_labelled_lines.contains(idx);
             let c = match (m.check, labelled) {
                 (VatCheck::Checksum, true) => 0.97,
@@ -812,18 +634,11 @@ pub fn extract_fields(text: &str) -> InvoiceFields {
     fields.supplier = supplier_labelled.map(|s| Field::new(s, 0.9)).or_else(|| {
         // The letterhead is at the top; lines with dates are records (a
         // statement's transactions), not a sender.
-        let head = || {
-            lines
-                .iter()
-                .enumerate()
-                .take(10)
-                .filter(|(i, l)| !customer_lines.contains(i) && l.dates.is_empty())
-        };
+        let head =
+            || lines.iter().enumerate().take(10).filter(|(i, l)| !customer_lines.contains(i) && l.dates.is_empty());
         head()
             .find(|(_, l)| COMPANY_SUFFIX.is_match(l.text))
-            .and_then(|(i, l)| {
-                company_part(l.text).map(|s| Field::new(s, if i < 3 { 0.8 } else { 0.6 }))
-            })
+            .and_then(|(i, l)| company_part(l.text).map(|s| Field::new(s, if i < 3 { 0.8 } else { 0.6 })))
             .or_else(|| {
                 // The letterhead: the first line that is a name, not a title,
                 // label or number.
@@ -846,11 +661,7 @@ pub fn extract_fields(text: &str) -> InvoiceFields {
 /// Several VAT lines are either one VAT repeated (a table and the totals)
 /// or one per rate (7% and 19%). When net and total are known, the reading
 /// that makes them add up wins.
-fn choose_vat(
-    cands: &[Candidate<Amount>],
-    net: Option<Amount>,
-    total: Option<Amount>,
-) -> Option<Candidate<Amount>> {
+fn choose_vat(cands: &[Candidate<Amount>], net: Option<Amount>, total: Option<Amount>) -> Option<Candidate<Amount>> {
     let last = best(cands, true)?;
     let expected = match (net, total) {
         (Some(n), Some(t)) => t.checked_sub(n),
@@ -870,11 +681,7 @@ fn choose_vat(
             sum = sum.checked_add(c.value)?;
         }
     }
-    Some(if sum == expected {
-        Candidate { value: sum, ..last }
-    } else {
-        last
-    })
+    Some(if sum == expected { Candidate { value: sum, ..last } } else { last })
 }
 
 /// The document's currency: the one on the total's line, else the most
@@ -884,9 +691,7 @@ fn currency(text: &str, total_line: Option<&str>) -> Option<Field<String>> {
         if let Some(m) = CURRENCY_CODE.find(line) {
             return Some((m.as_str().to_owned(), 0.95));
         }
-        line.chars()
-            .find_map(symbol_currency)
-            .map(|(c, conf)| (c.to_owned(), conf.max(0.9)))
+        line.chars().find_map(symbol_currency).map(|(c, conf)| (c.to_owned(), conf.max(0.9)))
     };
     if let Some((code, conf)) = total_line.and_then(in_line) {
         return Some(Field::new(code, conf));
@@ -905,10 +710,7 @@ fn currency(text: &str, total_line: Option<&str>) -> Option<Field<String>> {
         }
     }
     counts.sort_by_key(|c| std::cmp::Reverse(c.1));
-    counts
-        .into_iter()
-        .next()
-        .map(|(code, _, conf)| Field::new(code, conf))
+    counts.into_iter().next().map(|(code, _, conf)| Field::new(code, conf))
 }
 
 /// A normalised supplier name for matching the same supplier across
@@ -947,12 +749,7 @@ pub fn supplier_key(name: &str) -> String {
         "co",
     ];
     name.split(|c: char| c.is_whitespace() || c == ',')
-        .map(|w| {
-            w.chars()
-                .filter(|c| c.is_alphanumeric())
-                .collect::<String>()
-                .to_lowercase()
-        })
+        .map(|w| w.chars().filter(|c| c.is_alphanumeric()).collect::<String>().to_lowercase())
         .filter(|w| !w.is_empty() && !LEGAL_FORMS.contains(&w.as_str()))
         .collect::<Vec<_>>()
         .join("")
@@ -960,11 +757,7 @@ pub fn supplier_key(name: &str) -> String {
 
 /// A normalised invoice number for matching ("INV 2026/42" = "inv-2026-42").
 pub fn invoice_key(number: &str) -> String {
-    number
-        .chars()
-        .filter(|c| c.is_alphanumeric())
-        .collect::<String>()
-        .to_uppercase()
+    number.chars().filter(|c| c.is_alphanumeric()).collect::<String>().to_uppercase()
 }
 
 #[cfg(test)]
@@ -1060,10 +853,7 @@ mod tests {
 
     #[test]
     fn keys_for_duplicate_matching() {
-        assert_eq!(
-            supplier_key("ACME Widgets Ltd."),
-            supplier_key("Acme  Widgets Limited")
-        );
+        assert_eq!(supplier_key("ACME Widgets Ltd."), supplier_key("Acme  Widgets Limited"));
         assert_ne!(supplier_key("ACME Widgets"), supplier_key("ACME Gadgets"));
         assert_eq!(invoice_key("inv 2026/42"), invoice_key("INV-2026-42"));
     }

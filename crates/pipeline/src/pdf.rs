@@ -19,12 +19,10 @@ pub enum PdfProblem {
 
 /// Finds a PDF name token (`/Encrypt`, not `/EncryptMetadata`).
 fn contains_name(haystack: &[u8], name: &[u8]) -> bool {
-    haystack.windows(name.len()).enumerate().any(|(i, w)| {
-        w == name
-            && haystack
-                .get(i + name.len())
-                .is_none_or(|&b| !b.is_ascii_alphanumeric())
-    })
+    haystack
+        .windows(name.len())
+        .enumerate()
+        .any(|(i, w)| w == name && haystack.get(i + name.len()).is_none_or(|&b| !b.is_ascii_alphanumeric()))
 }
 
 /// Whether a trailer (classic `trailer << ... >>` or a cross-reference
@@ -36,10 +34,7 @@ fn raw_trailer_declares_encryption(bytes: &[u8]) -> bool {
     let mut rest = bytes;
     while let Some(pos) = rest.windows(7).position(|w| w == b"trailer") {
         let after = &rest[pos + 7..];
-        let end = after
-            .windows(9)
-            .position(|w| w == b"startxref")
-            .unwrap_or(after.len().min(4096));
+        let end = after.windows(9).position(|w| w == b"startxref").unwrap_or(after.len().min(4096));
         if contains_name(&after[..end], b"/Encrypt") {
             return true;
         }
@@ -48,10 +43,7 @@ fn raw_trailer_declares_encryption(bytes: &[u8]) -> bool {
     // Cross-reference streams: the dictionary holding `/Type /XRef`.
     bytes.windows(10).enumerate().any(|(i, w)| {
         (w == b"/Type/XRef" || w == b"/Type /XRe")
-            && contains_name(
-                &bytes[i.saturating_sub(2048)..(i + 2048).min(bytes.len())],
-                b"/Encrypt",
-            )
+            && contains_name(&bytes[i.saturating_sub(2048)..(i + 2048).min(bytes.len())], b"/Encrypt")
     })
 }
 
@@ -68,9 +60,8 @@ fn has_eof_marker(bytes: &[u8]) -> bool {
 pub fn load(bytes: &[u8]) -> Result<PdfDocument, PdfProblem> {
     // lopdf is a parser of untrusted input; should it panic on a crafted
     // file, that is a broken document, not a crash.
-    let loaded = catch_unwind(AssertUnwindSafe(|| PdfDocument::load_mem(bytes))).map_err(|p| {
-        PdfProblem::Broken(format!("parser panicked: {}", panic_message(p.as_ref())))
-    })?;
+    let loaded = catch_unwind(AssertUnwindSafe(|| PdfDocument::load_mem(bytes)))
+        .map_err(|p| PdfProblem::Broken(format!("parser panicked: {}", panic_message(p.as_ref()))))?;
     let doc = match loaded {
         Ok(doc) => doc,
         Err(_) if raw_trailer_declares_encryption(bytes) => return Err(PdfProblem::Encrypted),
@@ -82,9 +73,7 @@ pub fn load(bytes: &[u8]) -> Result<PdfDocument, PdfProblem> {
         return Err(PdfProblem::Encrypted);
     }
     if !has_eof_marker(bytes) {
-        return Err(PdfProblem::Broken(
-            "truncated: no %%EOF marker at the end of the file".to_owned(),
-        ));
+        return Err(PdfProblem::Broken("truncated: no %%EOF marker at the end of the file".to_owned()));
     }
     if doc.get_pages().is_empty() {
         return Err(PdfProblem::Broken("the document has no pages".to_owned()));
@@ -107,14 +96,8 @@ pub struct PdfText {
 pub fn extract_text(doc: &PdfDocument, max_pages: Option<u32>) -> PdfText {
     let pages: Vec<u32> = doc.get_pages().keys().copied().collect();
     let total = u32::try_from(pages.len()).unwrap_or(u32::MAX);
-    let mut out = PdfText {
-        pages: total,
-        ..PdfText::default()
-    };
-    for page in pages
-        .into_iter()
-        .take(max_pages.map_or(usize::MAX, |m| m as usize))
-    {
+    let mut out = PdfText { pages: total, ..PdfText::default() };
+    for page in pages.into_iter().take(max_pages.map_or(usize::MAX, |m| m as usize)) {
         let chunk = catch_unwind(AssertUnwindSafe(|| doc.extract_text(&[page])));
         match chunk {
             Ok(Ok(text)) => {
@@ -137,19 +120,12 @@ mod tests {
     fn name_tokens_are_whole() {
         assert!(contains_name(b"<< /Encrypt 5 0 R >>", b"/Encrypt"));
         assert!(!contains_name(b"<< /EncryptMetadata false >>", b"/Encrypt"));
-        assert!(raw_trailer_declares_encryption(
-            b"trailer\n<< /Root 1 0 R /Encrypt 9 0 R >>\nstartxref\n0\n%%EOF"
-        ));
-        assert!(!raw_trailer_declares_encryption(
-            b"trailer\n<< /Root 1 0 R >>\nstartxref\n0\n%%EOF"
-        ));
+        assert!(raw_trailer_declares_encryption(b"trailer\n<< /Root 1 0 R /Encrypt 9 0 R >>\nstartxref\n0\n%%EOF"));
+        assert!(!raw_trailer_declares_encryption(b"trailer\n<< /Root 1 0 R >>\nstartxref\n0\n%%EOF"));
     }
 
     #[test]
     fn garbage_is_broken() {
-        assert!(matches!(
-            load(b"%PDF-1.7\nthis is not a pdf"),
-            Err(PdfProblem::Broken(_))
-        ));
+        assert!(matches!(load(b"%PDF-1.7\nthis is not a pdf"), Err(PdfProblem::Broken(_))));
     }
 }

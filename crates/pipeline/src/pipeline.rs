@@ -47,11 +47,7 @@ pub struct StageReport {
 
 impl StageReport {
     pub fn new(items_processed: u64, bytes_processed: u64) -> Self {
-        StageReport {
-            items_processed,
-            bytes_processed,
-            document_type: None,
-        }
+        StageReport { items_processed, bytes_processed, document_type: None }
     }
 }
 
@@ -132,20 +128,14 @@ pub struct Pipeline {
 
 impl std::fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pipeline")
-            .field("stages", &self.stage_names())
-            .field("config", &self.config)
-            .finish()
+        f.debug_struct("Pipeline").field("stages", &self.stage_names()).field("config", &self.config).finish()
     }
 }
 
 impl Pipeline {
     /// A pipeline with no stages (add them with [`Pipeline::push`]).
     pub fn empty(config: PipelineConfig) -> Pipeline {
-        Pipeline {
-            stages: Vec::new(),
-            config: Arc::new(config),
-        }
+        Pipeline { stages: Vec::new(), config: Arc::new(config) }
     }
 
     /// The eight stages of DESIGN.md, in order. Fails only if the criteria
@@ -182,40 +172,25 @@ impl Pipeline {
     }
 
     fn position(&self, name: &str) -> Result<usize, ConfigError> {
-        self.stages
-            .iter()
-            .position(|s| s.name() == name)
-            .ok_or_else(|| ConfigError::UnknownStage(name.to_owned()))
+        self.stages.iter().position(|s| s.name() == name).ok_or_else(|| ConfigError::UnknownStage(name.to_owned()))
     }
 
     /// Replaces the stage called `name`.
-    pub fn replace(
-        &mut self,
-        name: &str,
-        stage: impl Stage + 'static,
-    ) -> Result<&mut Self, ConfigError> {
+    pub fn replace(&mut self, name: &str, stage: impl Stage + 'static) -> Result<&mut Self, ConfigError> {
         let i = self.position(name)?;
         self.stages[i] = Arc::new(stage);
         Ok(self)
     }
 
     /// Inserts a stage right before the stage called `name`.
-    pub fn insert_before(
-        &mut self,
-        name: &str,
-        stage: impl Stage + 'static,
-    ) -> Result<&mut Self, ConfigError> {
+    pub fn insert_before(&mut self, name: &str, stage: impl Stage + 'static) -> Result<&mut Self, ConfigError> {
         let i = self.position(name)?;
         self.stages.insert(i, Arc::new(stage));
         Ok(self)
     }
 
     /// Inserts a stage right after the stage called `name`.
-    pub fn insert_after(
-        &mut self,
-        name: &str,
-        stage: impl Stage + 'static,
-    ) -> Result<&mut Self, ConfigError> {
+    pub fn insert_after(&mut self, name: &str, stage: impl Stage + 'static) -> Result<&mut Self, ConfigError> {
         let i = self.position(name)?;
         self.stages.insert(i + 1, Arc::new(stage));
         Ok(self)
@@ -230,12 +205,7 @@ impl Pipeline {
 
     /// A fresh context for one run over `document`, sharing this pipeline's
     /// configuration.
-    pub fn context(
-        &self,
-        document: Document,
-        pool: PgPool,
-        blobs: Arc<dyn ObjectStore>,
-    ) -> StageContext {
+    pub fn context(&self, document: Document, pool: PgPool, blobs: Arc<dyn ObjectStore>) -> StageContext {
         StageContext::new(document, pool, blobs, self.config.clone())
     }
 
@@ -283,10 +253,7 @@ impl Pipeline {
             let started_at = Utc::now();
             let clock = Instant::now();
             let guarded = AssertUnwindSafe(stage.run(ctx)).catch_unwind();
-            let result = match tokio::time::timeout(limit, guarded)
-                .instrument(span.clone())
-                .await
-            {
+            let result = match tokio::time::timeout(limit, guarded).instrument(span.clone()).await {
                 Ok(Ok(result)) => result,
                 Ok(Err(payload)) => Err(StageError::permanent(
                     kind::PANIC,
@@ -294,10 +261,7 @@ impl Pipeline {
                 )),
                 Err(_) => Err(StageError::retryable(
                     kind::TIMEOUT,
-                    format!(
-                        "stage {name} exceeded its time limit of {}",
-                        humanize(limit)
-                    ),
+                    format!("stage {name} exceeded its time limit of {}", humanize(limit)),
                 )),
             };
             let duration = clock.elapsed();
@@ -309,12 +273,7 @@ impl Pipeline {
                     if let Some(document_type) = &report.document_type {
                         span.record("docflow.document_type", document_type.as_str());
                     }
-                    span.in_scope(|| {
-                        tracing::debug!(
-                            duration_ms = duration.as_secs_f64() * 1000.0,
-                            "stage succeeded"
-                        )
-                    });
+                    span.in_scope(|| tracing::debug!(duration_ms = duration.as_secs_f64() * 1000.0, "stage succeeded"));
                     StageOutcome {
                         seq,
                         stage: name,
@@ -352,19 +311,12 @@ impl Pipeline {
             };
             outcomes.push(outcome);
         }
-        PipelineRun {
-            outcomes,
-            result: failure.map_or(Ok(()), Err),
-        }
+        PipelineRun { outcomes, result: failure.map_or(Ok(()), Err) }
     }
 }
 
 fn humanize(d: Duration) -> String {
-    if d < Duration::from_secs(1) {
-        format!("{} ms", d.as_millis())
-    } else {
-        format!("{:.1} s", d.as_secs_f64())
-    }
+    if d < Duration::from_secs(1) { format!("{} ms", d.as_millis()) } else { format!("{:.1} s", d.as_secs_f64()) }
 }
 
 /// The message of a panic payload (`panic!` with a literal or a format).
@@ -390,10 +342,7 @@ where
     match tokio::task::spawn_blocking(work).await {
         Ok(value) => Ok(value),
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(e) => Err(StageError::retryable(
-            kind::CANCELLED,
-            format!("blocking task cancelled: {e}"),
-        )),
+        Err(e) => Err(StageError::retryable(kind::CANCELLED, format!("blocking task cancelled: {e}"))),
     }
 }
 

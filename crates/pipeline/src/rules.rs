@@ -96,33 +96,24 @@ impl RuleSet {
     }
 
     pub fn from_toml(text: &str, origin: &str) -> Result<RuleSet, ConfigError> {
-        let set: RuleSet = toml::from_str(text).map_err(|e| ConfigError::InvalidRules {
-            origin: origin.to_owned(),
-            message: e.to_string(),
-        })?;
+        let set: RuleSet = toml::from_str(text)
+            .map_err(|e| ConfigError::InvalidRules { origin: origin.to_owned(), message: e.to_string() })?;
         set.validate(origin)
     }
 
     /// JSON form: `{"rule": [{"id": ..., "kind": ..., ...}]}`.
     pub fn from_json(text: &str, origin: &str) -> Result<RuleSet, ConfigError> {
-        let set: RuleSet = serde_json::from_str(text).map_err(|e| ConfigError::InvalidRules {
-            origin: origin.to_owned(),
-            message: e.to_string(),
-        })?;
+        let set: RuleSet = serde_json::from_str(text)
+            .map_err(|e| ConfigError::InvalidRules { origin: origin.to_owned(), message: e.to_string() })?;
         set.validate(origin)
     }
 
     /// Reads a rules file: JSON if it ends in `.json`, TOML otherwise.
     pub fn from_path(path: &Path) -> Result<RuleSet, ConfigError> {
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadRules {
-            path: origin.clone(),
-            source,
-        })?;
-        if path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("json"))
-        {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::ReadRules { path: origin.clone(), source })?;
+        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
             RuleSet::from_json(&text, &origin)
         } else {
             RuleSet::from_toml(&text, &origin)
@@ -131,10 +122,7 @@ impl RuleSet {
 
     /// Ids are ticket keys, so they must be unique and non-empty.
     fn validate(self, origin: &str) -> Result<RuleSet, ConfigError> {
-        let invalid = |message: String| ConfigError::InvalidRules {
-            origin: origin.to_owned(),
-            message,
-        };
+        let invalid = |message: String| ConfigError::InvalidRules { origin: origin.to_owned(), message };
         for (i, rule) in self.rules.iter().enumerate() {
             if rule.id.trim().is_empty() {
                 return Err(invalid(format!("rule #{} has an empty id", i + 1)));
@@ -145,10 +133,7 @@ impl RuleSet {
             if let Check::LowConfidence { min_confidence } = rule.check
                 && !(0.0..=1.0).contains(&min_confidence)
             {
-                return Err(invalid(format!(
-                    "rule {:?}: min_confidence must be within 0..1",
-                    rule.id
-                )));
+                return Err(invalid(format!("rule {:?}: min_confidence must be within 0..1", rule.id)));
             }
         }
         Ok(self)
@@ -157,9 +142,7 @@ impl RuleSet {
     /// Whether any enabled rule needs the duplicate lookup (a database
     /// query the stage can skip otherwise).
     pub fn wants_duplicate_check(&self) -> bool {
-        self.rules
-            .iter()
-            .any(|r| r.enabled && r.check == Check::PossibleDuplicate)
+        self.rules.iter().any(|r| r.enabled && r.check == Check::PossibleDuplicate)
     }
 }
 
@@ -189,10 +172,7 @@ impl RuleSet {
     pub fn evaluate(&self, input: &RuleInput<'_>) -> Vec<Finding> {
         self.rules
             .iter()
-            .filter(|r| {
-                r.enabled
-                    && (r.applies_to.is_empty() || r.applies_to.contains(&input.document_type))
-            })
+            .filter(|r| r.enabled && (r.applies_to.is_empty() || r.applies_to.contains(&input.document_type)))
             .filter_map(|rule| {
                 check(&rule.check, input).map(|message| Finding {
                     rule: rule.id.clone(),
@@ -209,10 +189,7 @@ impl RuleSet {
 fn check(check: &Check, input: &RuleInput<'_>) -> Option<String> {
     let f = input.fields;
     match check {
-        Check::TotalAbove {
-            threshold,
-            currency,
-        } => {
+        Check::TotalAbove { threshold, currency } => {
             let total = f.total_amount.as_ref()?;
             let doc_currency = f.currency.as_ref().map(|c| c.value.as_str());
             if let Some(wanted) = currency
@@ -221,29 +198,19 @@ fn check(check: &Check, input: &RuleInput<'_>) -> Option<String> {
                 return None;
             }
             (total.value > *threshold).then(|| {
-                format!(
-                    "total {} {} is above the threshold of {threshold}",
-                    total.value,
-                    doc_currency.unwrap_or("")
-                )
-                .replace("  ", " ")
+                format!("total {} {} is above the threshold of {threshold}", total.value, doc_currency.unwrap_or(""))
+                    .replace("  ", " ")
             })
         }
-        Check::MissingField { field } => (!f.is_present(*field)).then(|| {
-            format!(
-                "no {} found in the document",
-                field.as_str().replace('_', " ")
-            )
-        }),
+        Check::MissingField { field } => {
+            (!f.is_present(*field)).then(|| format!("no {} found in the document", field.as_str().replace('_', " ")))
+        }
         Check::Overdue { grace_days } => {
             let due = f.due_date.as_ref()?.value;
             let limit = due.checked_add_days(Days::new(u64::from(*grace_days)))?;
             (limit < input.processing_date).then(|| {
                 let days = (input.processing_date - due).num_days();
-                format!(
-                    "due on {due}, {days} days before processing on {}",
-                    input.processing_date
-                )
+                format!("due on {due}, {days} days before processing on {}", input.processing_date)
             })
         }
         Check::PossibleDuplicate => input.duplicate_of.map(|job| {
@@ -251,30 +218,20 @@ fn check(check: &Check, input: &RuleInput<'_>) -> Option<String> {
             let supplier = f.supplier.as_ref().map_or("", |s| s.value.as_str());
             format!("invoice {number} from {supplier} was already processed in job {job}")
         }),
-        Check::NeedsOcr => input
-            .needs_ocr
-            .then(|| "the document has no text layer; OCR or manual entry needed".to_owned()),
-        Check::LowConfidence { min_confidence } => {
-            (input.classification_confidence < *min_confidence).then(|| {
-                format!(
-                    "classified as {} with confidence {:.2}, below {min_confidence:.2}",
-                    input.document_type, input.classification_confidence
-                )
-            })
+        Check::NeedsOcr => {
+            input.needs_ocr.then(|| "the document has no text layer; OCR or manual entry needed".to_owned())
         }
+        Check::LowConfidence { min_confidence } => (input.classification_confidence < *min_confidence).then(|| {
+            format!(
+                "classified as {} with confidence {:.2}, below {min_confidence:.2}",
+                input.document_type, input.classification_confidence
+            )
+        }),
         Check::AmountsInconsistent => {
-            let (n, v, t) = (
-                f.net_amount.as_ref()?,
-                f.vat_amount.as_ref()?,
-                f.total_amount.as_ref()?,
-            );
+            let (n, v, t) = (f.net_amount.as_ref()?, f.vat_amount.as_ref()?, f.total_amount.as_ref()?);
             let sum: Option<Amount> = n.value.checked_add(v.value);
-            (sum != Some(t.value)).then(|| {
-                format!(
-                    "net {} + VAT {} does not equal the total {}",
-                    n.value, v.value, t.value
-                )
-            })
+            (sum != Some(t.value))
+                .then(|| format!("net {} + VAT {} does not equal the total {}", n.value, v.value, t.value))
         }
     }
 }
@@ -297,43 +254,16 @@ mod tests {
 
     fn complete() -> InvoiceFields {
         InvoiceFields {
-            invoice_number: Some(Field {
-                value: "INV-1".into(),
-                confidence: 0.95,
-            }),
-            issue_date: NaiveDate::from_ymd_opt(2026, 3, 1).map(|d| Field {
-                value: d,
-                confidence: 0.95,
-            }),
-            due_date: NaiveDate::from_ymd_opt(2026, 4, 30).map(|d| Field {
-                value: d,
-                confidence: 0.95,
-            }),
-            net_amount: Some(Field {
-                value: Amount::from_cents(10_000),
-                confidence: 0.98,
-            }),
-            vat_amount: Some(Field {
-                value: Amount::from_cents(1_900),
-                confidence: 0.98,
-            }),
-            total_amount: Some(Field {
-                value: Amount::from_cents(11_900),
-                confidence: 0.98,
-            }),
-            currency: Some(Field {
-                value: "EUR".into(),
-                confidence: 0.95,
-            }),
+            invoice_number: Some(Field { value: "INV-1".into(), confidence: 0.95 }),
+            issue_date: NaiveDate::from_ymd_opt(2026, 3, 1).map(|d| Field { value: d, confidence: 0.95 }),
+            due_date: NaiveDate::from_ymd_opt(2026, 4, 30).map(|d| Field { value: d, confidence: 0.95 }),
+            net_amount: Some(Field { value: Amount::from_cents(10_000), confidence: 0.98 }),
+            vat_amount: Some(Field { value: Amount::from_cents(1_900), confidence: 0.98 }),
+            total_amount: Some(Field { value: Amount::from_cents(11_900), confidence: 0.98 }),
+            currency: Some(Field { value: "EUR".into(), confidence: 0.95 }),
             iban: None,
-            vat_id: Some(Field {
-                value: "DE136695976".into(),
-                confidence: 0.97,
-            }),
-            supplier: Some(Field {
-                value: "ACME GmbH".into(),
-                confidence: 0.8,
-            }),
+            vat_id: Some(Field { value: "DE136695976".into(), confidence: 0.97 }),
+            supplier: Some(Field { value: "ACME GmbH".into(), confidence: 0.8 }),
         }
     }
 
@@ -360,38 +290,20 @@ mod tests {
         let rules = RuleSet::embedded_default().unwrap();
         let mut fields = complete();
         fields.vat_id = None;
-        fields.total_amount = Some(Field {
-            value: Amount::from_cents(2_000_000),
-            confidence: 0.6,
-        });
-        fields.due_date = NaiveDate::from_ymd_opt(2026, 3, 31).map(|d| Field {
-            value: d,
-            confidence: 0.95,
-        });
+        fields.total_amount = Some(Field { value: Amount::from_cents(2_000_000), confidence: 0.6 });
+        fields.due_date = NaiveDate::from_ymd_opt(2026, 3, 31).map(|d| Field { value: d, confidence: 0.95 });
         let mut inp = input(&fields);
         inp.duplicate_of = Some(Uuid::nil());
         let findings = rules.evaluate(&inp);
         assert_eq!(
             ids(&findings),
-            vec![
-                "high_total",
-                "missing_vat_id",
-                "overdue",
-                "possible_duplicate",
-                "amounts_inconsistent"
-            ]
+            vec!["high_total", "missing_vat_id", "overdue", "possible_duplicate", "amounts_inconsistent"]
         );
         let overdue = &findings[2];
-        assert_eq!(
-            overdue.message,
-            "due on 2026-03-31, 10 days before processing on 2026-04-10"
-        );
+        assert_eq!(overdue.message, "due on 2026-03-31, 10 days before processing on 2026-04-10");
         assert!(!overdue.needs_human);
         assert!(findings[0].needs_human);
-        assert_eq!(
-            findings[0].message,
-            "total 20000.00 EUR is above the threshold of 10000.00"
-        );
+        assert_eq!(findings[0].message, "total 20000.00 EUR is above the threshold of 10000.00");
     }
 
     #[test]
@@ -402,10 +314,7 @@ mod tests {
         inp.document_type = DocumentType::Contract;
         inp.needs_ocr = true;
         inp.classification_confidence = 0.3;
-        assert_eq!(
-            ids(&rules.evaluate(&inp)),
-            vec!["needs_ocr", "low_confidence_classification"]
-        );
+        assert_eq!(ids(&rules.evaluate(&inp)), vec!["needs_ocr", "low_confidence_classification"]);
     }
 
     #[test]
@@ -422,16 +331,10 @@ mod tests {
         let rules = RuleSet::from_toml(toml, "test").unwrap();
         assert_eq!(
             rules.rules[0].check,
-            Check::TotalAbove {
-                threshold: Amount::from_cents(100_000),
-                currency: Some("CHF".into())
-            }
+            Check::TotalAbove { threshold: Amount::from_cents(100_000), currency: Some("CHF".into()) }
         );
         let fields = complete();
-        assert!(
-            rules.evaluate(&input(&fields)).is_empty(),
-            "EUR total is not checked against a CHF rule"
-        );
+        assert!(rules.evaluate(&input(&fields)).is_empty(), "EUR total is not checked against a CHF rule");
 
         let json = r#"{"rule": [{"id": "no_iban", "kind": "missing_field", "field": "iban", "severity": "low"}]}"#;
         let rules = RuleSet::from_json(json, "test").unwrap();
@@ -440,11 +343,9 @@ mod tests {
 
     #[test]
     fn invalid_rule_files_are_rejected() {
-        let dup = "[[rule]]\nid='a'\nkind='needs_ocr'\nseverity='low'\n[[rule]]\nid='a'\nkind='needs_ocr'\nseverity='low'\n";
-        assert!(matches!(
-            RuleSet::from_toml(dup, "t"),
-            Err(ConfigError::InvalidRules { .. })
-        ));
+        let dup =
+            "[[rule]]\nid='a'\nkind='needs_ocr'\nseverity='low'\n[[rule]]\nid='a'\nkind='needs_ocr'\nseverity='low'\n";
+        assert!(matches!(RuleSet::from_toml(dup, "t"), Err(ConfigError::InvalidRules { .. })));
         let unknown_kind = "[[rule]]\nid='a'\nkind='nope'\nseverity='low'\n";
         assert!(RuleSet::from_toml(unknown_kind, "t").is_err());
         let bad_amount = "[[rule]]\nid='a'\nkind='total_above'\nthreshold='lots'\nseverity='low'\n";

@@ -43,17 +43,11 @@ impl DocumentFormat {
     }
 
     pub fn is_image(self) -> bool {
-        matches!(
-            self,
-            DocumentFormat::Png | DocumentFormat::Jpeg | DocumentFormat::Tiff
-        )
+        matches!(self, DocumentFormat::Png | DocumentFormat::Jpeg | DocumentFormat::Tiff)
     }
 
     pub fn is_text(self) -> bool {
-        matches!(
-            self,
-            DocumentFormat::Text | DocumentFormat::Csv | DocumentFormat::Xml
-        )
+        matches!(self, DocumentFormat::Text | DocumentFormat::Csv | DocumentFormat::Xml)
     }
 }
 
@@ -93,11 +87,7 @@ pub(crate) fn as_text(bytes: &[u8]) -> Option<&str> {
 /// Whether `text` reads as CSV: at least two non-empty lines, most of them
 /// containing the same delimiter the same number of times (quotes honoured).
 pub(crate) fn looks_like_csv(text: &str) -> bool {
-    let lines: Vec<&str> = text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .take(50)
-        .collect();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).take(50).collect();
     if lines.len() < 2 {
         return false;
     }
@@ -142,19 +132,13 @@ pub fn sniff(bytes: &[u8]) -> Sniffed {
         Some("image/jpeg") => return Sniffed::Supported(DocumentFormat::Jpeg),
         Some("image/tiff") => return Sniffed::Supported(DocumentFormat::Tiff),
         Some("text/html") => {
-            return Sniffed::Unsupported {
-                mime_type: "text/html".to_owned(),
-            };
+            return Sniffed::Unsupported { mime_type: "text/html".to_owned() };
         }
         _ => {}
     }
     // `infer` knows a PDF only by `%PDF` at offset 0; the spec lets the
     // header sit anywhere in the first 1024 bytes (after mail headers or junk).
-    if bytes.len() > 5
-        && bytes[..bytes.len().min(1024)]
-            .windows(5)
-            .any(|w| w == b"%PDF-")
-    {
+    if bytes.len() > 5 && bytes[..bytes.len().min(1024)].windows(5).any(|w| w == b"%PDF-") {
         return Sniffed::Supported(DocumentFormat::Pdf);
     }
     // Text wins over the remaining magic numbers: some are two bytes long
@@ -171,9 +155,7 @@ pub fn sniff(bytes: &[u8]) -> Sniffed {
         };
     }
     match detected {
-        Some(kind) => Sniffed::Unsupported {
-            mime_type: kind.mime_type().to_owned(),
-        },
+        Some(kind) => Sniffed::Unsupported { mime_type: kind.mime_type().to_owned() },
         None => Sniffed::Unknown,
     }
 }
@@ -184,64 +166,28 @@ mod tests {
 
     #[test]
     fn binary_formats_by_magic() {
-        assert_eq!(
-            sniff(b"%PDF-1.7\n..."),
-            Sniffed::Supported(DocumentFormat::Pdf)
-        );
-        assert_eq!(
-            sniff(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"),
-            Sniffed::Supported(DocumentFormat::Png)
-        );
-        assert_eq!(
-            sniff(b"\xFF\xD8\xFF\xE0\0\x10JFIF\0"),
-            Sniffed::Supported(DocumentFormat::Jpeg)
-        );
-        assert_eq!(
-            sniff(b"II*\0\x08\0\0\0\x0e\0\0\x01"),
-            Sniffed::Supported(DocumentFormat::Tiff)
-        );
-        assert_eq!(
-            sniff(b"MM\0*\0\0\0\x08\0\x0e\x01\0"),
-            Sniffed::Supported(DocumentFormat::Tiff)
-        );
-        assert!(matches!(
-            sniff(b"PK\x03\x04\x14\0\0\0\0\0"),
-            Sniffed::Unsupported { .. }
-        ));
+        assert_eq!(sniff(b"%PDF-1.7\n..."), Sniffed::Supported(DocumentFormat::Pdf));
+        assert_eq!(sniff(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"), Sniffed::Supported(DocumentFormat::Png));
+        assert_eq!(sniff(b"\xFF\xD8\xFF\xE0\0\x10JFIF\0"), Sniffed::Supported(DocumentFormat::Jpeg));
+        assert_eq!(sniff(b"II*\0\x08\0\0\0\x0e\0\0\x01"), Sniffed::Supported(DocumentFormat::Tiff));
+        assert_eq!(sniff(b"MM\0*\0\0\0\x08\0\x0e\x01\0"), Sniffed::Supported(DocumentFormat::Tiff));
+        assert!(matches!(sniff(b"PK\x03\x04\x14\0\0\0\0\0"), Sniffed::Unsupported { .. }));
         assert_eq!(sniff(b"\0\x01\x02\x03garbage\xff\xfe"), Sniffed::Unknown);
     }
 
     #[test]
     fn text_formats() {
-        assert_eq!(
-            sniff("<?xml version=\"1.0\"?><a/>".as_bytes()),
-            Sniffed::Supported(DocumentFormat::Xml)
-        );
-        assert_eq!(
-            sniff(b"\xEF\xBB\xBF<?xml version=\"1.0\"?><a/>"),
-            Sniffed::Supported(DocumentFormat::Xml)
-        );
+        assert_eq!(sniff("<?xml version=\"1.0\"?><a/>".as_bytes()), Sniffed::Supported(DocumentFormat::Xml));
+        assert_eq!(sniff(b"\xEF\xBB\xBF<?xml version=\"1.0\"?><a/>"), Sniffed::Supported(DocumentFormat::Xml));
         assert_eq!(
             sniff(b"date,amount\n2026-01-01,\"1,00\"\n2026-01-02,2.00\n"),
             Sniffed::Supported(DocumentFormat::Csv)
         );
-        assert_eq!(
-            sniff(b"Datum;Betrag\n01.01.2026;1,00\n"),
-            Sniffed::Supported(DocumentFormat::Csv)
-        );
-        assert_eq!(
-            sniff("Invoice\nTotal: 12,00 €\n".as_bytes()),
-            Sniffed::Supported(DocumentFormat::Text)
-        );
+        assert_eq!(sniff(b"Datum;Betrag\n01.01.2026;1,00\n"), Sniffed::Supported(DocumentFormat::Csv));
+        assert_eq!(sniff("Invoice\nTotal: 12,00 €\n".as_bytes()), Sniffed::Supported(DocumentFormat::Text));
         assert_eq!(sniff(b"hello\0world"), Sniffed::Unknown);
         // Two-byte magic numbers do not turn text into a binary format.
-        assert_eq!(
-            sniff(b"BMW Financial Services\nInvoice\n"),
-            Sniffed::Supported(DocumentFormat::Text)
-        );
-        assert!(matches!(
-            sniff(b"<!DOCTYPE html><html></html>"),
-            Sniffed::Unsupported { .. }
-        ));
+        assert_eq!(sniff(b"BMW Financial Services\nInvoice\n"), Sniffed::Supported(DocumentFormat::Text));
+        assert!(matches!(sniff(b"<!DOCTYPE html><html></html>"), Sniffed::Unsupported { .. }));
     }
 }

@@ -12,11 +12,7 @@ pub fn decode(bytes: &[u8]) -> Option<&str> {
 
 /// CSV records as lines of tab-separated, unquoted fields.
 pub fn csv_to_text(text: &str) -> String {
-    let sample: Vec<&str> = text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .take(50)
-        .collect();
+    let sample: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).take(50).collect();
     let delim = csv_delimiter(&sample).unwrap_or(',');
     let mut out = String::with_capacity(text.len());
     let mut field = String::new();
@@ -25,13 +21,7 @@ pub fn csv_to_text(text: &str) -> String {
     let mut chars = text.chars().peekable();
     let flush_record = |record: &mut Vec<String>, out: &mut String| {
         if record.iter().any(|f| !f.trim().is_empty()) {
-            out.push_str(
-                &record
-                    .iter()
-                    .map(|f| f.trim())
-                    .collect::<Vec<_>>()
-                    .join("\t"),
-            );
+            out.push_str(&record.iter().map(|f| f.trim()).collect::<Vec<_>>().join("\t"));
             out.push('\n');
         }
         record.clear();
@@ -75,9 +65,7 @@ fn words(name: &str) -> String {
         let prev = i.checked_sub(1).map(|p| chars[p]);
         let next = chars.get(i + 1);
         let boundary = c.is_uppercase()
-            && prev.is_some_and(|p| {
-                p.is_lowercase() || (p.is_uppercase() && next.is_some_and(|n| n.is_lowercase()))
-            });
+            && prev.is_some_and(|p| p.is_lowercase() || (p.is_uppercase() && next.is_some_and(|n| n.is_lowercase())));
         if boundary && !out.ends_with(' ') {
             out.push(' ');
         }
@@ -104,9 +92,9 @@ fn decode_entities(s: &str) -> String {
             "gt" => Some('>'),
             "quot" => Some('"'),
             "apos" => Some('\''),
-            e if e.starts_with("#x") || e.starts_with("#X") => u32::from_str_radix(&e[2..], 16)
-                .ok()
-                .and_then(char::from_u32),
+            e if e.starts_with("#x") || e.starts_with("#X") => {
+                u32::from_str_radix(&e[2..], 16).ok().and_then(char::from_u32)
+            }
             e if e.starts_with('#') => e[1..].parse().ok().and_then(char::from_u32),
             _ => None,
         };
@@ -135,11 +123,7 @@ fn currency_attribute(tag: &str) -> Option<String> {
     let quote = after[quote_start..].chars().next()?;
     let value_start = quote_start + 1;
     let value_len = after[value_start..].find(quote)?;
-    Some(
-        after[value_start..value_start + value_len]
-            .trim()
-            .to_owned(),
-    )
+    Some(after[value_start..value_start + value_len].trim().to_owned())
 }
 
 /// XML as lines: each leaf element's text as `Element Name: text`, other
@@ -204,11 +188,7 @@ pub fn xml_to_text(xml: &str) -> String {
                 parent.2 = true;
             }
             let self_closing = tag.ends_with('/');
-            let name = tag
-                .trim_end_matches('/')
-                .split_whitespace()
-                .next()
-                .unwrap_or("");
+            let name = tag.trim_end_matches('/').split_whitespace().next().unwrap_or("");
             let local = name.rsplit(':').next().unwrap_or(name).to_owned();
             if !self_closing {
                 stack.push((local, currency_attribute(tag), false));
@@ -227,10 +207,7 @@ mod tests {
     #[test]
     fn csv_rows_become_tab_separated_lines() {
         let csv = "Field,Value\nTotal,\"1,190.00\"\n\"Say \"\"hi\"\"\",x\n\n";
-        assert_eq!(
-            csv_to_text(csv),
-            "Field\tValue\nTotal\t1,190.00\nSay \"hi\"\tx\n"
-        );
+        assert_eq!(csv_to_text(csv), "Field\tValue\nTotal\t1,190.00\nSay \"hi\"\tx\n");
         assert_eq!(csv_to_text("a;b\r\n1;2"), "a\tb\n1\t2\n");
     }
 

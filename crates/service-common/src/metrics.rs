@@ -61,9 +61,9 @@ pub async fn record_http(
 pub fn render(registry: &Registry) -> HttpResponse {
     let mut body = String::new();
     match prometheus_client::encoding::text::encode(&mut body, registry) {
-        Ok(()) => HttpResponse::Ok()
-            .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
-            .body(body),
+        Ok(()) => {
+            HttpResponse::Ok().content_type("application/openmetrics-text; version=1.0.0; charset=utf-8").body(body)
+        }
         Err(e) => HttpResponse::InternalServerError().body(e.to_string()),
     }
 }

@@ -19,7 +19,9 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-pub use propagation::{context_from_amqp, context_from_map, current_context, current_context_headers, headers_for, trace_id};
+pub use propagation::{
+    context_from_amqp, context_from_map, current_context, current_context_headers, headers_for, trace_id,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {

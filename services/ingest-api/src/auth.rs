@@ -66,12 +66,12 @@ impl Auth {
                 return Err(ApiError::new(ErrorCode::Unauthorized, "send an API key as 'Authorization: Bearer KEY'"));
             }
         };
-        if let Some(limiter) = &self.limiter {
-            if let Err(not_until) = limiter.check_key(&client.label) {
-                let wait = not_until.wait_time_from(DefaultClock::default().now());
-                return Err(ApiError::new(ErrorCode::RateLimited, "too many requests for this API key")
-                    .retry_after(wait.max(Duration::from_secs(1))));
-            }
+        if let Some(limiter) = &self.limiter
+            && let Err(not_until) = limiter.check_key(&client.label)
+        {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            return Err(ApiError::new(ErrorCode::RateLimited, "too many requests for this API key")
+                .retry_after(wait.max(Duration::from_secs(1))));
         }
         Ok(client)
     }

@@ -8,8 +8,8 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use job_model::db::DedupPolicy;
-use opentelemetry_instrumentation_actix_web::RequestTracing;
 use job_model::outbox::{OutboxRelay, RelayConfig};
+use opentelemetry_instrumentation_actix_web::RequestTracing;
 use prometheus_client::registry::Registry;
 use service_common::metrics::{HttpMetrics, record_http};
 use service_common::{ApiError, ErrorCode};
@@ -55,7 +55,9 @@ impl Application {
     /// [`Application::run_until_stopped`].
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         if config.api_keys.iter().all(|k| k.is_empty()) && !config.insecure_no_auth {
-            anyhow::bail!("no API keys configured: set INGEST_API_KEYS, or pass --insecure-no-auth for local development");
+            anyhow::bail!(
+                "no API keys configured: set INGEST_API_KEYS, or pass --insecure-no-auth for local development"
+            );
         }
         let pool = config.database.connect().await?;
         let blobs = service_common::blobs::open(&config.blob_store_url)?;
@@ -81,7 +83,8 @@ impl Application {
             blobs,
             limits: Limits { max_file_size: config.max_file_size, max_tags: config.max_tags },
             dedup: DedupPolicy {
-                document_window: (config.dedup_window_seconds > 0).then(|| Duration::from_secs(config.dedup_window_seconds)),
+                document_window: (config.dedup_window_seconds > 0)
+                    .then(|| Duration::from_secs(config.dedup_window_seconds)),
             },
             max_retries: config.max_retries,
             max_json_body: config.max_json_body,
@@ -100,7 +103,8 @@ impl Application {
         let doc = web::Data::new(Document(openapi()));
         let http_metrics = web::Data::new(http_metrics);
 
-        let listener = TcpListener::bind(&config.listen_addr).with_context(|| format!("binding {}", config.listen_addr))?;
+        let listener =
+            TcpListener::bind(&config.listen_addr).with_context(|| format!("binding {}", config.listen_addr))?;
         let port = listener.local_addr()?.port();
         let mut server = HttpServer::new(move || {
             App::new()

@@ -93,7 +93,10 @@ impl Config {
     }
 
     pub fn retry_policy(&self) -> RetryPolicy {
-        RetryPolicy { base: Duration::from_millis(self.retry_base_delay_ms), cap: Duration::from_millis(self.retry_max_delay_ms) }
+        RetryPolicy {
+            base: Duration::from_millis(self.retry_base_delay_ms),
+            cap: Duration::from_millis(self.retry_max_delay_ms),
+        }
     }
 
     pub fn worker_id(&self) -> String {

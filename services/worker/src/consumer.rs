@@ -10,7 +10,9 @@ use futures::StreamExt;
 use job_model::outbox::Backoff;
 use job_model::{JobPriority, RetryPolicy, Topology};
 use lapin::message::Delivery;
-use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, ConfirmSelectOptions};
+use lapin::options::{
+    BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, ConfirmSelectOptions,
+};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, ConnectionProperties};
 use tokio::sync::{Semaphore, mpsc};
@@ -60,7 +62,7 @@ impl Consumer {
                 Err(error) => {
                     tracing::warn!(%error, "cannot reach the broker; retrying");
                     tokio::select! {
-                        _ = tokio::time::sleep(backoff.next()) => {}
+                        _ = tokio::time::sleep(backoff.next_delay()) => {}
                         _ = shutdown.cancelled() => {}
                     }
                     continue;
@@ -151,7 +153,9 @@ impl Consumer {
                 _ = broken.cancelled() => break true,
             };
             let next = match picker.pick(|p| receivers.iter().any(|(q, rx)| *q == p && !rx.is_empty())) {
-                Some(p) => receivers.iter_mut().find(|(q, _)| *q == p).and_then(|(q, rx)| rx.try_recv().ok().map(|d| (*q, d))),
+                Some(p) => {
+                    receivers.iter_mut().find(|(q, _)| *q == p).and_then(|(q, rx)| rx.try_recv().ok().map(|d| (*q, d)))
+                }
                 None => None,
             };
             let (priority, delivery) = match next {

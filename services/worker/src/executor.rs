@@ -8,7 +8,9 @@ use chrono::Utc;
 use job_model::lifecycle::{self, AttemptRecord, ClaimOutcome};
 use job_model::message::headers;
 use job_model::outbox::{Backoff, OutboxRelay};
-use job_model::{AttemptOutcome, ExecutionEvent, JobEnvelope, JobMetadata, JobPriority, RetryPolicy, StageTiming, Topology};
+use job_model::{
+    AttemptOutcome, ExecutionEvent, JobEnvelope, JobMetadata, JobPriority, RetryPolicy, StageTiming, Topology,
+};
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions, BasicPublishOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
@@ -47,7 +49,13 @@ enum Settle {
 impl Executor {
     /// Handles one delivery. `abort` is cancelled when the shutdown grace
     /// period is over: the job is then given back, not finished.
-    pub async fn handle(&self, priority: JobPriority, delivery: Delivery, publisher: Channel, abort: CancellationToken) {
+    pub async fn handle(
+        &self,
+        priority: JobPriority,
+        delivery: Delivery,
+        publisher: Channel,
+        abort: CancellationToken,
+    ) {
         self.metrics.in_flight.inc();
         // One CONSUMER span per delivery (so per attempt), continuing the
         // trace the message carries (OpenTelemetry messaging conventions).
@@ -102,10 +110,12 @@ impl Executor {
         let current = tracing::Span::current();
         current.record("messaging.message.id", job_id.to_string());
         current.record("docflow.job_id", job_id.to_string());
-        let claim = match self.with_db_retry(abort, || lifecycle::claim(&self.pool, job_id, &self.worker_id, self.lease)).await {
-            Some(claim) => claim,
-            None => return Settle::Requeue,
-        };
+        let claim =
+            match self.with_db_retry(abort, || lifecycle::claim(&self.pool, job_id, &self.worker_id, self.lease)).await
+            {
+                Some(claim) => claim,
+                None => return Settle::Requeue,
+            };
         match claim {
             ClaimOutcome::Claimed(claimed) => {
                 if claimed.recovered_from_crash {
@@ -140,7 +150,8 @@ impl Executor {
         let started_at = Utc::now();
         let clock = Instant::now();
         let lost = CancellationToken::new();
-        let heartbeat = tokio::spawn(heartbeat(self.pool.clone(), job.job_id, self.worker_id.clone(), self.lease, lost.clone()));
+        let heartbeat =
+            tokio::spawn(heartbeat(self.pool.clone(), job.job_id, self.worker_id.clone(), self.lease, lost.clone()));
 
         let mut ctx = self.pipeline.context(
             Document {
@@ -178,7 +189,8 @@ impl Executor {
     /// Writes the attempt's outcome; acks only once it is committed.
     async fn commit(&self, job: &JobMetadata, record: AttemptRecord, abort: &CancellationToken) -> Settle {
         let outcome = record.outcome;
-        let committed = self.with_db_retry(abort, || lifecycle::record_attempt(&self.pool, &self.worker_id, &record)).await;
+        let committed =
+            self.with_db_retry(abort, || lifecycle::record_attempt(&self.pool, &self.worker_id, &record)).await;
         match committed {
             Some(true) => {
                 self.relay.wake();
@@ -199,7 +211,13 @@ impl Executor {
     }
 
     /// Turns a pipeline run into the attempt's record and its messages.
-    fn attempt_record(&self, job: &JobMetadata, run: &PipelineRun, started_at: chrono::DateTime<Utc>, elapsed: Duration) -> AttemptRecord {
+    fn attempt_record(
+        &self,
+        job: &JobMetadata,
+        run: &PipelineRun,
+        started_at: chrono::DateTime<Utc>,
+        elapsed: Duration,
+    ) -> AttemptRecord {
         // Stages skipped after a failure did not run: nothing to time.
         let stages: Vec<StageTiming> = run
             .outcomes
@@ -234,15 +252,23 @@ impl Executor {
                 let (outcome, detail) = self.decide(job, error);
                 match outcome {
                     AttemptOutcome::Retrying => {
-                        let (retry, delay) = messages::retry(&self.topology, &self.retry_policy, job, (job.retry_count + 1) as u32);
+                        let (retry, delay) =
+                            messages::retry(&self.topology, &self.retry_policy, job, (job.retry_count + 1) as u32);
                         messages_out.push(retry);
                         let detail = serde_json::json!({"attempt": job.attempt, "error_kind": error.kind(),
                             "retry": job.retry_count + 1, "backoff_ms": delay.as_millis() as u64});
                         (outcome, Some(message), stage, detail)
                     }
                     AttemptOutcome::Dlq => {
-                        messages_out.push(messages::dead_letter(&self.topology, job, detail, &message, stage.as_deref()));
-                        let detail = serde_json::json!({"attempt": job.attempt, "error_kind": error.kind(), "reason": detail});
+                        messages_out.push(messages::dead_letter(
+                            &self.topology,
+                            job,
+                            detail,
+                            &message,
+                            stage.as_deref(),
+                        ));
+                        let detail =
+                            serde_json::json!({"attempt": job.attempt, "error_kind": error.kind(), "reason": detail});
                         (outcome, Some(message), stage, detail)
                     }
                     _ => {
@@ -276,7 +302,16 @@ impl Executor {
             trace_id: job.trace_id.clone(),
         };
         messages_out.push(messages::execution_event(&self.topology, &event));
-        AttemptRecord { job_id: job.job_id, attempt: job.attempt, outcome, error_message, error_stage, stages, messages: messages_out, detail }
+        AttemptRecord {
+            job_id: job.job_id,
+            attempt: job.attempt,
+            outcome,
+            error_message,
+            error_stage,
+            stages,
+            messages: messages_out,
+            detail,
+        }
     }
 
     /// Permanent errors fail now; retryable ones retry while the budget
@@ -287,7 +322,9 @@ impl Executor {
         }
         match error {
             StageError::Permanent { .. } => (AttemptOutcome::Failed, "permanent_error"),
-            StageError::Retryable { .. } if job.retry_count < job.max_retries => (AttemptOutcome::Retrying, "retryable_error"),
+            StageError::Retryable { .. } if job.retry_count < job.max_retries => {
+                (AttemptOutcome::Retrying, "retryable_error")
+            }
             StageError::Retryable { .. } => (AttemptOutcome::Dlq, "retries_exhausted"),
         }
     }
@@ -384,7 +421,7 @@ impl Executor {
                 Err(error) => {
                     tracing::warn!(%error, "database step failed; retrying");
                     tokio::select! {
-                        _ = tokio::time::sleep(backoff.next()) => {}
+                        _ = tokio::time::sleep(backoff.next_delay()) => {}
                         _ = abort.cancelled() => return None,
                     }
                 }
@@ -396,7 +433,12 @@ impl Executor {
 /// The time a message spent on its queue (or in a retry tier) before this
 /// delivery, as a span of its own beside the work, so wait and work are
 /// told apart in a trace.
-fn record_queue_wait(producer: &opentelemetry::Context, queue: &str, enqueued_at: chrono::DateTime<Utc>, job_id: uuid::Uuid) {
+fn record_queue_wait(
+    producer: &opentelemetry::Context,
+    queue: &str,
+    enqueued_at: chrono::DateTime<Utc>,
+    job_id: uuid::Uuid,
+) {
     use opentelemetry::trace::{Span as _, SpanKind, Tracer as _};
     let tracer = opentelemetry::global::tracer("docflow");
     let start: std::time::SystemTime = enqueued_at.into();

@@ -22,7 +22,12 @@ fn traced_headers(job_id: uuid::Uuid, attempt: i32) -> std::collections::BTreeMa
 
 /// The job's message again, for its next attempt after `delay` (jittered
 /// down by up to a fifth, so retries scheduled together spread out).
-pub fn retry(topology: &Topology, policy: &RetryPolicy, job: &JobMetadata, retry_number: u32) -> (OutboxMessage, Duration) {
+pub fn retry(
+    topology: &Topology,
+    policy: &RetryPolicy,
+    job: &JobMetadata,
+    retry_number: u32,
+) -> (OutboxMessage, Duration) {
     let tier = policy.tier_for(retry_number);
     let jitter = rand::rng().random_range(0.8..=1.0);
     let delay = tier.mul_f64(jitter);
@@ -52,7 +57,13 @@ pub fn requeue(topology: &Topology, job: &JobMetadata) -> OutboxMessage {
 }
 
 /// The job's message parked on `jobs.dlq`, with why.
-pub fn dead_letter(topology: &Topology, job: &JobMetadata, reason: &str, error: &str, stage: Option<&str>) -> OutboxMessage {
+pub fn dead_letter(
+    topology: &Topology,
+    job: &JobMetadata,
+    reason: &str,
+    error: &str,
+    stage: Option<&str>,
+) -> OutboxMessage {
     let mut h = traced_headers(job.job_id, job.attempt);
     h.insert(headers::DLQ_REASON.to_owned(), reason.to_owned());
     h.insert(headers::ERROR.to_owned(), error.to_owned());

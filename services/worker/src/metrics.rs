@@ -52,12 +52,36 @@ impl WorkerMetrics {
             rescued: Counter::default(),
             in_flight: Gauge::default(),
         };
-        registry.register("docflow_worker_attempts", "Job attempts finished, by outcome and priority", m.attempts.clone());
-        registry.register("docflow_worker_stage_duration_seconds", "Pipeline stage durations", m.stage_duration.clone());
-        registry.register("docflow_worker_job_duration_seconds", "Whole attempt durations, by outcome", m.job_duration.clone());
-        registry.register("docflow_worker_deliveries_dropped", "Deliveries acked without running: duplicates, poison, lost leases", m.dropped.clone());
-        registry.register("docflow_worker_crash_recoveries", "Jobs claimed after their previous worker died", m.crashes_recovered.clone());
-        registry.register("docflow_worker_rescued_jobs", "Jobs whose lease expired and were queued again by the reaper", m.rescued.clone());
+        registry.register(
+            "docflow_worker_attempts",
+            "Job attempts finished, by outcome and priority",
+            m.attempts.clone(),
+        );
+        registry.register(
+            "docflow_worker_stage_duration_seconds",
+            "Pipeline stage durations",
+            m.stage_duration.clone(),
+        );
+        registry.register(
+            "docflow_worker_job_duration_seconds",
+            "Whole attempt durations, by outcome",
+            m.job_duration.clone(),
+        );
+        registry.register(
+            "docflow_worker_deliveries_dropped",
+            "Deliveries acked without running: duplicates, poison, lost leases",
+            m.dropped.clone(),
+        );
+        registry.register(
+            "docflow_worker_crash_recoveries",
+            "Jobs claimed after their previous worker died",
+            m.crashes_recovered.clone(),
+        );
+        registry.register(
+            "docflow_worker_rescued_jobs",
+            "Jobs whose lease expired and were queued again by the reaper",
+            m.rescued.clone(),
+        );
         registry.register("docflow_worker_jobs_in_flight", "Jobs running in this process", m.in_flight.clone());
         m
     }

@@ -12,7 +12,14 @@ use tokio_util::sync::CancellationToken;
 use crate::messages;
 use crate::metrics::WorkerMetrics;
 
-pub async fn run(pool: PgPool, topology: Topology, relay: OutboxRelay, metrics: WorkerMetrics, every: Duration, shutdown: CancellationToken) {
+pub async fn run(
+    pool: PgPool,
+    topology: Topology,
+    relay: OutboxRelay,
+    metrics: WorkerMetrics,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
     let mut interval = tokio::time::interval(every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -94,7 +94,8 @@ impl Application {
 
         let state = web::Data::new(HttpState { pool: pool.clone(), consuming, registry: Arc::new(registry) });
         let http_metrics = web::Data::new(http_metrics);
-        let listener = TcpListener::bind(&config.listen_addr).with_context(|| format!("binding {}", config.listen_addr))?;
+        let listener =
+            TcpListener::bind(&config.listen_addr).with_context(|| format!("binding {}", config.listen_addr))?;
         let port = listener.local_addr()?.port();
         let server = HttpServer::new(move || {
             App::new()
@@ -110,7 +111,12 @@ impl Application {
         .listen(listener)?
         .run();
         tracing::info!(port, worker_id, "worker started");
-        let reaper = ReaperTask { pool: pool.clone(), topology, metrics, every: Duration::from_secs_f64(config.reaper_interval_seconds) };
+        let reaper = ReaperTask {
+            pool: pool.clone(),
+            topology,
+            metrics,
+            every: Duration::from_secs_f64(config.reaper_interval_seconds),
+        };
         Ok(Application { port, server, consumer, relay, reaper, pool })
     }
 
@@ -124,7 +130,8 @@ impl Application {
         let background = CancellationToken::new();
         let relay = tokio::spawn(self.relay.clone().run(background.clone()));
         let r = self.reaper;
-        let reaper = tokio::spawn(reaper::run(r.pool, r.topology, self.relay.clone(), r.metrics, r.every, background.clone()));
+        let reaper =
+            tokio::spawn(reaper::run(r.pool, r.topology, self.relay.clone(), r.metrics, r.every, background.clone()));
         let handle = self.server.handle();
         let server = tokio::spawn(self.server);
 

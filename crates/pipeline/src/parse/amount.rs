@@ -87,8 +87,7 @@ fn is_separator(c: char) -> bool {
 /// money with two decimals, so three digits after the separator mean grouping.
 pub fn parse_amount(input: &str) -> Option<Amount> {
     let s = input.trim();
-    let (negative, body) = if let Some(rest) = s.strip_prefix('(').and_then(|r| r.strip_suffix(')'))
-    {
+    let (negative, body) = if let Some(rest) = s.strip_prefix('(').and_then(|r| r.strip_suffix(')')) {
         (true, rest.trim())
     } else if let Some(rest) = s.strip_prefix('-').or_else(|| s.strip_prefix('\u{2212}')) {
         (true, rest.trim_start())
@@ -146,11 +145,7 @@ fn parse_unsigned(body: &str) -> Option<i64> {
         None => false,
     };
     let (int_groups, int_seps, frac) = if decimal {
-        (
-            &groups[..groups.len() - 1],
-            &seps[..seps.len() - 1],
-            Some(last_group),
-        )
+        (&groups[..groups.len() - 1], &seps[..seps.len() - 1], Some(last_group))
     } else {
         (&groups[..], &seps[..], None)
     };
@@ -193,9 +188,8 @@ pub struct AmountMatch {
     pub percent: bool,
 }
 
-const GLUED_CURRENCY_CODES: [&str; 13] = [
-    "EUR", "USD", "GBP", "CHF", "SEK", "NOK", "DKK", "PLN", "CZK", "HUF", "JPY", "CAD", "AUD",
-];
+const GLUED_CURRENCY_CODES: [&str; 13] =
+    ["EUR", "USD", "GBP", "CHF", "SEK", "NOK", "DKK", "PLN", "CZK", "HUF", "JPY", "CAD", "AUD"];
 
 /// Whether the letters touching a number are a currency code (`EUR1.234,56`),
 /// which is the one case where a number glued to letters is still an amount.
@@ -252,29 +246,15 @@ pub fn find_amounts(text: &str) -> Vec<AmountMatch> {
             glued_letters_are_currency(&letters)
         };
         if before_ok && after_ok {
-            let percent = chars[j..]
-                .iter()
-                .find(|&&(_, c)| c != ' ')
-                .is_some_and(|&(_, c)| c == '%');
+            let percent = chars[j..].iter().find(|&&(_, c)| c != ' ').is_some_and(|&(_, c)| c == '%');
             // A minus sign directly before the number, itself not glued to a word.
             let (sign_start, negative) = match i.checked_sub(1).map(|p| (p, chars[p].1)) {
-                Some((p, '-' | '\u{2212}')) if p == 0 || !chars[p - 1].1.is_alphanumeric() => {
-                    (chars[p].0, true)
-                }
+                Some((p, '-' | '\u{2212}')) if p == 0 || !chars[p - 1].1.is_alphanumeric() => (chars[p].0, true),
                 _ => (start_byte, false),
             };
             if let Some(amount) = parse_amount(&text[start_byte..end_byte]) {
-                let amount = if negative {
-                    Amount::from_cents(-amount.cents())
-                } else {
-                    amount
-                };
-                out.push(AmountMatch {
-                    start: sign_start,
-                    end: end_byte,
-                    amount,
-                    percent,
-                });
+                let amount = if negative { Amount::from_cents(-amount.cents()) } else { amount };
+                out.push(AmountMatch { start: sign_start, end: end_byte, amount, percent });
             }
         }
         i = j.max(i + 1);
@@ -350,33 +330,20 @@ mod tests {
         assert_eq!(Amount::from_cents(0).to_string(), "0.00");
         let json = serde_json::to_string(&Amount::from_cents(119_000)).unwrap();
         assert_eq!(json, "\"1190.00\"");
-        assert_eq!(
-            serde_json::from_str::<Amount>("\"1.190,00\"").unwrap(),
-            Amount::from_cents(119_000)
-        );
+        assert_eq!(serde_json::from_str::<Amount>("\"1.190,00\"").unwrap(), Amount::from_cents(119_000));
     }
 
     #[test]
     fn finds_amounts_in_lines() {
-        let found: Vec<_> = find_amounts("MwSt. 19 %: 426,74 EUR")
-            .into_iter()
-            .map(|m| (m.amount.cents(), m.percent))
-            .collect();
+        let found: Vec<_> =
+            find_amounts("MwSt. 19 %: 426,74 EUR").into_iter().map(|m| (m.amount.cents(), m.percent)).collect();
         assert_eq!(found, vec![(1900, true), (42_674, false)]);
-        let found: Vec<_> = find_amounts("Total: €1,500.00")
-            .into_iter()
-            .map(|m| m.amount.cents())
-            .collect();
+        let found: Vec<_> = find_amounts("Total: €1,500.00").into_iter().map(|m| m.amount.cents()).collect();
         assert_eq!(found, vec![150_000]);
-        let found: Vec<_> = find_amounts("Paper A4 20 x 4,50 = 90,00")
-            .into_iter()
-            .map(|m| m.amount.cents())
-            .collect();
+        let found: Vec<_> = find_amounts("Paper A4 20 x 4,50 = 90,00").into_iter().map(|m| m.amount.cents()).collect();
         assert_eq!(found, vec![2000, 450, 9000]);
-        let found: Vec<_> = find_amounts("Credit: -250.00 EUR1.000,00 DE136695976")
-            .into_iter()
-            .map(|m| m.amount.cents())
-            .collect();
+        let found: Vec<_> =
+            find_amounts("Credit: -250.00 EUR1.000,00 DE136695976").into_iter().map(|m| m.amount.cents()).collect();
         assert_eq!(found, vec![-25_000, 100_000]);
         let m = find_amounts("Balance -12.00")[0];
         assert_eq!((m.start, m.end), (8, 14));

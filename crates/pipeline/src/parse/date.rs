@@ -85,18 +85,13 @@ fn month_number(name: &str) -> Option<u32> {
 fn month_alternation() -> String {
     let mut names: Vec<&str> = MONTHS.iter().map(|(n, _)| *n).collect();
     names.sort_by_key(|n| std::cmp::Reverse(n.chars().count()));
-    names
-        .iter()
-        .map(|n| regex::escape(n))
-        .collect::<Vec<_>>()
-        .join("|")
+    names.iter().map(|n| regex::escape(n)).collect::<Vec<_>>().join("|")
 }
 
 static ISO: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\b(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})\b").expect("static regex"));
-static NUMERIC: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b(\d{1,2})([./-])(\d{1,2})([./-])(\d{4}|\d{2})\b").expect("static regex")
-});
+static NUMERIC: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\b(\d{1,2})([./-])(\d{1,2})([./-])(\d{4}|\d{2})\b").expect("static regex"));
 static DAY_MONTH_YEAR: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&format!(
         r"(?i)\b(\d{{1,2}})(?:st|nd|rd|th|er|e|\.)?\s+(?:of\s+)?({})\.?,?\s+(\d{{4}})\b",
@@ -105,11 +100,8 @@ static DAY_MONTH_YEAR: LazyLock<Regex> = LazyLock::new(|| {
     .expect("static regex")
 });
 static MONTH_DAY_YEAR: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(&format!(
-        r"(?i)\b({})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+(\d{{4}})\b",
-        month_alternation()
-    ))
-    .expect("static regex")
+    Regex::new(&format!(r"(?i)\b({})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+(\d{{4}})\b", month_alternation()))
+        .expect("static regex")
 });
 
 /// A date found in text, with its byte range.
@@ -152,8 +144,7 @@ pub fn find_dates(text: &str) -> Vec<DateMatch> {
         }
     };
     for c in ISO.captures_iter(text) {
-        let (Some(all), Some(y), Some(m), Some(d)) = (c.get(0), c.get(1), c.get(2), c.get(3))
-        else {
+        let (Some(all), Some(y), Some(m), Some(d)) = (c.get(0), c.get(1), c.get(2), c.get(3)) else {
             continue;
         };
         let date = year_of(y.as_str())
@@ -171,42 +162,22 @@ pub fn find_dates(text: &str) -> Vec<DateMatch> {
         if s1.as_str() != s2.as_str() {
             continue;
         }
-        let date = (|| {
-            numeric(
-                a.as_str().parse().ok()?,
-                s1.as_str(),
-                b.as_str().parse().ok()?,
-                year_of(y.as_str())?,
-            )
-        })();
+        let date =
+            (|| numeric(a.as_str().parse().ok()?, s1.as_str(), b.as_str().parse().ok()?, year_of(y.as_str())?))();
         push(all.start(), all.end(), date);
     }
     for c in DAY_MONTH_YEAR.captures_iter(text) {
-        let (Some(all), Some(d), Some(m), Some(y)) = (c.get(0), c.get(1), c.get(2), c.get(3))
-        else {
+        let (Some(all), Some(d), Some(m), Some(y)) = (c.get(0), c.get(1), c.get(2), c.get(3)) else {
             continue;
         };
-        let date = (|| {
-            ymd(
-                year_of(y.as_str())?,
-                month_number(m.as_str())?,
-                d.as_str().parse().ok()?,
-            )
-        })();
+        let date = (|| ymd(year_of(y.as_str())?, month_number(m.as_str())?, d.as_str().parse().ok()?))();
         push(all.start(), all.end(), date);
     }
     for c in MONTH_DAY_YEAR.captures_iter(text) {
-        let (Some(all), Some(m), Some(d), Some(y)) = (c.get(0), c.get(1), c.get(2), c.get(3))
-        else {
+        let (Some(all), Some(m), Some(d), Some(y)) = (c.get(0), c.get(1), c.get(2), c.get(3)) else {
             continue;
         };
-        let date = (|| {
-            ymd(
-                year_of(y.as_str())?,
-                month_number(m.as_str())?,
-                d.as_str().parse().ok()?,
-            )
-        })();
+        let date = (|| ymd(year_of(y.as_str())?, month_number(m.as_str())?, d.as_str().parse().ok()?))();
         push(all.start(), all.end(), date);
     }
     found.sort_by_key(|m| m.start);
@@ -259,16 +230,9 @@ mod tests {
 
     #[test]
     fn rejects_impossible_dates() {
-        for bad in [
-            "2026-02-30",
-            "32.01.2026",
-            "13/13/2026",
-            "01.03/2026",
-            "1 Marchember 2026",
-            "12.5",
-            "2026",
-            "01.03.1850",
-        ] {
+        for bad in
+            ["2026-02-30", "32.01.2026", "13/13/2026", "01.03/2026", "1 Marchember 2026", "12.5", "2026", "01.03.1850"]
+        {
             assert_eq!(parse_date(bad), None, "{bad:?}");
         }
     }

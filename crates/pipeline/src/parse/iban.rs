@@ -93,22 +93,14 @@ pub(crate) fn mod97(s: &str) -> Option<u32> {
     let mut rem: u32 = 0;
     for c in s.chars() {
         let v = c.to_digit(36)?;
-        rem = if v < 10 {
-            (rem * 10 + v) % 97
-        } else {
-            (rem * 100 + v) % 97
-        };
+        rem = if v < 10 { (rem * 10 + v) % 97 } else { (rem * 100 + v) % 97 };
     }
     Some(rem)
 }
 
 /// Whether `iban` (spaces allowed, any case) is a valid IBAN.
 pub fn is_valid_iban(iban: &str) -> bool {
-    let compact: String = iban
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect::<String>()
-        .to_ascii_uppercase();
+    let compact: String = iban.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_uppercase();
     valid_compact(&compact)
 }
 
@@ -119,9 +111,7 @@ fn valid_compact(s: &str) -> bool {
     }
     if !bytes[..2].iter().all(u8::is_ascii_uppercase)
         || !bytes[2..4].iter().all(u8::is_ascii_digit)
-        || !bytes[4..]
-            .iter()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        || !bytes[4..].iter().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
     {
         return false;
     }
@@ -170,16 +160,12 @@ pub fn find_ibans(text: &str) -> Vec<IbanMatch> {
             if c.is_ascii_alphanumeric() {
                 compact.push(c.to_ascii_uppercase());
                 j += 1;
-                let at_group_end = chars
-                    .get(j)
-                    .is_none_or(|&(_, n)| !n.is_ascii_alphanumeric());
+                let at_group_end = chars.get(j).is_none_or(|&(_, n)| !n.is_ascii_alphanumeric());
                 if at_group_end {
                     ends.push((compact.len(), chars.get(j).map_or(text.len(), |&(b, _)| b)));
                 }
             } else if c == ' '
-                && chars
-                    .get(j + 1)
-                    .is_some_and(|&(_, n)| n.is_ascii_alphanumeric())
+                && chars.get(j + 1).is_some_and(|&(_, n)| n.is_ascii_alphanumeric())
                 && !compact.is_empty()
             {
                 j += 1;
@@ -187,23 +173,16 @@ pub fn find_ibans(text: &str) -> Vec<IbanMatch> {
                 break;
             }
         }
-        let found = ends
-            .iter()
-            .rev()
-            .find(|&&(len, _)| valid_compact(&compact[..len]))
-            .map(|&(len, end)| IbanMatch {
-                start: chars[i].0,
-                end,
-                iban: compact[..len].to_owned(),
-            });
+        let found = ends.iter().rev().find(|&&(len, _)| valid_compact(&compact[..len])).map(|&(len, end)| IbanMatch {
+            start: chars[i].0,
+            end,
+            iban: compact[..len].to_owned(),
+        });
         match found {
             Some(m) => {
                 let end = m.end;
                 out.push(m);
-                i = chars
-                    .iter()
-                    .position(|&(b, _)| b >= end)
-                    .unwrap_or(chars.len());
+                i = chars.iter().position(|&(b, _)| b >= end).unwrap_or(chars.len());
             }
             None => i += 1,
         }
@@ -251,13 +230,9 @@ mod tests {
 
     #[test]
     fn finds_grouped_iban_followed_by_words() {
-        let text =
-            "Bank: IBAN DE89 3704 0044 0532 0130 00 BIC COBADEFFXXX, or GB82WEST12345698765432.";
+        let text = "Bank: IBAN DE89 3704 0044 0532 0130 00 BIC COBADEFFXXX, or GB82WEST12345698765432.";
         let found: Vec<_> = find_ibans(text).into_iter().map(|m| m.iban).collect();
-        assert_eq!(
-            found,
-            vec!["DE89370400440532013000", "GB82WEST12345698765432"]
-        );
+        assert_eq!(found, vec!["DE89370400440532013000", "GB82WEST12345698765432"]);
     }
 
     #[test]

@@ -64,13 +64,7 @@ fn luhn_valid(d: &[u32]) -> bool {
         .iter()
         .rev()
         .enumerate()
-        .map(|(i, &x)| {
-            if i % 2 == 1 {
-                if x * 2 > 9 { x * 2 - 9 } else { x * 2 }
-            } else {
-                x
-            }
-        })
+        .map(|(i, &x)| if i % 2 == 1 { if x * 2 > 9 { x * 2 - 9 } else { x * 2 } } else { x })
         .sum();
     sum.is_multiple_of(10)
 }
@@ -103,13 +97,7 @@ fn checksum(country: &str, number: &str) -> Option<bool> {
             let sum: u32 = d[..7]
                 .iter()
                 .enumerate()
-                .map(|(i, &x)| {
-                    if i % 2 == 1 {
-                        if x * 2 > 9 { x * 2 - 9 } else { x * 2 }
-                    } else {
-                        x
-                    }
-                })
+                .map(|(i, &x)| if i % 2 == 1 { if x * 2 > 9 { x * 2 - 9 } else { x * 2 } } else { x })
                 .sum();
             Some((6 + 10 * 10 - sum) % 10 == d[7])
         }
@@ -129,12 +117,7 @@ fn checksum(country: &str, number: &str) -> Option<bool> {
             // Either the RSIN/BSN eleven-test on the first nine digits, or
             // (sole traders since 2020) the whole id mod 97 == 1.
             let d = digits(number.get(..9)?)?;
-            let eleven: i64 = d
-                .iter()
-                .take(8)
-                .enumerate()
-                .map(|(i, &x)| i64::from(x) * (9 - i as i64))
-                .sum::<i64>()
+            let eleven: i64 = d.iter().take(8).enumerate().map(|(i, &x)| i64::from(x) * (9 - i as i64)).sum::<i64>()
                 - i64::from(d[8]);
             let mod97 = super::iban::mod97(&format!("NL{number}")) == Some(1);
             Some(eleven.rem_euclid(11) == 0 || mod97)
@@ -144,11 +127,7 @@ fn checksum(country: &str, number: &str) -> Option<bool> {
             let weights = [8, 7, 6, 5, 4, 3, 2, 10, 1];
             let sum: u32 = d.iter().zip(weights).map(|(x, w)| x * w).sum::<u32>() % 97;
             let leading: u32 = number.get(..3)?.parse().ok()?;
-            Some(if leading >= 100 {
-                matches!(sum, 0 | 42 | 55)
-            } else {
-                sum == 0
-            })
+            Some(if leading >= 100 { matches!(sum, 0 | 42 | 55) } else { sum == 0 })
         }
         _ => None,
     }
@@ -176,11 +155,7 @@ fn check_compact(compact: &str) -> Option<(String, VatCheck)> {
 /// Whether `id` (separators allowed) is a well-formed VAT id whose check
 /// digits, where the country has them, are right.
 pub fn is_valid_vat_id(id: &str) -> bool {
-    let compact: String = id
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '.' | '-'))
-        .collect::<String>()
-        .to_ascii_uppercase();
+    let compact: String = id.chars().filter(|c| !matches!(c, ' ' | '.' | '-')).collect::<String>().to_ascii_uppercase();
     check_compact(&compact).is_some()
 }
 
@@ -196,8 +171,7 @@ pub struct VatIdMatch {
 static CANDIDATE: LazyLock<Regex> = LazyLock::new(|| {
     // A country prefix, then alphanumerics possibly grouped by single spaces,
     // dots or hyphens ("DE 136 695 976", "CHE-123.456.789 MWST").
-    Regex::new(r"\b(?:[A-Z]{2}|CHE)[ .\-]?[0-9A-Z](?:[ .\-]?[0-9A-Z+*]){5,14}")
-        .expect("static regex")
+    Regex::new(r"\b(?:[A-Z]{2}|CHE)[ .\-]?[0-9A-Z](?:[ .\-]?[0-9A-Z+*]){5,14}").expect("static regex")
 });
 
 /// Every valid VAT id in `text`. A candidate may run into the next word
@@ -212,9 +186,7 @@ pub fn find_vat_ids(text: &str) -> Vec<VatIdMatch> {
         for (k, &(b, c)) in chars.iter().enumerate() {
             if c.is_ascii_alphanumeric() || c == '+' || c == '*' {
                 compact.push(c);
-                let next_is_sep = chars
-                    .get(k + 1)
-                    .is_none_or(|&(_, n)| matches!(n, ' ' | '.' | '-'));
+                let next_is_sep = chars.get(k + 1).is_none_or(|&(_, n)| matches!(n, ' ' | '.' | '-'));
                 if next_is_sep {
                     ends.push((compact.len(), m.start() + b + c.len_utf8()));
                 }
@@ -222,24 +194,10 @@ pub fn find_vat_ids(text: &str) -> Vec<VatIdMatch> {
         }
         // A candidate glued to more alphanumerics in the text is part of a
         // longer token (an IBAN, a reference), not a VAT id.
-        let glued_after = |end: usize| {
-            text[end..]
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphanumeric())
-        };
-        let found = ends
-            .iter()
-            .rev()
-            .filter(|&&(_, end)| !glued_after(end))
-            .find_map(|&(len, end)| {
-                check_compact(&compact[..len]).map(|(vat_id, check)| VatIdMatch {
-                    start: m.start(),
-                    end,
-                    vat_id,
-                    check,
-                })
-            });
+        let glued_after = |end: usize| text[end..].chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+        let found = ends.iter().rev().filter(|&&(_, end)| !glued_after(end)).find_map(|&(len, end)| {
+            check_compact(&compact[..len]).map(|(vat_id, check)| VatIdMatch { start: m.start(), end, vat_id, check })
+        });
         out.extend(found);
     }
     out
@@ -287,10 +245,7 @@ mod tests {
     fn format_only_countries_and_bad_formats() {
         assert!(is_valid_vat_id("ESA12345674"));
         assert!(is_valid_vat_id("CHE-123.456.788 MWST"));
-        assert!(
-            !is_valid_vat_id("DE012345678"),
-            "German ids never start with 0"
-        );
+        assert!(!is_valid_vat_id("DE012345678"), "German ids never start with 0");
         assert!(!is_valid_vat_id("DE12345678"), "too short");
         assert!(!is_valid_vat_id("ZZ123456789"), "unknown country");
     }
@@ -298,16 +253,10 @@ mod tests {
     #[test]
     fn finds_ids_in_text_and_ignores_ibans() {
         let text = "USt-IdNr.: DE 136 695 976 Berlin\nIBAN DE89370400440532013000\nVAT Reg No: GB123456782.";
-        let found: Vec<_> = find_vat_ids(text)
-            .into_iter()
-            .map(|m| (m.vat_id, m.check))
-            .collect();
+        let found: Vec<_> = find_vat_ids(text).into_iter().map(|m| (m.vat_id, m.check)).collect();
         assert_eq!(
             found,
-            vec![
-                ("DE136695976".to_owned(), VatCheck::Checksum),
-                ("GB123456782".to_owned(), VatCheck::Checksum)
-            ]
+            vec![("DE136695976".to_owned(), VatCheck::Checksum), ("GB123456782".to_owned(), VatCheck::Checksum)]
         );
     }
 }

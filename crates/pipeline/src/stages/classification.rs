@@ -59,11 +59,8 @@ impl Stage for Classification {
             bytes_processed: peek.len() as u64,
             document_type: Some(c.document_type.as_str().to_owned()),
         };
-        ctx.classification = Some(ClassificationOutput {
-            document_type: c.document_type,
-            confidence: c.confidence,
-            matched: c.matched,
-        });
+        ctx.classification =
+            Some(ClassificationOutput { document_type: c.document_type, confidence: c.confidence, matched: c.matched });
         Ok(report)
     }
 }

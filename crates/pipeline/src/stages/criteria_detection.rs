@@ -29,9 +29,7 @@ pub struct CriteriaDetection {
 
 impl CriteriaDetection {
     pub fn new(rules: RuleSet) -> Self {
-        CriteriaDetection {
-            rules: Arc::new(rules),
-        }
+        CriteriaDetection { rules: Arc::new(rules) }
     }
 
     pub fn rules(&self) -> &RuleSet {
@@ -63,9 +61,7 @@ impl Stage for CriteriaDetection {
             _ => None,
         };
         let duplicate_of = match keys {
-            Some((supplier, number))
-                if duplicate_rule_applies && !supplier.is_empty() && !number.is_empty() =>
-            {
+            Some((supplier, number)) if duplicate_rule_applies && !supplier.is_empty() && !number.is_empty() => {
                 db::find_duplicate(&ctx.pool, ctx.document.job_id, &supplier, &number).await?
             }
             _ => None,
@@ -80,10 +76,7 @@ impl Stage for CriteriaDetection {
             duplicate_of,
         });
         let report = StageReport::new(findings.len() as u64, 0);
-        ctx.criteria = Some(CriteriaOutput {
-            findings,
-            duplicate_of,
-        });
+        ctx.criteria = Some(CriteriaOutput { findings, duplicate_of });
         Ok(report)
     }
 }

@@ -60,11 +60,7 @@ impl Stage for Extraction {
             }
             f if f.is_text() => {
                 let bytes = ctx.upload_output()?.bytes.clone();
-                (
-                    blocking(move || document_text(f, &bytes)).await?,
-                    1,
-                    Vec::new(),
-                )
+                (blocking(move || document_text(f, &bytes)).await?, 1, Vec::new())
             }
             _ => (String::new(), 1, Vec::new()),
         };

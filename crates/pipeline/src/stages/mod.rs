@@ -23,16 +23,8 @@ pub mod names {
     pub const TICKET_GENERATION: &str = "ticket_generation";
     pub const STORAGE: &str = "storage";
 
-    pub const ALL: [&str; 8] = [
-        UPLOAD,
-        VALIDATION,
-        CLASSIFICATION,
-        EXTRACTION,
-        ANALYSIS,
-        CRITERIA_DETECTION,
-        TICKET_GENERATION,
-        STORAGE,
-    ];
+    pub const ALL: [&str; 8] =
+        [UPLOAD, VALIDATION, CLASSIFICATION, EXTRACTION, ANALYSIS, CRITERIA_DETECTION, TICKET_GENERATION, STORAGE];
 }
 
 use sha2::{Digest, Sha256};

@@ -119,10 +119,7 @@ impl Stage for Storage {
         let result_path = format!("{prefix}/{}.json", ctx.document.job_id);
         let location = parse_path(&result_path)?;
         let json_bytes = json.len() as u64;
-        ctx.blobs
-            .put(&location, PutPayload::from(json))
-            .await
-            .map_err(|e| store_error("write result", e))?;
+        ctx.blobs.put(&location, PutPayload::from(json)).await.map_err(|e| store_error("write result", e))?;
 
         let f = &doc.fields;
         let supplier = f.supplier.as_ref().map(|s| s.value.as_str());
@@ -153,10 +150,7 @@ impl Stage for Storage {
             result: &value,
         };
         db::upsert_result(&ctx.pool, &row).await?;
-        ctx.storage = Some(StorageOutput {
-            result_path,
-            json_bytes,
-        });
+        ctx.storage = Some(StorageOutput { result_path, json_bytes });
         Ok(StageReport::new(1, json_bytes))
     }
 }

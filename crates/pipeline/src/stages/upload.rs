@@ -21,10 +21,7 @@ pub struct UploadOutput {
 
 impl std::fmt::Debug for UploadOutput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UploadOutput")
-            .field("size", &self.size)
-            .field("sha256", &self.sha256)
-            .finish_non_exhaustive()
+        f.debug_struct("UploadOutput").field("size", &self.size).field("sha256", &self.sha256).finish_non_exhaustive()
     }
 }
 
@@ -32,10 +29,7 @@ impl std::fmt::Debug for UploadOutput {
 pub struct Upload;
 
 fn size_mismatch(declared: i64, actual: u64) -> StageError {
-    StageError::permanent(
-        kind::SIZE_MISMATCH,
-        format!("job declares {declared} bytes, the blob has {actual}"),
-    )
+    StageError::permanent(kind::SIZE_MISMATCH, format!("job declares {declared} bytes, the blob has {actual}"))
 }
 
 #[async_trait]
@@ -47,31 +41,20 @@ impl Stage for Upload {
     async fn run(&self, ctx: &mut StageContext) -> Result<StageReport, StageError> {
         let path = parse_path(&ctx.document.blob_path)?;
         let declared = ctx.document.file_size;
-        let result = ctx
-            .blobs
-            .get(&path)
-            .await
-            .map_err(|e| store_error("fetch document", e))?;
+        let result = ctx.blobs.get(&path).await.map_err(|e| store_error("fetch document", e))?;
         // Compare sizes before reading the body: a wrong blob is not worth
         // downloading.
         if u64::try_from(declared).ok() != Some(result.meta.size) {
             return Err(size_mismatch(declared, result.meta.size));
         }
-        let bytes = result
-            .bytes()
-            .await
-            .map_err(|e| store_error("read document", e))?;
+        let bytes = result.bytes().await.map_err(|e| store_error("read document", e))?;
         let size = bytes.len() as u64;
         if u64::try_from(declared).ok() != Some(size) {
             return Err(size_mismatch(declared, size));
         }
         let for_hash = bytes.clone();
         let sha256 = blocking(move || super::sha256_hex(&for_hash)).await?;
-        ctx.upload = Some(UploadOutput {
-            bytes,
-            size,
-            sha256,
-        });
+        ctx.upload = Some(UploadOutput { bytes, size, sha256 });
         Ok(StageReport::new(1, size))
     }
 }

@@ -40,14 +40,10 @@ pub struct Validation;
 pub(crate) async fn load_pdf(bytes: bytes::Bytes) -> Result<Arc<lopdf::Document>, StageError> {
     match blocking(move || pdf::load(&bytes)).await? {
         Ok(doc) => Ok(Arc::new(doc)),
-        Err(PdfProblem::Encrypted) => Err(StageError::permanent(
-            kind::ENCRYPTED,
-            "the PDF is encrypted (its trailer has an /Encrypt dictionary)",
-        )),
-        Err(PdfProblem::Broken(why)) => Err(StageError::permanent(
-            kind::BROKEN_PDF,
-            format!("unreadable PDF: {why}"),
-        )),
+        Err(PdfProblem::Encrypted) => {
+            Err(StageError::permanent(kind::ENCRYPTED, "the PDF is encrypted (its trailer has an /Encrypt dictionary)"))
+        }
+        Err(PdfProblem::Broken(why)) => Err(StageError::permanent(kind::BROKEN_PDF, format!("unreadable PDF: {why}"))),
     }
 }
 
@@ -70,10 +66,7 @@ impl Stage for Validation {
         let upload = ctx.upload_output()?;
         let bytes = upload.bytes.clone();
         if bytes.is_empty() {
-            return Err(StageError::permanent(
-                kind::EMPTY,
-                "the document is empty (0 bytes)",
-            ));
+            return Err(StageError::permanent(kind::EMPTY, "the document is empty (0 bytes)"));
         }
         let max = ctx.config.max_document_bytes;
         if upload.size > max {
@@ -91,10 +84,7 @@ impl Stage for Validation {
                 ));
             }
             Sniffed::Unknown => {
-                return Err(StageError::permanent(
-                    kind::UNSUPPORTED_TYPE,
-                    "unrecognised binary data",
-                ));
+                return Err(StageError::permanent(kind::UNSUPPORTED_TYPE, "unrecognised binary data"));
             }
         };
         let (page_count, pdf) = match format {
@@ -106,22 +96,14 @@ impl Stage for Validation {
             f if f.is_text() => {
                 // A text file of blanks only is as empty as a 0-byte one.
                 if as_text(&bytes).is_some_and(|t| t.trim().is_empty()) {
-                    return Err(StageError::permanent(
-                        kind::EMPTY,
-                        "the document contains only whitespace",
-                    ));
+                    return Err(StageError::permanent(kind::EMPTY, "the document contains only whitespace"));
                 }
                 (None, None)
             }
             _ => (None, None),
         };
         let size = upload.size;
-        ctx.validation = Some(ValidationOutput {
-            format,
-            mime_type: format.mime_type(),
-            page_count,
-            pdf,
-        });
+        ctx.validation = Some(ValidationOutput { format, mime_type: format.mime_type(), page_count, pdf });
         Ok(StageReport::new(u64::from(page_count.unwrap_or(1)), size))
     }
 }

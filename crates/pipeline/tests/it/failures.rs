@@ -7,8 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use pipeline::stages::names;
 use pipeline::{
-    Pipeline, PipelineConfig, PipelineRun, Stage, StageContext, StageError, StageReport,
-    StageStatus, kind,
+    Pipeline, PipelineConfig, PipelineRun, Stage, StageContext, StageError, StageReport, StageStatus, kind,
 };
 use sqlx::postgres::PgPoolOptions;
 
@@ -16,18 +15,9 @@ use crate::support::{UnreachableStore, World, standard};
 
 /// Checks a run failed at `index` with `kind`, and that the stages after it
 /// were skipped.
-fn assert_failed_at(
-    run: &PipelineRun,
-    index: usize,
-    expected_kind: &str,
-    retryable: bool,
-) -> StageError {
+fn assert_failed_at(run: &PipelineRun, index: usize, expected_kind: &str, retryable: bool) -> StageError {
     let (at, err) = run.result.clone().expect_err("the run should fail");
-    assert_eq!(
-        (at, err.kind(), err.is_retryable()),
-        (index, expected_kind, retryable),
-        "{err}"
-    );
+    assert_eq!((at, err.kind(), err.is_retryable()), (index, expected_kind, retryable), "{err}");
     let statuses: Vec<_> = run.outcomes.iter().map(|o| o.status).collect();
     for (i, status) in statuses.iter().enumerate() {
         let expected = match i.cmp(&index) {
@@ -71,10 +61,7 @@ async fn a_stage_that_panics_fails_the_job_not_the_caller() {
     let err = assert_failed_at(&run, 4, kind::PANIC, false);
     assert!(err.message().contains("index out of bounds"), "{err}");
     assert!(ctx.analysis.is_none());
-    assert!(
-        world.tickets(job_id).await.is_empty(),
-        "stages after the panic did not run"
-    );
+    assert!(world.tickets(job_id).await.is_empty(), "stages after the panic did not run");
 
     // The pipeline is still usable afterwards.
     let mut again = world.context(&pipeline, world.job("invoice_en.txt").await);
@@ -101,19 +88,13 @@ async fn a_stage_over_its_time_limit_fails_retryably() {
     let world = World::new().await;
     let config = PipelineConfig::default().with_stage_timeout("hangs", Duration::from_millis(50));
     assert_eq!(config.timeout_for("hangs"), Duration::from_millis(50));
-    assert_eq!(
-        config.timeout_for(names::UPLOAD),
-        config.default_stage_timeout
-    );
+    assert_eq!(config.timeout_for(names::UPLOAD), config.default_stage_timeout);
     let mut pipeline = Pipeline::standard(config).unwrap();
     pipeline.insert_after(names::UPLOAD, Hangs).unwrap();
     let mut ctx = world.context(&pipeline, world.job("invoice_en.txt").await);
     let run = pipeline.run(&mut ctx).await;
     let err = assert_failed_at(&run, 1, kind::TIMEOUT, true);
-    assert_eq!(
-        err.message(),
-        "stage hangs exceeded its time limit of 50 ms"
-    );
+    assert_eq!(err.message(), "stage hangs exceeded its time limit of 50 ms");
     assert_eq!(run.outcomes[1].stage, "hangs");
 }
 
@@ -126,12 +107,11 @@ async fn a_broken_pdf_fails_validation_permanently() {
     let mut ctx = world.context(&pipeline, doc);
     let run = pipeline.run(&mut ctx).await;
     assert_failed_at(&run, 1, kind::BROKEN_PDF, false);
-    let results: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM document_results WHERE job_id = $1")
-            .bind(job_id)
-            .fetch_one(&world.db.pool)
-            .await
-            .unwrap();
+    let results: i64 = sqlx::query_scalar("SELECT count(*) FROM document_results WHERE job_id = $1")
+        .bind(job_id)
+        .fetch_one(&world.db.pool)
+        .await
+        .unwrap();
     assert_eq!(results, 0);
 }
 
@@ -160,17 +140,9 @@ async fn a_missing_blob_fails_permanently_and_an_unreachable_store_retryably() {
     let mut ctx = world.context(&pipeline, doc);
     assert_failed_at(&pipeline.run(&mut ctx).await, 0, kind::BLOB_MISSING, false);
 
-    let mut ctx = pipeline.context(
-        world.job("invoice_en.txt").await,
-        world.db.pool.clone(),
-        Arc::new(UnreachableStore),
-    );
-    assert_failed_at(
-        &pipeline.run(&mut ctx).await,
-        0,
-        kind::BLOB_STORE_UNAVAILABLE,
-        true,
-    );
+    let mut ctx =
+        pipeline.context(world.job("invoice_en.txt").await, world.db.pool.clone(), Arc::new(UnreachableStore));
+    assert_failed_at(&pipeline.run(&mut ctx).await, 0, kind::BLOB_STORE_UNAVAILABLE, true);
 }
 
 #[tokio::test]
@@ -179,10 +151,7 @@ async fn a_store_failing_on_write_fails_storage_retryably() {
     let pipeline = standard();
     let mut ctx = world.context(&pipeline, world.job("invoice_en.txt").await);
     // Read the document with the real store, then lose the store.
-    pipeline::stages::upload::Upload
-        .run(&mut ctx)
-        .await
-        .unwrap();
+    pipeline::stages::upload::Upload.run(&mut ctx).await.unwrap();
     ctx.blobs = Arc::new(UnreachableStore);
     let mut rest = standard();
     rest.remove(names::UPLOAD).unwrap();
@@ -199,11 +168,7 @@ async fn an_unreachable_database_is_retryable() {
         .acquire_timeout(Duration::from_secs(2))
         .connect_lazy("postgres://postgres@127.0.0.1:1/docflow")
         .unwrap();
-    let mut ctx = pipeline.context(
-        world.job("rechnung_de.pdf").await,
-        down,
-        world.blobs.clone(),
-    );
+    let mut ctx = pipeline.context(world.job("rechnung_de.pdf").await, down, world.blobs.clone());
     let run = pipeline.run(&mut ctx).await;
     // criteria_detection is the first stage to touch the database (the
     // duplicate lookup).

@@ -5,8 +5,8 @@ use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use pipeline::stages::names;
 use pipeline::{
-    DocumentType, Finding, Pipeline, PipelineConfig, ResultDocument, Severity, Stage, StageContext,
-    StageError, StageReport, StageStatus,
+    DocumentType, Finding, Pipeline, PipelineConfig, ResultDocument, Severity, Stage, StageContext, StageError,
+    StageReport, StageStatus,
 };
 use uuid::Uuid;
 
@@ -52,22 +52,11 @@ async fn known_invoice_runs_all_eight_stages_and_stores_its_result() {
     let run = pipeline.run(&mut ctx).await;
 
     assert_eq!(run.result, Ok(()));
-    let stages: Vec<_> = run
-        .outcomes
-        .iter()
-        .map(|o| (o.seq, o.stage, o.status))
-        .collect();
-    let expected: Vec<_> = names::ALL
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (i, *n, StageStatus::Succeeded))
-        .collect();
+    let stages: Vec<_> = run.outcomes.iter().map(|o| (o.seq, o.stage, o.status)).collect();
+    let expected: Vec<_> = names::ALL.iter().enumerate().map(|(i, n)| (i, *n, StageStatus::Succeeded)).collect();
     assert_eq!(stages, expected);
     assert!(run.outcomes.iter().all(|o| o.error.is_none()));
-    assert_eq!(
-        run.outcomes[0].bytes_processed,
-        sample("invoice_en.pdf").len() as u64
-    );
+    assert_eq!(run.outcomes[0].bytes_processed, sample("invoice_en.pdf").len() as u64);
     assert_eq!(run.outcomes[2].document_type.as_deref(), Some("invoice"));
     assert_eq!(run.outcomes[4].items_processed, 10, "all ten fields found");
 
@@ -83,10 +72,7 @@ async fn known_invoice_runs_all_eight_stages_and_stores_its_result() {
         }]
     );
     assert_eq!(criteria.duplicate_of, None);
-    assert_eq!(
-        world.tickets(job_id).await,
-        vec![("high_total".to_owned(), "high".to_owned())]
-    );
+    assert_eq!(world.tickets(job_id).await, vec![("high_total".to_owned(), "high".to_owned())]);
 
     // The result row and the result blob hold the same document.
     let row = result_row(&world, job_id).await.expect("result row");
@@ -103,23 +89,13 @@ async fn known_invoice_runs_all_eight_stages_and_stores_its_result() {
     assert_eq!(row.findings, 1);
     assert_eq!(row.result_path, format!("results/{job_id}.json"));
 
-    let blob = world
-        .blobs
-        .get(&Path::from(row.result_path.as_str()))
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let blob = world.blobs.get(&Path::from(row.result_path.as_str())).await.unwrap().bytes().await.unwrap();
     let stored: ResultDocument = serde_json::from_slice(&blob).unwrap();
     assert_eq!(stored, row.result.0);
     assert_eq!(stored.job_id, job_id);
     assert_eq!(stored.classification.document_type, DocumentType::Invoice);
     assert_eq!(stored.fields, ctx.analysis.as_ref().unwrap().fields);
-    assert_eq!(
-        stored.text.sha256,
-        ctx.extraction.as_ref().unwrap().text_sha256
-    );
+    assert_eq!(stored.text.sha256, ctx.extraction.as_ref().unwrap().text_sha256);
     assert_eq!(stored.page_count, 1);
     assert_eq!(ctx.storage.as_ref().unwrap().json_bytes, blob.len() as u64);
 }
@@ -135,14 +111,7 @@ async fn running_a_job_twice_keeps_one_ticket_per_rule_and_one_result() {
 
     let mut first = world.context(&pipeline, doc.clone());
     assert!(pipeline.run(&mut first).await.succeeded());
-    let rules: Vec<_> = first
-        .criteria
-        .as_ref()
-        .unwrap()
-        .findings
-        .iter()
-        .map(|f| f.rule.as_str())
-        .collect();
+    let rules: Vec<_> = first.criteria.as_ref().unwrap().findings.iter().map(|f| f.rule.as_str()).collect();
     assert_eq!(rules, vec!["missing_vat_id", "overdue"]);
     let tickets = first.tickets.as_ref().unwrap();
     assert_eq!((tickets.created, tickets.existing), (1, 0));
@@ -155,20 +124,11 @@ async fn running_a_job_twice_keeps_one_ticket_per_rule_and_one_result() {
     let tickets = second.tickets.as_ref().unwrap();
     assert_eq!((tickets.created, tickets.existing), (0, 1));
 
-    assert_eq!(
-        world.tickets(job_id).await,
-        vec![("missing_vat_id".to_owned(), "medium".to_owned())]
-    );
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM document_results")
-        .fetch_one(&world.db.pool)
-        .await
-        .unwrap();
+    assert_eq!(world.tickets(job_id).await, vec![("missing_vat_id".to_owned(), "medium".to_owned())]);
+    let count: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM document_results").fetch_one(&world.db.pool).await.unwrap();
     assert_eq!(count, 1);
-    assert_eq!(
-        result_row(&world, job_id).await.unwrap().attempt,
-        2,
-        "the retry's result replaced the first"
-    );
+    assert_eq!(result_row(&world, job_id).await.unwrap().attempt, 2, "the retry's result replaced the first");
     // Not a duplicate of itself.
     assert_eq!(second.criteria.as_ref().unwrap().duplicate_of, None);
 }
@@ -180,36 +140,21 @@ async fn the_same_invoice_in_a_second_job_is_a_possible_duplicate() {
     let first = world.job("rechnung_de.pdf").await;
     let mut ctx = world.context(&pipeline, first.clone());
     assert!(pipeline.run(&mut ctx).await.succeeded());
-    assert!(
-        world.tickets(first.job_id).await.is_empty(),
-        "a clean invoice opens no ticket"
-    );
+    assert!(world.tickets(first.job_id).await.is_empty(), "a clean invoice opens no ticket");
 
     // Same supplier and number, uploaded again (a different file name too).
-    let second = world
-        .job_with("scan-0815.pdf", &sample("rechnung_de.pdf"))
-        .await;
+    let second = world.job_with("scan-0815.pdf", &sample("rechnung_de.pdf")).await;
     let mut ctx = world.context(&pipeline, second.clone());
     assert!(pipeline.run(&mut ctx).await.succeeded());
     let criteria = ctx.criteria.as_ref().unwrap();
     assert_eq!(criteria.duplicate_of, Some(first.job_id));
-    let finding = criteria
-        .findings
-        .iter()
-        .find(|f| f.rule == "possible_duplicate")
-        .expect("duplicate finding");
+    let finding = criteria.findings.iter().find(|f| f.rule == "possible_duplicate").expect("duplicate finding");
     assert_eq!(
         finding.message,
-        format!(
-            "invoice RE-2026-0815 from Elektro Schmidt GmbH was already processed in job {}",
-            first.job_id
-        )
+        format!("invoice RE-2026-0815 from Elektro Schmidt GmbH was already processed in job {}", first.job_id)
     );
     assert!(finding.needs_human);
-    assert_eq!(
-        world.tickets(second.job_id).await,
-        vec![("possible_duplicate".to_owned(), "high".to_owned())]
-    );
+    assert_eq!(world.tickets(second.job_id).await, vec![("possible_duplicate".to_owned(), "high".to_owned())]);
     assert!(world.tickets(first.job_id).await.is_empty());
 }
 
@@ -239,24 +184,11 @@ async fn an_image_completes_with_a_needs_ocr_ticket() {
     let run = pipeline.run(&mut ctx).await;
     assert_eq!(run.result, Ok(()));
     assert!(ctx.extraction.as_ref().unwrap().needs_ocr);
-    assert_eq!(
-        ctx.classification.as_ref().unwrap().document_type,
-        DocumentType::Other
-    );
+    assert_eq!(ctx.classification.as_ref().unwrap().document_type, DocumentType::Other);
     // Low classification confidence is a finding, but not one for a person.
-    let rules: Vec<_> = ctx
-        .criteria
-        .as_ref()
-        .unwrap()
-        .findings
-        .iter()
-        .map(|f| f.rule.as_str())
-        .collect();
+    let rules: Vec<_> = ctx.criteria.as_ref().unwrap().findings.iter().map(|f| f.rule.as_str()).collect();
     assert_eq!(rules, vec!["needs_ocr", "low_confidence_classification"]);
-    assert_eq!(
-        world.tickets(job_id).await,
-        vec![("needs_ocr".to_owned(), "low".to_owned())]
-    );
+    assert_eq!(world.tickets(job_id).await, vec![("needs_ocr".to_owned(), "low".to_owned())]);
     let row = result_row(&world, job_id).await.unwrap();
     assert!(row.needs_ocr);
     assert_eq!(row.supplier, None);
@@ -273,8 +205,7 @@ impl Stage for WordCount {
 
     async fn run(&self, ctx: &mut StageContext) -> Result<StageReport, StageError> {
         let words = ctx.extraction_output()?.text.split_whitespace().count();
-        ctx.extensions
-            .insert("word_count".into(), serde_json::json!(words));
+        ctx.extensions.insert("word_count".into(), serde_json::json!(words));
         Ok(StageReport::new(words as u64, 0))
     }
 }
@@ -320,45 +251,21 @@ async fn rules_can_come_from_a_file() {
         "[[rule]]\nid = \"big\"\nkind = \"total_above\"\nthreshold = \"1000.00\"\nseverity = \"critical\"\nneeds_human = true\n",
     )
     .unwrap();
-    let pipeline = Pipeline::standard(PipelineConfig {
-        rules_path: Some(path),
-        ..PipelineConfig::default()
-    })
-    .unwrap();
+    let pipeline = Pipeline::standard(PipelineConfig { rules_path: Some(path), ..PipelineConfig::default() }).unwrap();
     let doc = world.job("rechnung_de.pdf").await;
     let job_id = doc.job_id;
     let mut ctx = world.context(&pipeline, doc);
     assert!(pipeline.run(&mut ctx).await.succeeded());
-    assert_eq!(
-        world.tickets(job_id).await,
-        vec![("big".to_owned(), "critical".to_owned())]
-    );
+    assert_eq!(world.tickets(job_id).await, vec![("big".to_owned(), "critical".to_owned())]);
 
     let bad = dir.path().join("bad.toml");
-    std::fs::write(
-        &bad,
-        "[[rule]]\nid = \"x\"\nkind = \"unknown_kind\"\nseverity = \"low\"\n",
-    )
-    .unwrap();
-    let err = Pipeline::standard(PipelineConfig {
-        rules_path: Some(bad),
-        ..PipelineConfig::default()
-    })
-    .unwrap_err();
-    assert!(
-        matches!(err, pipeline::ConfigError::InvalidRules { .. }),
-        "{err}"
-    );
+    std::fs::write(&bad, "[[rule]]\nid = \"x\"\nkind = \"unknown_kind\"\nseverity = \"low\"\n").unwrap();
+    let err = Pipeline::standard(PipelineConfig { rules_path: Some(bad), ..PipelineConfig::default() }).unwrap_err();
+    assert!(matches!(err, pipeline::ConfigError::InvalidRules { .. }), "{err}");
     let missing = dir.path().join("missing.toml");
-    let err = Pipeline::standard(PipelineConfig {
-        rules_path: Some(missing),
-        ..PipelineConfig::default()
-    })
-    .unwrap_err();
-    assert!(
-        matches!(err, pipeline::ConfigError::ReadRules { .. }),
-        "{err}"
-    );
+    let err =
+        Pipeline::standard(PipelineConfig { rules_path: Some(missing), ..PipelineConfig::default() }).unwrap_err();
+    assert!(matches!(err, pipeline::ConfigError::ReadRules { .. }), "{err}");
 }
 
 #[tokio::test]
@@ -369,37 +276,11 @@ async fn a_scanned_invoice_asks_for_ocr_and_review() {
     let job_id = doc.job_id;
     let mut ctx = world.context(&pipeline, doc);
     assert_eq!(pipeline.run(&mut ctx).await.result, Ok(()));
-    assert_eq!(
-        ctx.classification.as_ref().unwrap().document_type,
-        DocumentType::Invoice
-    );
+    assert_eq!(ctx.classification.as_ref().unwrap().document_type, DocumentType::Invoice);
     assert!(ctx.extraction.as_ref().unwrap().needs_ocr);
     assert_eq!(ctx.analysis.as_ref().unwrap().fields.count(), 0);
-    let rules: Vec<_> = ctx
-        .criteria
-        .as_ref()
-        .unwrap()
-        .findings
-        .iter()
-        .map(|f| f.rule.as_str())
-        .collect();
-    assert_eq!(
-        rules,
-        vec![
-            "missing_vat_id",
-            "missing_total",
-            "missing_invoice_number",
-            "needs_ocr"
-        ]
-    );
-    let tickets: Vec<_> = world
-        .tickets(job_id)
-        .await
-        .into_iter()
-        .map(|(rule, _)| rule)
-        .collect();
-    assert_eq!(
-        tickets,
-        vec!["missing_total", "missing_vat_id", "needs_ocr"]
-    );
+    let rules: Vec<_> = ctx.criteria.as_ref().unwrap().findings.iter().map(|f| f.rule.as_str()).collect();
+    assert_eq!(rules, vec!["missing_vat_id", "missing_total", "missing_invoice_number", "needs_ocr"]);
+    let tickets: Vec<_> = world.tickets(job_id).await.into_iter().map(|(rule, _)| rule).collect();
+    assert_eq!(tickets, vec!["missing_total", "missing_vat_id", "needs_ocr"]);
 }

@@ -6,18 +6,12 @@ use pipeline::stages::classification::Classification;
 use pipeline::stages::extraction::Extraction;
 use pipeline::stages::upload::Upload;
 use pipeline::stages::validation::Validation;
-use pipeline::{
-    DocumentFormat, DocumentType, PipelineConfig, Stage, StageContext, StageError, kind,
-};
+use pipeline::{DocumentFormat, DocumentType, PipelineConfig, Stage, StageContext, StageError, kind};
 
 use crate::support::{World, sample, sha256_hex};
 
 /// Runs upload and validation; returns validation's result.
-async fn validate(
-    world: &World,
-    name: &str,
-    config: PipelineConfig,
-) -> (StageContext, Result<(), StageError>) {
+async fn validate(world: &World, name: &str, config: PipelineConfig) -> (StageContext, Result<(), StageError>) {
     let doc = world.job(name).await;
     let mut ctx = world.context_with(config, doc);
     Upload.run(&mut ctx).await.unwrap();
@@ -53,10 +47,7 @@ async fn upload_fetches_hashes_and_reports_bytes() {
     assert_eq!(upload.sha256, sha256_hex(&bytes));
     assert_eq!(upload.size, bytes.len() as u64);
     assert_eq!(&upload.bytes[..], &bytes[..]);
-    assert_eq!(
-        (report.items_processed, report.bytes_processed),
-        (1, bytes.len() as u64)
-    );
+    assert_eq!((report.items_processed, report.bytes_processed), (1, bytes.len() as u64));
 }
 
 #[tokio::test]
@@ -118,12 +109,7 @@ async fn validation_rejects_a_truncated_pdf_as_broken() {
 #[tokio::test]
 async fn validation_rejects_a_pdf_that_is_not_one() {
     let world = World::new().await;
-    let doc = world
-        .job_with(
-            "fake.pdf",
-            b"%PDF-1.7\n1 0 obj << /Type /Catalog >> garbage garbage\n",
-        )
-        .await;
+    let doc = world.job_with("fake.pdf", b"%PDF-1.7\n1 0 obj << /Type /Catalog >> garbage garbage\n").await;
     let mut ctx = world.context_with(PipelineConfig::default(), doc);
     Upload.run(&mut ctx).await.unwrap();
     assert_permanent(Validation.run(&mut ctx).await.map(|_| ()), kind::BROKEN_PDF);
@@ -159,10 +145,7 @@ async fn validation_rejects_unsupported_types() {
 #[tokio::test]
 async fn validation_rejects_oversized_documents() {
     let world = World::new().await;
-    let config = PipelineConfig {
-        max_document_bytes: 100,
-        ..PipelineConfig::default()
-    };
+    let config = PipelineConfig { max_document_bytes: 100, ..PipelineConfig::default() };
     let (_, result) = validate(&world, "invoice_en.pdf", config).await;
     assert_permanent(result, kind::TOO_LARGE);
 }
@@ -203,31 +186,16 @@ async fn extraction_reads_pdf_pages_and_text_formats() {
     assert_eq!(e.page_count, 2);
     assert!(!e.needs_ocr);
     assert!(e.text.starts_with("SERVICE AGREEMENT\n"), "{}", e.text);
-    assert!(
-        e.text.contains("4. Governing law."),
-        "second page: {}",
-        e.text
-    );
+    assert!(e.text.contains("4. Governing law."), "second page: {}", e.text);
     assert_eq!(e.text_sha256, sha256_hex(e.text.as_bytes()));
     assert!(e.unreadable_pages.is_empty());
 
     let ctx = through_extraction(&world, "bank_statement_2026-02.csv").await;
     let e = ctx.extraction.as_ref().unwrap();
-    assert!(
-        e.text
-            .contains("2026-02-03\tInvoice INV-2026-0042 ACME Widgets Ltd\t-1,500.00\t3,500.00\n"),
-        "{}",
-        e.text
-    );
+    assert!(e.text.contains("2026-02-03\tInvoice INV-2026-0042 ACME Widgets Ltd\t-1,500.00\t3,500.00\n"), "{}", e.text);
 
     let ctx = through_extraction(&world, "invoice_nl.xml").await;
-    assert!(
-        ctx.extraction
-            .as_ref()
-            .unwrap()
-            .text
-            .contains("Payable Amount: 968.00 EUR\n")
-    );
+    assert!(ctx.extraction.as_ref().unwrap().text.contains("Payable Amount: 968.00 EUR\n"));
 }
 
 #[tokio::test]

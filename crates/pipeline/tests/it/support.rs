@@ -10,8 +10,8 @@ use futures::stream::{self, BoxStream, StreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, PutResult,
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, ObjectStoreExt,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult,
 };
 use pipeline::{Document, Pipeline, PipelineConfig, StageContext};
 use sha2::{Digest, Sha256};
@@ -19,9 +19,7 @@ use test_support::TestDb;
 use uuid::Uuid;
 
 pub fn sample_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../samples")
-        .join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../samples").join(name)
 }
 
 pub fn sample(name: &str) -> Vec<u8> {
@@ -49,13 +47,8 @@ impl World {
     pub async fn new() -> World {
         let db = TestDb::new().await;
         let dir = tempfile::tempdir().unwrap();
-        let blobs: Arc<dyn ObjectStore> =
-            Arc::new(LocalFileSystem::new_with_prefix(dir.path()).unwrap());
-        World {
-            db,
-            blobs,
-            _dir: dir,
-        }
+        let blobs: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(dir.path()).unwrap());
+        World { db, blobs, _dir: dir }
     }
 
     /// Stores `bytes` as a new job's document and inserts its `jobs` row
@@ -63,13 +56,7 @@ impl World {
     pub async fn job_with(&self, filename: &str, bytes: &[u8]) -> Document {
         let job_id = Uuid::now_v7();
         let blob_path = format!("uploads/{job_id}/{filename}");
-        self.blobs
-            .put(
-                &Path::from(blob_path.as_str()),
-                PutPayload::from(bytes.to_vec()),
-            )
-            .await
-            .unwrap();
+        self.blobs.put(&Path::from(blob_path.as_str()), PutPayload::from(bytes.to_vec())).await.unwrap();
         let document = Document {
             job_id,
             document_id: format!("doc-{job_id}"),
@@ -95,24 +82,17 @@ impl World {
     }
 
     pub fn context_with(&self, config: PipelineConfig, document: Document) -> StageContext {
-        let mut ctx = StageContext::new(
-            document,
-            self.db.pool.clone(),
-            self.blobs.clone(),
-            Arc::new(config),
-        );
+        let mut ctx = StageContext::new(document, self.db.pool.clone(), self.blobs.clone(), Arc::new(config));
         ctx.processing_date = processing_date();
         ctx
     }
 
     pub async fn tickets(&self, job_id: Uuid) -> Vec<(String, String)> {
-        sqlx::query_as::<_, (String, String)>(
-            "SELECT rule, severity FROM tickets WHERE job_id = $1 ORDER BY rule",
-        )
-        .bind(job_id)
-        .fetch_all(&self.db.pool)
-        .await
-        .unwrap()
+        sqlx::query_as::<_, (String, String)>("SELECT rule, severity FROM tickets WHERE job_id = $1 ORDER BY rule")
+            .bind(job_id)
+            .fetch_all(&self.db.pool)
+            .await
+            .unwrap()
     }
 }
 
@@ -149,20 +129,12 @@ impl fmt::Display for UnreachableStore {
 }
 
 fn unreachable() -> object_store::Error {
-    object_store::Error::Generic {
-        store: "UnreachableStore",
-        source: "connection refused (os error 111)".into(),
-    }
+    object_store::Error::Generic { store: "UnreachableStore", source: "connection refused (os error 111)".into() }
 }
 
 #[async_trait]
 impl ObjectStore for UnreachableStore {
-    async fn put_opts(
-        &self,
-        _: &Path,
-        _: PutPayload,
-        _: PutOptions,
-    ) -> object_store::Result<PutResult> {
+    async fn put_opts(&self, _: &Path, _: PutPayload, _: PutOptions) -> object_store::Result<PutResult> {
         Err(unreachable())
     }
 

@@ -84,7 +84,15 @@ impl Submission {
         let file_size = parse_file_size(object.get("file_size"), limits)?;
         let priority = parse_priority(object.get("priority"))?;
         let tags = parse_tags(object.get("tags"), limits)?;
-        Ok(Submission { content_identity: format!("blob:{blob_path}"), document_id, filename, blob_path, file_size, priority, tags })
+        Ok(Submission {
+            content_identity: format!("blob:{blob_path}"),
+            document_id,
+            filename,
+            blob_path,
+            file_size,
+            priority,
+            tags,
+        })
     }
 }
 
@@ -93,7 +101,11 @@ impl SubmissionFields {
     pub fn from_form(form: &BTreeMap<String, String>, limits: &Limits) -> Result<SubmissionFields, ApiError> {
         const FORM_FIELDS: [&str; 4] = ["document_id", "filename", "priority", "tags"];
         if let Some(unknown) = form.keys().find(|k| !FORM_FIELDS.contains(&k.as_str())) {
-            return Err(ApiError::field(ErrorCode::UnknownField, unknown.clone(), format!("unknown form field {unknown:?}")));
+            return Err(ApiError::field(
+                ErrorCode::UnknownField,
+                unknown.clone(),
+                format!("unknown form field {unknown:?}"),
+            ));
         }
         let document_id = match form.get("document_id") {
             Some(s) => parse_document_id(s)?,
@@ -144,7 +156,11 @@ fn check_text(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
         return Err(ApiError::field(ErrorCode::MissingField, field, format!("{field} must not be empty")));
     }
     if value.chars().count() > max {
-        return Err(ApiError::field(ErrorCode::FieldTooLong, field, format!("{field} is longer than {max} characters")));
+        return Err(ApiError::field(
+            ErrorCode::FieldTooLong,
+            field,
+            format!("{field} is longer than {max} characters"),
+        ));
     }
     if value.chars().any(char::is_control) {
         return Err(ApiError::field(
@@ -164,7 +180,11 @@ pub fn parse_document_id(value: &str) -> Result<String, ApiError> {
 pub fn parse_filename(value: &str) -> Result<String, ApiError> {
     check_text("filename", value, MAX_FILENAME)?;
     if value.contains(['/', '\\']) {
-        return Err(ApiError::field(ErrorCode::InvalidCharacters, "filename", "filename must not contain a path separator"));
+        return Err(ApiError::field(
+            ErrorCode::InvalidCharacters,
+            "filename",
+            "filename must not contain a path separator",
+        ));
     }
     Ok(value.to_owned())
 }
@@ -235,9 +255,9 @@ pub fn check_file_size(size: i64, limits: &Limits) -> Result<(), ApiError> {
 fn parse_priority(value: Option<&Value>) -> Result<JobPriority, ApiError> {
     match value {
         None | Some(Value::Null) => Ok(JobPriority::default()),
-        Some(Value::String(s)) => s
-            .parse()
-            .map_err(|e: job_model::UnknownPriority| ApiError::field(ErrorCode::InvalidPriority, "priority", e.to_string())),
+        Some(Value::String(s)) => s.parse().map_err(|e: job_model::UnknownPriority| {
+            ApiError::field(ErrorCode::InvalidPriority, "priority", e.to_string())
+        }),
         Some(_) => Err(ApiError::field(
             ErrorCode::InvalidPriority,
             "priority",
@@ -325,7 +345,10 @@ mod tests {
 
     #[test]
     fn each_field_is_checked() {
-        assert_eq!(code(serde_json::json!({"filename": "a", "blob_path": "a", "file_size": 1})), ErrorCode::MissingField);
+        assert_eq!(
+            code(serde_json::json!({"filename": "a", "blob_path": "a", "file_size": 1})),
+            ErrorCode::MissingField
+        );
         assert_eq!(code(with("document_id", 5.into())), ErrorCode::InvalidFieldType);
         assert_eq!(code(with("document_id", "x".repeat(256).into())), ErrorCode::FieldTooLong);
         assert_eq!(code(with("filename", "a\u{7}".into())), ErrorCode::InvalidCharacters);

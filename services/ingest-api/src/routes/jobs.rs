@@ -47,14 +47,23 @@ pub struct JobList {
     security(("api_key" = []))
 )]
 #[get("/api/jobs")]
-pub async fn list_jobs(_client: Client, req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn list_jobs(
+    _client: Client,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let query = web::Query::<ListQuery>::from_query(req.query_string())
         .map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.to_string()))?
         .into_inner();
     let invalid = |field: &str, msg: String| ApiError::field(ErrorCode::InvalidQuery, field, msg);
     let filter = JobFilter {
         status: query.status.as_deref().map(str::parse).transpose().map_err(|e| invalid("status", format!("{e}")))?,
-        priority: query.priority.as_deref().map(str::parse).transpose().map_err(|e| invalid("priority", format!("{e}")))?,
+        priority: query
+            .priority
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|e| invalid("priority", format!("{e}")))?,
         document_id: query.document_id,
     };
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);

@@ -15,7 +15,11 @@ use futures::StreamExt;
 use service_common::{ApiError, ErrorCode};
 
 /// Refuses a request whose media type is not the expected one (415).
-pub(crate) fn require_media_type(req: &HttpRequest, accept: impl Fn(&str) -> bool, expected: &str) -> Result<(), ApiError> {
+pub(crate) fn require_media_type(
+    req: &HttpRequest,
+    accept: impl Fn(&str) -> bool,
+    expected: &str,
+) -> Result<(), ApiError> {
     let media = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -24,13 +28,17 @@ pub(crate) fn require_media_type(req: &HttpRequest, accept: impl Fn(&str) -> boo
     match media {
         Some(m) if accept(&m) => Ok(()),
         Some(m) => Err(ApiError::new(ErrorCode::UnsupportedMediaType, format!("expected {expected}, got {m}"))),
-        None => Err(ApiError::new(ErrorCode::UnsupportedMediaType, format!("expected {expected}; no Content-Type was sent"))),
+        None => Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            format!("expected {expected}; no Content-Type was sent"),
+        )),
     }
 }
 
 /// Refuses a body that announces more than `limit` bytes before reading any.
 pub(crate) fn check_content_length(req: &HttpRequest, limit: usize) -> Result<(), ApiError> {
-    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     match declared {
         Some(n) if n > limit as u64 => Err(too_large(limit)),
         _ => Ok(()),
@@ -43,11 +51,16 @@ pub(crate) fn too_large(limit: usize) -> ApiError {
 
 /// Reads a body, stopping (413) as soon as it passes `limit`, whatever
 /// Content-Length said (chunked bodies have none).
-pub(crate) async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<web::Bytes, ApiError> {
+pub(crate) async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::Bytes, ApiError> {
     check_content_length(req, limit)?;
     let mut body = BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("reading the body failed: {e}")))?;
+        let chunk =
+            chunk.map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("reading the body failed: {e}")))?;
         if body.len() + chunk.len() > limit {
             return Err(too_large(limit));
         }
@@ -59,7 +72,9 @@ pub(crate) async fn read_body(req: &HttpRequest, mut payload: web::Payload, limi
 /// The optional `Idempotency-Key` header: 1 to 255 printable ASCII characters.
 pub(crate) fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     let Some(value) = req.headers().get("idempotency-key") else { return Ok(None) };
-    let invalid = || ApiError::new(ErrorCode::InvalidIdempotencyKey, "Idempotency-Key must be 1 to 255 printable ASCII characters");
+    let invalid = || {
+        ApiError::new(ErrorCode::InvalidIdempotencyKey, "Idempotency-Key must be 1 to 255 printable ASCII characters")
+    };
     let key = value.to_str().map_err(|_| invalid())?.trim();
     if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
         return Err(invalid());

@@ -72,7 +72,8 @@ pub struct JobStatusResponse {
 }
 
 pub(crate) fn parse_job_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| ApiError::new(ErrorCode::InvalidJobId, format!("{raw:?} is not a job id (a UUID)")))
+    Uuid::parse_str(raw)
+        .map_err(|_| ApiError::new(ErrorCode::InvalidJobId, format!("{raw:?} is not a job id (a UUID)")))
 }
 
 #[utoipa::path(
@@ -88,7 +89,11 @@ pub(crate) fn parse_job_id(raw: &str) -> Result<Uuid, ApiError> {
     security(("api_key" = []))
 )]
 #[get("/api/job/{job_id}/status")]
-pub async fn job_status(_client: Client, path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn job_status(
+    _client: Client,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let job_id = parse_job_id(&path)?;
     let job = db::get_job(&state.pool, job_id)
         .await

@@ -84,14 +84,22 @@ pub async fn process_async(
 
 /// Commits the job and its outbox message, then answers 202 (or the earlier
 /// job's 202 for a repeat, or 409 for a conflicting reuse of a key).
-pub(crate) async fn enqueue(state: &AppState, submission: Submission, key: Option<String>) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn enqueue(
+    state: &AppState,
+    submission: Submission,
+    key: Option<String>,
+) -> Result<HttpResponse, ApiError> {
     let outcome = submit(state, &submission, key).await?;
     let (label, job) = match &outcome {
         SubmitOutcome::Created(job) => ("created", job),
         SubmitOutcome::Duplicate(job) => ("duplicate", job),
         SubmitOutcome::Conflict(job) => ("conflict", job),
     };
-    state.metrics.submissions.get_or_create(&SubmitLabels { priority: submission.priority.as_str(), outcome: label }).inc();
+    state
+        .metrics
+        .submissions
+        .get_or_create(&SubmitLabels { priority: submission.priority.as_str(), outcome: label })
+        .inc();
     match outcome {
         SubmitOutcome::Created(job) => {
             state.relay.wake();
@@ -139,7 +147,12 @@ async fn submit(state: &AppState, s: &Submission, key: Option<String>) -> Result
     });
     let mut headers = job_headers(job_id, 1);
     headers.extend(trace_headers);
-    let message = OutboxMessage::new(state.topology.jobs_exchange(), s.priority.routing_key().to_owned(), envelope.encode(), headers);
+    let message = OutboxMessage::new(
+        state.topology.jobs_exchange(),
+        s.priority.routing_key().to_owned(),
+        envelope.encode(),
+        headers,
+    );
     db::submit_job(&state.pool, &job, &message, "ingest-api", state.dedup).await.map_err(ApiError::database)
 }
 

@@ -81,8 +81,9 @@ pub async fn upload_document(
             file = Some((part_name, read_field(field, max_file, "file").await?));
         } else {
             let bytes = read_field(field, MAX_TEXT_FIELD, &name).await?;
-            let text = String::from_utf8(bytes.to_vec())
-                .map_err(|_| ApiError::field(ErrorCode::InvalidCharacters, name.clone(), "form fields must be UTF-8"))?;
+            let text = String::from_utf8(bytes.to_vec()).map_err(|_| {
+                ApiError::field(ErrorCode::InvalidCharacters, name.clone(), "form fields must be UTF-8")
+            })?;
             form.insert(name, text);
         }
     }
@@ -93,7 +94,13 @@ pub async fn upload_document(
     };
     let filename = match fields.filename.clone().or(part_name) {
         Some(name) => parse_filename(&name)?,
-        None => return Err(ApiError::field(ErrorCode::MissingField, "filename", "name the file in its part or a 'filename' field")),
+        None => {
+            return Err(ApiError::field(
+                ErrorCode::MissingField,
+                "filename",
+                "name the file in its part or a 'filename' field",
+            ));
+        }
     };
     let size = i64::try_from(bytes.len()).unwrap_or(i64::MAX);
     check_file_size(size, &state.limits)?;
@@ -111,10 +118,8 @@ pub async fn upload_document(
     // Only a newly created job refers to the blob just written; anything
     // else (a repeat, a conflict, an error) would leave it orphaned.
     let created = matches!(&result, Ok(r) if r.headers().get("idempotent-replayed").is_none());
-    if !created {
-        if let Err(e) = state.blobs.delete(&path).await {
-            tracing::warn!(error = %e, %path, "could not remove an unused upload");
-        }
+    if !created && let Err(e) = state.blobs.delete(&path).await {
+        tracing::warn!(error = %e, %path, "could not remove an unused upload");
     }
     result
 }
@@ -141,8 +146,10 @@ fn invalid_multipart(e: actix_multipart::MultipartError) -> ApiError {
 
 /// A file name safe as a store path segment; the original stays in the job row.
 fn store_name(filename: &str) -> String {
-    let cleaned: String =
-        filename.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' }).collect();
+    let cleaned: String = filename
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' })
+        .collect();
     match cleaned.trim_matches('.') {
         "" => "document".to_owned(),
         name => name.to_owned(),

@@ -38,8 +38,10 @@ impl TestApp {
     pub async fn spawn_with(options: Options) -> TestApp {
         let db = TestDb::new().await;
         let broker = TestBroker::new();
-        let pg_proxy = if options.proxy_postgres { Some(TcpProxy::start("127.0.0.1:5432".parse().unwrap()).await) } else { None };
-        let amqp_proxy = if options.proxy_broker { Some(TcpProxy::start("127.0.0.1:5672".parse().unwrap()).await) } else { None };
+        let pg_proxy =
+            if options.proxy_postgres { Some(TcpProxy::start("127.0.0.1:5432".parse().unwrap()).await) } else { None };
+        let amqp_proxy =
+            if options.proxy_broker { Some(TcpProxy::start("127.0.0.1:5672".parse().unwrap()).await) } else { None };
         let database_url = pg_proxy.as_ref().map(|p| db.url_via(p.addr())).unwrap_or_else(|| db.url.clone());
         let amqp_url = amqp_proxy
             .as_ref()

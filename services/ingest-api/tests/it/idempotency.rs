@@ -70,7 +70,9 @@ async fn concurrent_requests_for_one_document_create_one_job() {
 
 #[tokio::test]
 async fn a_zero_window_turns_document_deduplication_off() {
-    let app = TestApp::spawn_with(Options { args: vec!["--dedup-window-seconds".into(), "0".into()], ..Default::default() }).await;
+    let app =
+        TestApp::spawn_with(Options { args: vec!["--dedup-window-seconds".into(), "0".into()], ..Default::default() })
+            .await;
     let body = valid_body("doc-again");
     let a = job_id(app.submit(&body).await).await;
     let b = job_id(app.submit(&body).await).await;

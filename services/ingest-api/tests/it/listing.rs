@@ -38,7 +38,8 @@ async fn pages_walk_every_job_newest_first_without_repeats() {
     let high: Value = app.get("/api/jobs?priority=high").await.json().await.unwrap();
     assert_eq!(high["jobs"].as_array().unwrap().len(), 4);
     let one: Value = app.get("/api/jobs?document_id=list-3&status=QUEUED").await.json().await.unwrap();
-    let ids: HashSet<&str> = one["jobs"].as_array().unwrap().iter().map(|j| j["document_id"].as_str().unwrap()).collect();
+    let ids: HashSet<&str> =
+        one["jobs"].as_array().unwrap().iter().map(|j| j["document_id"].as_str().unwrap()).collect();
     assert_eq!(ids, HashSet::from(["list-3"]));
     let none: Value = app.get("/api/jobs?status=COMPLETED").await.json().await.unwrap();
     assert_eq!(none["jobs"], serde_json::json!([]));

@@ -30,7 +30,8 @@ async fn submissions_during_a_broker_outage_are_queued_exactly_once_when_it_retu
     proxy.restore();
     app.outbox_drained().await;
     let messages = app.broker.drain(&queue, Duration::from_millis(500)).await;
-    let queued: Vec<String> = messages.iter().map(|m| JobEnvelope::decode(&m.data).unwrap().job_id().to_string()).collect();
+    let queued: Vec<String> =
+        messages.iter().map(|m| JobEnvelope::decode(&m.data).unwrap().job_id().to_string()).collect();
     assert_eq!(queued.len(), 25, "every job once, none twice");
     assert_eq!(queued.iter().cloned().collect::<HashSet<_>>(), ids);
 }

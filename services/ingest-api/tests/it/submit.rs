@@ -25,11 +25,18 @@ async fn a_high_job_is_queued_in_postgres_and_on_the_high_queue() {
     assert_eq!(accepted["tracking_url"], location);
     assert_eq!(location, format!("/api/job/{job_id}/status"));
 
-    let (status, priority): (String, i16) =
-        sqlx::query_as("SELECT status, priority FROM jobs WHERE job_id = $1").bind(job_id).fetch_one(&app.db.pool).await.unwrap();
+    let (status, priority): (String, i16) = sqlx::query_as("SELECT status, priority FROM jobs WHERE job_id = $1")
+        .bind(job_id)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
     assert_eq!((status.as_str(), priority), ("QUEUED", 1));
     let events: Vec<(Option<String>, String)> =
-        sqlx::query_as("SELECT from_status, to_status FROM job_events WHERE job_id = $1").bind(job_id).fetch_all(&app.db.pool).await.unwrap();
+        sqlx::query_as("SELECT from_status, to_status FROM job_events WHERE job_id = $1")
+            .bind(job_id)
+            .fetch_all(&app.db.pool)
+            .await
+            .unwrap();
     assert_eq!(events, vec![(None, "QUEUED".to_owned())]);
 
     app.outbox_drained().await;
@@ -103,8 +110,10 @@ async fn concurrent_submissions_each_get_their_own_job_and_message() {
     let ids: HashSet<String> = futures::future::join_all(submits).await.into_iter().collect();
     assert_eq!(ids.len(), 40);
     app.outbox_drained().await;
-    let messages = app.broker.drain(&app.broker.topology.job_queue(JobPriority::Normal), Duration::from_millis(200)).await;
-    let queued: HashSet<String> = messages.iter().map(|m| JobEnvelope::decode(&m.data).unwrap().job_id().to_string()).collect();
+    let messages =
+        app.broker.drain(&app.broker.topology.job_queue(JobPriority::Normal), Duration::from_millis(200)).await;
+    let queued: HashSet<String> =
+        messages.iter().map(|m| JobEnvelope::decode(&m.data).unwrap().job_id().to_string()).collect();
     assert_eq!(messages.len(), 40);
     assert_eq!(queued, ids);
 }

@@ -45,16 +45,22 @@ async fn an_upload_is_stored_and_queued() {
     assert_eq!(files.len(), 1);
     assert_eq!(std::fs::read(&files[0]).unwrap(), PDF, "the bytes are in the blob store");
 
-    let status: Value = app.get(&format!("/api/job/{}/status", accepted["job_id"].as_str().unwrap())).await.json().await.unwrap();
+    let status: Value =
+        app.get(&format!("/api/job/{}/status", accepted["job_id"].as_str().unwrap())).await.json().await.unwrap();
     assert_eq!(status["filename"], "scan 01.pdf");
     assert_eq!(status["file_size"], PDF.len());
     assert_eq!(status["tags"]["source"], "scanner");
 
     app.outbox_drained().await;
-    let messages = app.broker.drain(&app.broker.topology.job_queue(JobPriority::High), Duration::from_millis(200)).await;
+    let messages =
+        app.broker.drain(&app.broker.topology.job_queue(JobPriority::High), Duration::from_millis(200)).await;
     assert_eq!(messages.len(), 1);
     let JobMessage::ProcessDocument(message) = JobEnvelope::decode(&messages[0].data).unwrap().body;
-    assert!(message.blob_path.starts_with("uploads/") && message.blob_path.ends_with("/scan_01.pdf"), "{}", message.blob_path);
+    assert!(
+        message.blob_path.starts_with("uploads/") && message.blob_path.ends_with("/scan_01.pdf"),
+        "{}",
+        message.blob_path
+    );
     assert!(files[0].ends_with(&message.blob_path), "the message names the stored blob");
 }
 
@@ -72,7 +78,8 @@ async fn a_repeated_upload_keeps_one_job_and_one_blob() {
 
 #[tokio::test]
 async fn bad_uploads_are_refused_and_leave_nothing() {
-    let app = TestApp::spawn_with(Options { args: vec!["--max-file-size".into(), "64".into()], ..Default::default() }).await;
+    let app =
+        TestApp::spawn_with(Options { args: vec!["--max-file-size".into(), "64".into()], ..Default::default() }).await;
 
     let no_file = Form::new().text("document_id", "x");
     assert_error(upload(&app, no_file).await, StatusCode::UNPROCESSABLE_ENTITY, "missing_field").await;
@@ -86,13 +93,22 @@ async fn bad_uploads_are_refused_and_leave_nothing() {
     let big = Form::new().text("document_id", "x").part("file", Part::bytes(vec![b'a'; 65]).file_name("a.txt"));
     assert_error(upload(&app, big).await, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
 
-    let bad_priority = Form::new().text("document_id", "x").text("priority", "soon").part("file", Part::bytes(PDF).file_name("a.pdf"));
+    let bad_priority =
+        Form::new().text("document_id", "x").text("priority", "soon").part("file", Part::bytes(PDF).file_name("a.pdf"));
     assert_error(upload(&app, bad_priority).await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_priority").await;
 
-    let bad_tags = Form::new().text("document_id", "x").text("tags", "[1]").part("file", Part::bytes(PDF).file_name("a.pdf"));
+    let bad_tags =
+        Form::new().text("document_id", "x").text("tags", "[1]").part("file", Part::bytes(PDF).file_name("a.pdf"));
     assert_error(upload(&app, bad_tags).await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_tag").await;
 
-    let json = app.http.post(app.url("/api/documents")).bearer_auth(API_KEY).json(&serde_json::json!({})).send().await.unwrap();
+    let json = app
+        .http
+        .post(app.url("/api/documents"))
+        .bearer_auth(API_KEY)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
     assert_error(json, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type").await;
 
     assert_eq!(app.job_count().await, 0);

@@ -26,7 +26,16 @@ async fn assert_each_finished_once(platform: &Platform, jobs: &[String]) {
 async fn submit_many(platform: &Platform, prefix: &str, n: usize) -> Vec<String> {
     let mut jobs = Vec::new();
     for i in 0..n {
-        jobs.push(platform.submit_document(&format!("{prefix}-{i}"), "invoice.txt", &text_invoice(&format!("{prefix}-{i}")), "NORMAL").await);
+        jobs.push(
+            platform
+                .submit_document(
+                    &format!("{prefix}-{i}"),
+                    "invoice.txt",
+                    &text_invoice(&format!("{prefix}-{i}")),
+                    "NORMAL",
+                )
+                .await,
+        );
     }
     jobs
 }
@@ -48,7 +57,8 @@ async fn kill_9_of_a_worker_mid_run_loses_and_duplicates_nothing() {
 
     platform.start_worker(&[]).await;
     assert_each_finished_once(&platform, &jobs).await;
-    let recovered = platform.count("SELECT count(*) FROM job_events WHERE (detail->>'recovered_from_crash')::boolean").await;
+    let recovered =
+        platform.count("SELECT count(*) FROM job_events WHERE (detail->>'recovered_from_crash')::boolean").await;
     assert_eq!(recovered, orphaned, "each job the killed worker held was claimed again as a crash recovery");
     let results = platform.count("SELECT count(*) FROM document_results").await;
     assert_eq!(results, jobs.len() as i64, "one result row per job");

@@ -55,10 +55,6 @@ impl Service {
         Service { name: name.to_owned(), port, log, child: Some(child) }
     }
 
-    pub fn pid(&self) -> i32 {
-        self.child.as_ref().unwrap().id() as i32
-    }
-
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -188,10 +184,14 @@ impl Platform {
     async fn wait_ready(&self, port: u16, name: &str) {
         let url = format!("http://127.0.0.1:{port}/readyz");
         let http = &self.http;
-        eventually(Duration::from_secs(60), &format!("{name} to be ready (logs in {})", self.log_dir.display()), || async {
-            let ok = http.get(&url).send().await.ok()?.status().is_success();
-            ok.then_some(())
-        })
+        eventually(
+            Duration::from_secs(60),
+            &format!("{name} to be ready (logs in {})", self.log_dir.display()),
+            || async {
+                let ok = http.get(&url).send().await.ok()?.status().is_success();
+                ok.then_some(())
+            },
+        )
         .await;
     }
 
@@ -215,7 +215,8 @@ impl Platform {
             "file_size": file_size,
             "priority": priority,
         });
-        let response = self.http.post(self.api("/api/process-async")).bearer_auth(API_KEY).json(&body).send().await.unwrap();
+        let response =
+            self.http.post(self.api("/api/process-async")).bearer_auth(API_KEY).json(&body).send().await.unwrap();
         assert_eq!(response.status(), 202, "submit {document_id}");
         let accepted: Value = response.json().await.unwrap();
         accepted["job_id"].as_str().unwrap().to_owned()
@@ -229,7 +230,8 @@ impl Platform {
     }
 
     pub async fn status(&self, job_id: &str) -> Value {
-        let response = self.http.get(self.api(&format!("/api/job/{job_id}/status"))).bearer_auth(API_KEY).send().await.unwrap();
+        let response =
+            self.http.get(self.api(&format!("/api/job/{job_id}/status"))).bearer_auth(API_KEY).send().await.unwrap();
         assert_eq!(response.status(), 200);
         response.json().await.unwrap()
     }

@@ -22,13 +22,18 @@ async fn high_jobs_start_before_the_low_backlog_drains() {
 
     platform.start_worker(&[("WORKER_COUNT", "2".into()), ("WORKER_PREFETCH_COUNT", "2".into())]).await;
     test_support::eventually(Duration::from_secs(60), "LOW work to be under way", || async {
-        (platform.count("SELECT count(*) FROM jobs WHERE priority = 10 AND status = 'COMPLETED'").await >= 10).then_some(())
+        (platform.count("SELECT count(*) FROM jobs WHERE priority = 10 AND status = 'COMPLETED'").await >= 10)
+            .then_some(())
     })
     .await;
 
     let mut high = Vec::new();
     for i in 0..20 {
-        high.push(platform.submit_document(&format!("high-{i}"), "invoice.txt", &text_invoice(&format!("H{i}")), "HIGH").await);
+        high.push(
+            platform
+                .submit_document(&format!("high-{i}"), "invoice.txt", &text_invoice(&format!("H{i}")), "HIGH")
+                .await,
+        );
     }
     for job in &high {
         assert_eq!(platform.wait_final(job, Duration::from_secs(120)).await["job_status"], "COMPLETED");
@@ -37,13 +42,18 @@ async fn high_jobs_start_before_the_low_backlog_drains() {
     let waiting_low = platform.count("SELECT count(*) FROM jobs WHERE priority = 10 AND started_at IS NULL").await;
     assert!(waiting_low > 0, "the LOW backlog had not drained when the last HIGH job started");
     let last_high_start: chrono::DateTime<chrono::Utc> =
-        sqlx::query_scalar("SELECT max(started_at) FROM jobs WHERE priority = 1").fetch_one(&platform.db.pool).await.unwrap();
-    let low_started_after: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE priority = 10 AND started_at > $1")
-        .bind(last_high_start)
-        .fetch_one(&platform.db.pool)
-        .await
-        .unwrap();
-    let low_started_total = platform.count("SELECT count(*) FROM jobs WHERE priority = 10 AND started_at IS NOT NULL").await;
+        sqlx::query_scalar("SELECT max(started_at) FROM jobs WHERE priority = 1")
+            .fetch_one(&platform.db.pool)
+            .await
+            .unwrap();
+    let low_started_after: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM jobs WHERE priority = 10 AND started_at > $1")
+            .bind(last_high_start)
+            .fetch_one(&platform.db.pool)
+            .await
+            .unwrap();
+    let low_started_total =
+        platform.count("SELECT count(*) FROM jobs WHERE priority = 10 AND started_at IS NOT NULL").await;
     assert!(
         low_started_after < low_started_total,
         "some LOW jobs ran before the HIGH ones arrived, and the HIGH ones did not wait for the rest"

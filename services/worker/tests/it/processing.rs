@@ -7,14 +7,23 @@ use serde_json::Value;
 
 use crate::platform::{Platform, Setup, text_invoice};
 
-const STAGES: [&str; 8] =
-    ["upload", "validation", "classification", "extraction", "analysis", "criteria_detection", "ticket_generation", "storage"];
+const STAGES: [&str; 8] = [
+    "upload",
+    "validation",
+    "classification",
+    "extraction",
+    "analysis",
+    "criteria_detection",
+    "ticket_generation",
+    "storage",
+];
 
 #[tokio::test]
 async fn documents_reach_their_final_states_with_every_stage_timed() {
     let platform = Platform::start(Setup::default()).await;
     let good = platform.submit_document("good-1", "invoice.txt", &text_invoice("INV-1"), "HIGH").await;
-    let broken = platform.submit_document("broken-1", "broken.pdf", b"%PDF-1.7\n1 0 obj <</Type /Catalog", "NORMAL").await;
+    let broken =
+        platform.submit_document("broken-1", "broken.pdf", b"%PDF-1.7\n1 0 obj <</Type /Catalog", "NORMAL").await;
 
     let done = platform.wait_final(&good, Duration::from_secs(60)).await;
     assert_eq!(done["job_status"], "COMPLETED", "{done}");
@@ -35,7 +44,8 @@ async fn documents_reach_their_final_states_with_every_stage_timed() {
     assert!(failed["error_message"].as_str().is_some_and(|m| !m.is_empty()));
 
     // One execution event per attempt, carrying every stage's timing.
-    let events = platform.broker.drain(&platform.broker.topology.metrics_events_queue(), Duration::from_millis(500)).await;
+    let events =
+        platform.broker.drain(&platform.broker.topology.metrics_events_queue(), Duration::from_millis(500)).await;
     let events: Vec<ExecutionEvent> = events.iter().map(|d| serde_json::from_slice(&d.data).unwrap()).collect();
     assert_eq!(events.len(), 2, "{events:?}");
     let good_event = events.iter().find(|e| e.job_id.to_string() == good).unwrap();
@@ -66,7 +76,13 @@ async fn the_known_invoice_is_stored_with_exactly_its_fields() {
     .unwrap();
     assert_eq!(
         row,
-        ("invoice".into(), Some("BL-2026-117".into()), Some("Brightline Software Ltd".into()), Some(1_440_000), Some("EUR".into()))
+        (
+            "invoice".into(),
+            Some("BL-2026-117".into()),
+            Some("Brightline Software Ltd".into()),
+            Some(1_440_000),
+            Some("EUR".into())
+        )
     );
     let tickets: Vec<String> = sqlx::query_scalar("SELECT rule FROM tickets WHERE job_id = $1::uuid")
         .bind(&job)
@@ -103,7 +119,13 @@ async fn poison_messages_are_dead_lettered_and_the_next_job_completes() {
     ];
     for body in &bodies {
         channel
-            .basic_publish(topology.jobs_exchange().into(), "normal".into(), BasicPublishOptions::default(), body, BasicProperties::default())
+            .basic_publish(
+                topology.jobs_exchange().into(),
+                "normal".into(),
+                BasicPublishOptions::default(),
+                body,
+                BasicProperties::default(),
+            )
             .await
             .unwrap()
             .await
@@ -120,19 +142,28 @@ async fn poison_messages_are_dead_lettered_and_the_next_job_completes() {
     .await;
     assert_eq!(dead, 3);
     let messages = platform.broker.drain(&topology.dlq_queue(), Duration::from_millis(200)).await;
-    let mut reasons: Vec<String> = messages
+    let mut reasons: Vec<(String, Vec<u8>)> = messages
         .iter()
         .map(|m| {
             let headers = m.properties.headers().as_ref().unwrap().inner();
             match headers.get("x-dlq-reason") {
-                Some(lapin::types::AMQPValue::LongString(s)) => s.to_string(),
+                Some(lapin::types::AMQPValue::LongString(s)) => (s.to_string(), m.data.clone()),
                 other => panic!("no reason: {other:?}"),
             }
         })
         .collect();
     reasons.sort();
-    assert_eq!(reasons, vec!["not_json", "unknown_job", "unsupported_schema_version"]);
-    assert_eq!(messages[0].data, bodies[0], "the payload is kept as it was");
-    let workers_alive: Value = platform.http.get(format!("http://127.0.0.1:{}/healthz", platform.workers[0].port)).send().await.unwrap().json().await.unwrap();
+    let codes: Vec<&str> = reasons.iter().map(|(r, _)| r.as_str()).collect();
+    assert_eq!(codes, vec!["not_json", "unknown_job", "unsupported_schema_version"]);
+    assert_eq!(reasons[0].1, bodies[0], "the payload is kept as it was");
+    let workers_alive: Value = platform
+        .http
+        .get(format!("http://127.0.0.1:{}/healthz", platform.workers[0].port))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(workers_alive["status"], "ok");
 }

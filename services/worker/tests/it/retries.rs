@@ -14,14 +14,16 @@ fn break_blob(platform: &Platform, path: &str) {
 }
 
 async fn events(platform: &Platform, job_id: &str) -> Vec<(String, Value)> {
-    sqlx::query_as::<_, (String, sqlx::types::Json<Value>)>("SELECT to_status, detail FROM job_events WHERE job_id = $1::uuid ORDER BY id")
-        .bind(job_id)
-        .fetch_all(&platform.db.pool)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(s, d)| (s, d.0))
-        .collect()
+    sqlx::query_as::<_, (String, sqlx::types::Json<Value>)>(
+        "SELECT to_status, detail FROM job_events WHERE job_id = $1::uuid ORDER BY id",
+    )
+    .bind(job_id)
+    .fetch_all(&platform.db.pool)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|(s, d)| (s, d.0))
+    .collect()
 }
 
 #[tokio::test]
@@ -50,10 +52,12 @@ async fn a_blob_store_failing_twice_then_recovering_completes_on_attempt_3() {
     let history = events(&platform, &job).await;
     let statuses: Vec<&str> = history.iter().map(|(s, _)| s.as_str()).collect();
     assert_eq!(statuses, ["QUEUED", "PROCESSING", "RETRYING", "PROCESSING", "RETRYING", "PROCESSING", "COMPLETED"]);
-    let backoffs: Vec<u64> = history.iter().filter(|(s, _)| s == "RETRYING").map(|(_, d)| d["backoff_ms"].as_u64().unwrap()).collect();
+    let backoffs: Vec<u64> =
+        history.iter().filter(|(s, _)| s == "RETRYING").map(|(_, d)| d["backoff_ms"].as_u64().unwrap()).collect();
     assert!((800..=1000).contains(&backoffs[0]), "first backoff ~1 s with jitter: {backoffs:?}");
     assert!((1600..=2000).contains(&backoffs[1]), "second backoff doubles: {backoffs:?}");
-    let kinds: Vec<&str> = history.iter().filter(|(s, _)| s == "RETRYING").map(|(_, d)| d["error_kind"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> =
+        history.iter().filter(|(s, _)| s == "RETRYING").map(|(_, d)| d["error_kind"].as_str().unwrap()).collect();
     assert!(kinds.iter().all(|k| *k == kinds[0]), "{kinds:?}");
 }
 
@@ -61,7 +65,8 @@ async fn a_blob_store_failing_twice_then_recovering_completes_on_attempt_3() {
 async fn a_job_that_keeps_failing_goes_to_the_dlq_after_ten_retries() {
     // max_retries = 10 drives each message through the retry tiers' dead-letter
     // hop ten times; it must come back every time.
-    let platform = Platform::start(Setup { max_retries: 10, retry_base_ms: 20, retry_max_ms: 80, ..Setup::default() }).await;
+    let platform =
+        Platform::start(Setup { max_retries: 10, retry_base_ms: 20, retry_max_ms: 80, ..Setup::default() }).await;
     let path = "in/broken-store/invoice.txt";
     break_blob(&platform, path);
     let job = platform.submit("always-failing", path, 100, "LOW").await;

@@ -9,7 +9,11 @@ async fn sigterm_finishes_in_flight_jobs_loses_nothing_and_exits_0() {
     let mut platform = Platform::start(Setup { workers: 0, ..Setup::default() }).await;
     let mut jobs = Vec::new();
     for i in 0..60 {
-        jobs.push(platform.submit_document(&format!("term-{i}"), "invoice.txt", &text_invoice(&format!("T{i}")), "NORMAL").await);
+        jobs.push(
+            platform
+                .submit_document(&format!("term-{i}"), "invoice.txt", &text_invoice(&format!("T{i}")), "NORMAL")
+                .await,
+        );
     }
     platform.start_worker(&[]).await;
     eventually(Duration::from_secs(60), "jobs in flight", || async {

@@ -8,8 +8,16 @@ use test_support::{OtlpReceiver, ReceivedSpan, eventually};
 
 use crate::platform::{Platform, Setup, text_invoice};
 
-const STAGES: [&str; 8] =
-    ["upload", "validation", "classification", "extraction", "analysis", "criteria_detection", "ticket_generation", "storage"];
+const STAGES: [&str; 8] = [
+    "upload",
+    "validation",
+    "classification",
+    "extraction",
+    "analysis",
+    "criteria_detection",
+    "ticket_generation",
+    "storage",
+];
 const PRODUCER: i32 = 4;
 const CONSUMER: i32 = 5;
 const SERVER: i32 = 2;
@@ -51,13 +59,23 @@ async fn a_job_is_one_trace_from_request_to_stages_and_event() {
     assert_eq!(server.name, "POST /api/process-async");
     assert_eq!(server.attributes.get("http.response.status_code").map(String::as_str), Some("202"));
 
-    let publish = spans.iter().find(|s| s.kind == PRODUCER && s.service == "ingest-api").expect("the relay's publish span");
-    assert_eq!(parent_of(publish).map(|p| p.span_id.as_str()), Some(server.span_id.as_str()), "publish is a child of the request");
+    let publish =
+        spans.iter().find(|s| s.kind == PRODUCER && s.service == "ingest-api").expect("the relay's publish span");
+    assert_eq!(
+        parent_of(publish).map(|p| p.span_id.as_str()),
+        Some(server.span_id.as_str()),
+        "publish is a child of the request"
+    );
     assert_eq!(publish.attributes.get("messaging.system").map(String::as_str), Some("rabbitmq"));
     assert_eq!(publish.attributes.get("messaging.message.id").map(String::as_str), Some(job.as_str()));
 
-    let consume = spans.iter().find(|s| s.kind == CONSUMER && s.service == "worker").expect("the worker's consumer span");
-    assert_eq!(parent_of(consume).map(|p| p.span_id.as_str()), Some(publish.span_id.as_str()), "consume follows publish");
+    let consume =
+        spans.iter().find(|s| s.kind == CONSUMER && s.service == "worker").expect("the worker's consumer span");
+    assert_eq!(
+        parent_of(consume).map(|p| p.span_id.as_str()),
+        Some(publish.span_id.as_str()),
+        "consume follows publish"
+    );
     assert_eq!(consume.attributes.get("messaging.operation.type").map(String::as_str), Some("process"));
     assert_eq!(consume.attributes.get("docflow.outcome").map(String::as_str), Some("completed"));
 
@@ -75,11 +93,20 @@ async fn a_job_is_one_trace_from_request_to_stages_and_event() {
         assert_ne!(stage.status_code, 2, "{} succeeded", stage.name);
     }
     for pair in stages.windows(2) {
-        assert!(pair[0].end_unix_nano <= pair[1].start_unix_nano, "{} ends before {} starts", pair[0].name, pair[1].name);
+        assert!(
+            pair[0].end_unix_nano <= pair[1].start_unix_nano,
+            "{} ends before {} starts",
+            pair[0].name,
+            pair[1].name
+        );
     }
 
     let event = spans.iter().find(|s| s.kind == PRODUCER && s.service == "worker").unwrap();
-    assert_eq!(parent_of(event).map(|p| p.span_id.as_str()), Some(consume.span_id.as_str()), "the event publish is part of the attempt");
+    assert_eq!(
+        parent_of(event).map(|p| p.span_id.as_str()),
+        Some(consume.span_id.as_str()),
+        "the event publish is part of the attempt"
+    );
 }
 
 #[tokio::test]
@@ -117,7 +144,8 @@ async fn a_job_retried_twice_shows_three_attempts_in_one_trace() {
     assert_eq!(numbers, ["1", "2", "3"]);
     let failed = attempts.iter().filter(|s| s.status_code == 2).count();
     assert_eq!(failed, 2, "the two failed attempts are marked as errors");
-    let waits = receiver.spans().into_iter().filter(|s| s.trace_id == trace_id && s.name.starts_with("queue wait")).count();
+    let waits =
+        receiver.spans().into_iter().filter(|s| s.trace_id == trace_id && s.name.starts_with("queue wait")).count();
     assert_eq!(waits, 3, "each wait (queue, then two retry tiers) is its own span");
 }
 
@@ -134,7 +162,11 @@ async fn jobs_complete_when_the_collector_is_unreachable() {
     let platform = Platform::start(setup).await;
     let mut jobs = Vec::new();
     for i in 0..5 {
-        jobs.push(platform.submit_document(&format!("no-collector-{i}"), "invoice.txt", &text_invoice(&format!("N{i}")), "NORMAL").await);
+        jobs.push(
+            platform
+                .submit_document(&format!("no-collector-{i}"), "invoice.txt", &text_invoice(&format!("N{i}")), "NORMAL")
+                .await,
+        );
     }
     for job in &jobs {
         assert_eq!(platform.wait_final(job, Duration::from_secs(60)).await["job_status"], "COMPLETED");
