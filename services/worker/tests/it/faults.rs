@@ -88,3 +88,62 @@ async fn a_broker_connection_cut_mid_run_is_survived() {
     assert_each_finished_once(&platform, &jobs).await;
     assert!(platform.workers[0].log_text().contains("consuming jobs.high"), "it reconnected");
 }
+
+#[tokio::test]
+async fn a_database_outage_mid_run_loses_and_duplicates_nothing() {
+    let mut platform = Platform::start(Setup { workers: 0, ..Setup::default() }).await;
+    let jobs = submit_many(&platform, "pg-cut", 60).await;
+    let proxy = TcpProxy::start("127.0.0.1:5432".parse().unwrap()).await;
+    let via_proxy = platform.db.url_via(proxy.addr());
+    platform.start_worker(&[("DATABASE_URL", via_proxy), ("DATABASE_ACQUIRE_TIMEOUT_MS", "500".into())]).await;
+
+    eventually(Duration::from_secs(60), "some jobs done", || async {
+        (platform.count("SELECT count(*) FROM jobs WHERE status = 'COMPLETED'").await >= 5).then_some(())
+    })
+    .await;
+    proxy.cut();
+    let port = platform.workers[0].port;
+    eventually(Duration::from_secs(30), "the worker to report the database gone", || async {
+        let r = platform.http.get(format!("http://127.0.0.1:{port}/readyz")).send().await.ok()?;
+        (r.status() == 503).then_some(())
+    })
+    .await;
+    proxy.restore();
+    assert_each_finished_once(&platform, &jobs).await;
+    let results = platform.count("SELECT count(*) FROM document_results").await;
+    assert_eq!(results, jobs.len() as i64, "one result row per job");
+}
+
+#[tokio::test]
+async fn a_job_that_keeps_killing_workers_is_quarantined() {
+    let platform = Platform::start(Setup::default()).await;
+    let job = platform.submit_document("poison-crash", "invoice.txt", &text_invoice("P1"), "NORMAL").await;
+    platform.wait_final(&job, Duration::from_secs(60)).await;
+    // Make the row look like a job whose worker has died three times and
+    // whose lease just ran out again: the reaper rescues it, and the next
+    // claim must park it instead of running it a fourth time.
+    sqlx::query(
+        "UPDATE jobs SET status = 'PROCESSING', crash_count = 2, lease_owner = 'dead-worker', \
+         lease_expires_at = now() - interval '1 second', completed_at = NULL WHERE job_id = $1::uuid",
+    )
+    .bind(&job)
+    .execute(&platform.db.pool)
+    .await
+    .unwrap();
+
+    let parked = eventually(Duration::from_secs(30), "the job to be quarantined", || async {
+        let s = platform.status(&job).await;
+        (s["job_status"] == "DLQ").then_some(s)
+    })
+    .await;
+    assert!(parked["error_message"].as_str().unwrap().contains("quarantined"), "{parked}");
+    let reason: String =
+        sqlx::query_scalar("SELECT detail->>'reason' FROM job_events WHERE job_id = $1::uuid AND to_status = 'DLQ'")
+            .bind(&job)
+            .fetch_one(&platform.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(reason, "poison_crashes");
+    let completions = platform.count("SELECT count(*) FROM job_events WHERE to_status = 'COMPLETED'").await;
+    assert_eq!(completions, 1, "it did not run again");
+}

@@ -101,6 +101,17 @@ async fn a_job_is_one_trace_from_request_to_stages_and_event() {
         );
     }
 
+    // The worker's JSON log lines for this attempt carry the same trace id.
+    let logged =
+        platform.workers[0].log_text().lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).any(
+            |l| {
+                l["trace_id"] == trace_id.as_str()
+                    && l["span_id"].is_string()
+                    && l["fields"]["message"] == "attempt recorded"
+            },
+        );
+    assert!(logged, "log lines carry trace and span ids");
+
     let event = spans.iter().find(|s| s.kind == PRODUCER && s.service == "worker").unwrap();
     assert_eq!(
         parent_of(event).map(|p| p.span_id.as_str()),
