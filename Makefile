@@ -20,7 +20,7 @@ test: services nextest ## Run every test against the local Postgres and RabbitMQ
 	cargo nextest run --workspace --no-fail-fast
 
 run: services ## Run the platform locally and process a sample document
-	@scripts/run-local.sh
+	@scripts/run-local.sh $(RUN_ARGS)
 
 build: ## Build every service in release mode
 	cargo build --release --workspace

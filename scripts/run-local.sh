@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# Runs the platform against the local Postgres and RabbitMQ and pushes one
-# sample document through it. Services that exist so far are started; each
-# new service joins this script when it lands.
+# Runs the platform against the local Postgres and RabbitMQ and pushes a
+# sample document through it: every service that exists is started, the
+# document is uploaded, and the script waits for its job to finish.
+# Services keep running until Ctrl-C (or pass --once to stop after the demo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+once=false
+[ "${1:-}" = "--once" ] && once=true
 
 export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/docflow}
 export AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
 export BLOB_STORE_URL=${BLOB_STORE_URL:-file://$PWD/data/blobs}
 export INGEST_API_KEYS=${INGEST_API_KEYS:-dev-key}
+export ADMIN_TOKENS=${ADMIN_TOKENS:-dev-admin:write}
 export LOG_FORMAT=${LOG_FORMAT:-json}
 API=http://127.0.0.1:8080
 LOGS=data/logs
@@ -17,41 +22,47 @@ mkdir -p "$LOGS"
 psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'docflow'" | grep -q 1 \
     || psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE docflow"
 
-cargo build --release --bin ingest-api $( [ -d services/worker ] && echo --bin worker )
+# name:port, in start order (ingest-api first: it applies the migrations).
+services=(ingest-api:8080 worker:8083 dlq-admin:8081 metrics-tracker:8082)
+bins=()
+for entry in "${services[@]}"; do
+    name=${entry%%:*}
+    [ -d "services/$name" ] && bins+=(--bin "$name")
+done
+cargo build "${bins[@]}"
 
 pids=()
-cleanup() { kill -TERM "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
+cleanup() { [ ${#pids[@]} -gt 0 ] && kill -TERM "${pids[@]}" 2>/dev/null; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-LISTEN_ADDR=127.0.0.1:8080 target/release/ingest-api >"$LOGS/ingest-api.log" 2>&1 &
-pids+=($!)
-if [ -x target/release/worker ]; then
-    LISTEN_ADDR=127.0.0.1:8083 target/release/worker >"$LOGS/worker.log" 2>&1 &
+for entry in "${services[@]}"; do
+    name=${entry%%:*}; port=${entry##*:}
+    [ -x "target/debug/$name" ] || continue
+    LISTEN_ADDR=127.0.0.1:$port "target/debug/$name" >"$LOGS/$name.log" 2>&1 &
     pids+=($!)
-fi
+    for _ in $(seq 120); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.5; done
+    curl -fs "http://127.0.0.1:$port/readyz" >/dev/null || { echo "$name did not become ready; see $LOGS/$name.log"; exit 1; }
+    echo "$name ready on :$port"
+done
 
-for _ in $(seq 60); do curl -fs "$API/readyz" >/dev/null && break; sleep 0.5; done
-curl -fs "$API/readyz" >/dev/null || { echo "ingest-api did not become ready; see $LOGS/ingest-api.log"; exit 1; }
-
-sample=$(ls samples/*.txt 2>/dev/null | head -n1 || true)
-if [ -z "$sample" ]; then
-    sample=$(mktemp --suffix=.txt)
-    printf 'INVOICE\nInvoice number: INV-2026-0042\nTotal: 1,234.56 EUR\n' >"$sample"
-fi
-echo "submitting $sample"
+sample=samples/invoice_en.pdf
+echo "uploading $sample"
 response=$(curl -fsS -H "Authorization: Bearer $INGEST_API_KEYS" \
     -F "document_id=demo-$(date +%s)" -F priority=HIGH -F "file=@$sample" "$API/api/documents")
 echo "$response"
 status_url=$API$(echo "$response" | python3 -c 'import json,sys; print(json.load(sys.stdin)["tracking_url"])')
 
 final=""
-for _ in $(seq 60); do
+for _ in $(seq 120); do
     status=$(curl -fsS -H "Authorization: Bearer $INGEST_API_KEYS" "$status_url")
     final=$(echo "$status" | python3 -c 'import json,sys; print(json.load(sys.stdin)["job_status"])')
     case "$final" in COMPLETED|FAILED|DLQ) break ;; esac
-    [ -x target/release/worker ] || break
     sleep 0.5
 done
 echo "$status" | python3 -m json.tool
 echo "job status: $final (logs in $LOGS/)"
-if [ -x target/release/worker ] && [ "$final" != COMPLETED ]; then exit 1; fi
+[ "$final" = COMPLETED ] || exit 1
+if ! $once; then
+    echo "services are running; Ctrl-C stops them"
+    wait
+fi
