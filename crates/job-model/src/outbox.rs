@@ -158,6 +158,13 @@ impl OutboxRelay {
                         _ = tokio::time::sleep(self.config.poll_interval) => {}
                         _ = shutdown.cancelled() => {}
                     }
+                    // Notice a connection that died while idle, so readiness
+                    // says so before the next publish finds out.
+                    if channel.as_ref().is_some_and(|(conn, _)| !conn.status().connected()) {
+                        tracing::warn!("outbox relay lost its broker connection while idle");
+                        channel = None;
+                        self.stats.connected.store(false, Ordering::Relaxed);
+                    }
                 }
                 Ok(_) => backoff.reset(),
                 Err(error) => {

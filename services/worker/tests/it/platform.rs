@@ -151,7 +151,7 @@ impl Platform {
             ("RETRY_BASE_DELAY_MS", setup.retry_base_ms.to_string()),
             ("RETRY_MAX_DELAY_MS", setup.retry_max_ms.to_string()),
             ("OUTBOX_POLL_INTERVAL_MS", "100".to_owned()),
-            ("WORKER_LEASE_SECONDS", "2".to_owned()),
+            ("WORKER_LEASE_SECONDS", "10".to_owned()),
             ("WORKER_REAPER_INTERVAL_SECONDS", "0.5".to_owned()),
             ("WORKER_COUNT", "4".to_owned()),
         ]

@@ -1,0 +1,81 @@
+//! Recording what arrives on `jobs.dlq`.
+
+use sqlx::PgPool;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+/// A poison message to store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPoison {
+    pub reason: String,
+    pub error_message: Option<String>,
+    pub job_id: Option<Uuid>,
+    pub document_id: Option<String>,
+    pub source_queue: Option<String>,
+    pub payload: Vec<u8>,
+    pub headers: serde_json::Value,
+    pub content_type: Option<String>,
+    pub content_hash: Vec<u8>,
+}
+
+pub async fn job_status(pool: &PgPool, job_id: Uuid) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT status FROM jobs WHERE job_id = $1").bind(job_id).fetch_optional(pool).await
+}
+
+/// Notes that a DLQ job's own message reached `jobs.dlq`.
+pub async fn mark_seen(
+    pool: &PgPool,
+    job_id: Uuid,
+    attempt: Option<i32>,
+    reason: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO dlq_job_messages (job_id, attempt, reason) VALUES ($1, $2, $3) \
+         ON CONFLICT (job_id) DO UPDATE SET attempt = EXCLUDED.attempt, reason = EXCLUDED.reason, seen_at = now()",
+    )
+    .bind(job_id)
+    .bind(attempt)
+    .bind(reason)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Stores a poison message. With `redelivered`, an item with the same
+/// content already stored is taken to be this very message, imported
+/// before a crash kept its ack from reaching the broker: nothing is stored
+/// twice. Returns the item's id and whether it was new.
+pub async fn store_poison(pool: &PgPool, poison: &NewPoison, redelivered: bool) -> Result<(Uuid, bool), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    if redelivered {
+        let existing: Option<Uuid> =
+            sqlx::query_scalar("SELECT item_id FROM dlq_poison WHERE content_hash = $1 ORDER BY item_id DESC LIMIT 1")
+                .bind(&poison.content_hash)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(id) = existing {
+            tx.rollback().await?;
+            return Ok((id, false));
+        }
+    }
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO dlq_poison (item_id, reason, error_message, job_id, document_id, source_queue, payload, headers, \
+                                 content_type, content_hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(id)
+    .bind(&poison.reason)
+    .bind(&poison.error_message)
+    .bind(poison.job_id)
+    .bind(&poison.document_id)
+    .bind(&poison.source_queue)
+    .bind(&poison.payload)
+    .bind(Json(&poison.headers))
+    .bind(&poison.content_type)
+    .bind(&poison.content_hash)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok((id, true))
+}

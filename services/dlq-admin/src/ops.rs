@@ -1,0 +1,517 @@
+//! The admin operations: each change commits its job status, its
+//! `job_events` row, its outbox message (for a retry) and its `admin_audit`
+//! row in one transaction. Bulk operations work in batches of
+//! `BULK_BATCH_SIZE`, one transaction (and one audit row) per batch.
+
+use std::collections::BTreeSet;
+use std::num::NonZeroU32;
+
+use chrono::{DateTime, Utc};
+use job_model::message::job_headers;
+use job_model::outbox::{self, OutboxMessage};
+use job_model::{JobEnvelope, JobMetadata, JobStatus, ProcessDocument, Topology, db as jobs_db};
+use serde_json::json;
+use service_common::{ApiError, ErrorCode};
+use sqlx::{Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::db::audit::{self, Action, NewEntry};
+use crate::db::changes::{self, ChangedJob};
+use crate::domain::{DlqFilter, ItemKind};
+use crate::metrics::ModeLabels;
+use crate::state::AppState;
+
+/// The actor name the retention sweep writes in audit rows and events.
+pub const SWEEP_ACTOR: &str = "retention-sweep";
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    #[error("no DLQ item or job {0}")]
+    NotFound(Uuid),
+    #[error("{kind} {id} is {status}, not in the DLQ")]
+    NotInDlq { id: Uuid, kind: &'static str, status: String },
+    #[error("{0} is a poison message: there is no job to requeue (fix its producer, then delete it)")]
+    PoisonNotRetryable(Uuid),
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+impl From<OpError> for ApiError {
+    fn from(e: OpError) -> ApiError {
+        match e {
+            OpError::NotFound(_) => ApiError::new(ErrorCode::JobNotFound, e.to_string()),
+            OpError::NotInDlq { .. } | OpError::PoisonNotRetryable(_) => {
+                ApiError::new(ErrorCode::Conflict, e.to_string())
+            }
+            OpError::Db(db) => ApiError::database(db),
+        }
+    }
+}
+
+/// What a single retry or delete did.
+#[derive(Debug, Clone)]
+pub struct SingleOutcome {
+    pub id: Uuid,
+    pub kind: ItemKind,
+    pub from: &'static str,
+    pub to: &'static str,
+    pub audit_id: i64,
+    pub request_id: Uuid,
+    /// For a retry: the attempt number the job's next run gets.
+    pub next_attempt: Option<i32>,
+}
+
+/// How a change came about, in event details and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Single,
+    Bulk,
+    Purge,
+    Sweep,
+}
+
+impl Mode {
+    fn as_str(self) -> &'static str {
+        match self {
+            Mode::Single => "single",
+            Mode::Bulk => "bulk",
+            Mode::Purge => "purge",
+            Mode::Sweep => "sweep",
+        }
+    }
+}
+
+fn event_actor(actor: &str) -> String {
+    format!("dlq-admin:{actor}")
+}
+
+/// The job's message for its next attempt, as the worker expects it. The
+/// replay continues the job's original trace: a `dlq replay` span, child of
+/// the submission's context and linked to the admin request that caused it,
+/// is the parent of the retried run.
+pub fn job_message(topology: &Topology, job: &JobMetadata) -> OutboxMessage {
+    let mut headers = replay_context_headers(job);
+    headers.extend(job_headers(job.job_id, job.attempt + 1));
+    OutboxMessage::new(
+        topology.jobs_exchange(),
+        job.priority.routing_key().into(),
+        JobEnvelope::process_document(ProcessDocument::from(job)).encode(),
+        headers,
+    )
+}
+
+fn replay_context_headers(job: &JobMetadata) -> std::collections::BTreeMap<String, String> {
+    use opentelemetry::trace::{Link, Span as _, SpanKind, TraceContextExt, Tracer as _};
+    let admin_request = telemetry::current_context();
+    let Some(traceparent) = &job.traceparent else {
+        return telemetry::headers_for(&admin_request);
+    };
+    let original = telemetry::context_from_map(&std::collections::BTreeMap::from([(
+        job_model::message::headers::TRACEPARENT.to_owned(),
+        traceparent.clone(),
+    )]));
+    let tracer = opentelemetry::global::tracer("docflow");
+    let mut builder = tracer
+        .span_builder("dlq replay")
+        .with_kind(SpanKind::Internal)
+        .with_attributes([opentelemetry::KeyValue::new("docflow.job_id", job.job_id.to_string())]);
+    let request_span = admin_request.span().span_context().clone();
+    if request_span.is_valid() {
+        builder = builder.with_links(vec![Link::with_context(request_span)]);
+    }
+    let mut span = builder.start_with_context(&tracer, &original);
+    let cx = opentelemetry::Context::new().with_remote_span_context(span.span_context().clone());
+    let headers = telemetry::headers_for(&cx);
+    span.end();
+    headers
+}
+
+/// Events and outbox messages for jobs a batch requeued.
+async fn requeued(
+    tx: &mut Transaction<'_, Postgres>,
+    topology: &Topology,
+    changed: &[ChangedJob],
+    actor: &str,
+    reason: &str,
+    request_id: Uuid,
+    mode: Mode,
+) -> Result<(), sqlx::Error> {
+    for c in changed {
+        let from = c.transition(JobStatus::Queued)?;
+        let detail = json!({
+            "reason": reason,
+            "request_id": request_id,
+            "mode": mode.as_str(),
+            "next_attempt": c.job.attempt + 1,
+            "previous": {
+                "retry_count": c.previous_retry_count,
+                "error_message": c.previous_error_message,
+                "error_stage": c.previous_error_stage,
+                "dlq_at": c.previous_dlq_at,
+            },
+        });
+        jobs_db::record_event(tx, c.job.job_id, Some(from), JobStatus::Queued, &event_actor(actor), detail).await?;
+        outbox::enqueue(tx, &job_message(topology, &c.job)).await?;
+    }
+    Ok(())
+}
+
+/// Events for jobs a batch deleted.
+async fn deleted(
+    tx: &mut Transaction<'_, Postgres>,
+    changed: &[ChangedJob],
+    actor: &str,
+    reason: &str,
+    request_id: Uuid,
+    mode: Mode,
+) -> Result<(), sqlx::Error> {
+    for c in changed {
+        let from = c.transition(JobStatus::Deleted)?;
+        let detail = json!({"reason": reason, "request_id": request_id, "mode": mode.as_str()});
+        jobs_db::record_event(tx, c.job.job_id, Some(from), JobStatus::Deleted, &event_actor(actor), detail).await?;
+    }
+    Ok(())
+}
+
+/// `POST /api/dlq/{id}/retry`: DLQ → QUEUED with a fresh retry budget.
+pub async fn retry_one(state: &AppState, actor: &str, reason: &str, id: Uuid) -> Result<SingleOutcome, OpError> {
+    let request_id = Uuid::now_v7();
+    let mut tx = state.pool.begin().await?;
+    let status = match changes::lock_job(&mut tx, id).await? {
+        Some(status) => status,
+        None => {
+            let poison = changes::lock_poison(&mut tx, id).await?;
+            tx.rollback().await?;
+            return Err(if poison.is_some() { OpError::PoisonNotRetryable(id) } else { OpError::NotFound(id) });
+        }
+    };
+    if status.transition(JobStatus::Queued).is_err() {
+        tx.rollback().await?;
+        return Err(OpError::NotInDlq { id, kind: "job", status: status.to_string() });
+    }
+    let changed = changes::move_jobs(&mut tx, JobStatus::Queued, &DlqFilter::default(), Some(&[id]), 1).await?;
+    let Some(job) = changed.first() else {
+        // Locked above, so the row cannot have moved; refuse rather than guess.
+        tx.rollback().await?;
+        return Err(OpError::Db(sqlx::Error::Protocol(format!("job {id} was locked as {status} but not requeued"))));
+    };
+    requeued(&mut tx, &state.topology, &changed, actor, reason, request_id, Mode::Single).await?;
+    let audit_id = audit::record(
+        &mut tx,
+        &NewEntry {
+            actor,
+            action: Action::Retry,
+            reason,
+            request_id,
+            target: Some(id.to_string()),
+            filter: None,
+            matched: 1,
+            affected: 1,
+            status_before: Some(status.as_str()),
+            status_after: Some(JobStatus::Queued.as_str()),
+            job_ids: vec![id],
+        },
+    )
+    .await?;
+    let next_attempt = job.job.attempt + 1;
+    tx.commit().await?;
+    state.relay.wake();
+    state.metrics.retries.get_or_create(&ModeLabels { mode: "single" }).inc();
+    Ok(SingleOutcome {
+        id,
+        kind: ItemKind::Job,
+        from: status.as_str(),
+        to: JobStatus::Queued.as_str(),
+        audit_id,
+        request_id,
+        next_attempt: Some(next_attempt),
+    })
+}
+
+/// `DELETE /api/dlq/{id}`: DLQ → DELETED, for a job or a poison item.
+pub async fn delete_one(state: &AppState, actor: &str, reason: &str, id: Uuid) -> Result<SingleOutcome, OpError> {
+    let request_id = Uuid::now_v7();
+    let mut tx = state.pool.begin().await?;
+    let entry = |kind: ItemKind, before: &'static str| NewEntry {
+        actor,
+        action: Action::Delete,
+        reason,
+        request_id,
+        target: Some(id.to_string()),
+        filter: Some(json!({"kind": kind.as_str()})),
+        matched: 1,
+        affected: 1,
+        status_before: Some(before),
+        status_after: Some(JobStatus::Deleted.as_str()),
+        job_ids: if kind == ItemKind::Job { vec![id] } else { Vec::new() },
+    };
+    let (kind, from) = match changes::lock_job(&mut tx, id).await? {
+        Some(status) => {
+            if status.transition(JobStatus::Deleted).is_err() {
+                tx.rollback().await?;
+                return Err(OpError::NotInDlq { id, kind: "job", status: status.to_string() });
+            }
+            let changed =
+                changes::move_jobs(&mut tx, JobStatus::Deleted, &DlqFilter::default(), Some(&[id]), 1).await?;
+            if changed.len() != 1 {
+                tx.rollback().await?;
+                return Err(OpError::Db(sqlx::Error::Protocol(format!(
+                    "job {id} was locked as {status} but not deleted"
+                ))));
+            }
+            deleted(&mut tx, &changed, actor, reason, request_id, Mode::Single).await?;
+            (ItemKind::Job, status.as_str())
+        }
+        None => match changes::lock_poison(&mut tx, id).await?.as_deref() {
+            None => {
+                tx.rollback().await?;
+                return Err(OpError::NotFound(id));
+            }
+            Some("DLQ") => {
+                changes::delete_poison(&mut tx, Some(&[id]), None, 1).await?;
+                (ItemKind::Poison, "DLQ")
+            }
+            Some(other) => {
+                let status = other.to_owned();
+                tx.rollback().await?;
+                return Err(OpError::NotInDlq { id, kind: "poison message", status });
+            }
+        },
+    };
+    let audit_id = audit::record(&mut tx, &entry(kind, from)).await?;
+    tx.commit().await?;
+    state.metrics.deleted.get_or_create(&ModeLabels { mode: "single" }).inc();
+    Ok(SingleOutcome { id, kind, from, to: JobStatus::Deleted.as_str(), audit_id, request_id, next_attempt: None })
+}
+
+/// Which jobs a bulk retry covers.
+#[derive(Debug, Clone)]
+pub enum Selection {
+    Ids(Vec<Uuid>),
+    Filter(DlqFilter),
+}
+
+impl Selection {
+    fn parts(&self) -> (DlqFilter, Option<&[Uuid]>) {
+        match self {
+            Selection::Ids(ids) => (DlqFilter::default(), Some(ids.as_slice())),
+            Selection::Filter(f) => (f.clone(), None),
+        }
+    }
+
+    fn audit_filter(&self) -> serde_json::Value {
+        match self {
+            Selection::Ids(ids) => json!({"job_ids": ids.len()}),
+            Selection::Filter(f) => json!(f),
+        }
+    }
+
+    fn target(&self) -> Option<String> {
+        match self {
+            Selection::Filter(DlqFilter { fingerprint: Some(fp), .. }) => Some(fp.clone()),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BulkRetryOutcome {
+    pub request_id: Uuid,
+    pub retried: u64,
+    pub batches: u32,
+    /// Stopped at the request's (or the service's) maximum; more may match.
+    pub limit_reached: bool,
+    /// For a list of ids: those not requeued, with their status (None: no such job).
+    pub not_retried: Vec<(Uuid, Option<String>)>,
+}
+
+/// `POST /api/dlq/retry`: requeues the selection in batches, paced by the
+/// replay limiter. Safe to run from several processes at once: each batch
+/// takes only rows no one else holds, so every job is requeued once.
+pub async fn bulk_retry(
+    state: &AppState,
+    actor: &str,
+    reason: &str,
+    selection: &Selection,
+    max_jobs: u32,
+) -> Result<BulkRetryOutcome, sqlx::Error> {
+    let request_id = Uuid::now_v7();
+    let (filter, ids) = selection.parts();
+    let mut remaining = i64::from(max_jobs);
+    let mut outcome =
+        BulkRetryOutcome { request_id, retried: 0, batches: 0, limit_reached: false, not_retried: Vec::new() };
+    let mut retried_ids = BTreeSet::new();
+    loop {
+        if remaining <= 0 {
+            outcome.limit_reached = true;
+            break;
+        }
+        let n = remaining.min(i64::from(state.bulk.batch_size));
+        if let Some(limiter) = &state.replay_limiter {
+            // n never exceeds the burst (the batch size), so this only waits.
+            let _ = limiter.until_n_ready(NonZeroU32::new(n as u32).expect("n >= 1")).await;
+        }
+        let mut tx = state.pool.begin().await?;
+        let changed = changes::move_jobs(&mut tx, JobStatus::Queued, &filter, ids, n).await?;
+        if changed.is_empty() {
+            tx.rollback().await?;
+            break;
+        }
+        requeued(&mut tx, &state.topology, &changed, actor, reason, request_id, Mode::Bulk).await?;
+        let job_ids: Vec<Uuid> = changed.iter().map(|c| c.job.job_id).collect();
+        audit::record(
+            &mut tx,
+            &NewEntry {
+                actor,
+                action: Action::BulkRetry,
+                reason,
+                request_id,
+                target: selection.target(),
+                filter: Some(selection.audit_filter()),
+                matched: changed.len() as i32,
+                affected: changed.len() as i32,
+                status_before: Some(JobStatus::Dlq.as_str()),
+                status_after: Some(JobStatus::Queued.as_str()),
+                job_ids: job_ids.clone(),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        state.relay.wake();
+        state.metrics.retries.get_or_create(&ModeLabels { mode: "bulk" }).inc_by(changed.len() as u64);
+        remaining -= changed.len() as i64;
+        outcome.retried += changed.len() as u64;
+        outcome.batches += 1;
+        retried_ids.extend(job_ids);
+    }
+    if outcome.batches == 0 {
+        // Nothing matched: the request is still on record.
+        let mut tx = state.pool.begin().await?;
+        audit::record(
+            &mut tx,
+            &NewEntry {
+                actor,
+                action: Action::BulkRetry,
+                reason,
+                request_id,
+                target: selection.target(),
+                filter: Some(selection.audit_filter()),
+                matched: 0,
+                affected: 0,
+                status_before: Some(JobStatus::Dlq.as_str()),
+                status_after: Some(JobStatus::Queued.as_str()),
+                job_ids: Vec::new(),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+    }
+    if let Selection::Ids(ids) = selection {
+        let missing: Vec<Uuid> = ids.iter().filter(|id| !retried_ids.contains(*id)).copied().collect();
+        if !missing.is_empty() {
+            let statuses: Vec<(Uuid, String)> =
+                sqlx::query_as("SELECT job_id, status FROM jobs WHERE job_id = ANY($1)")
+                    .bind(&missing)
+                    .fetch_all(&state.pool)
+                    .await?;
+            outcome.not_retried = missing
+                .into_iter()
+                .map(|id| (id, statuses.iter().find(|(j, _)| *j == id).map(|(_, s)| s.clone())))
+                .collect();
+        }
+    }
+    Ok(outcome)
+}
+
+/// What a dry-run bulk retry would take now: how many, and the first few.
+pub async fn bulk_retry_preview(
+    state: &AppState,
+    selection: &Selection,
+    max_jobs: u32,
+) -> Result<(i64, Vec<Uuid>), sqlx::Error> {
+    let (filter, ids) = selection.parts();
+    changes::count_jobs(&state.pool, JobStatus::Dlq, &filter, ids, i64::from(max_jobs)).await
+}
+
+#[derive(Debug, Clone)]
+pub struct PurgeOutcome {
+    pub request_id: Uuid,
+    pub cutoff: DateTime<Utc>,
+    pub jobs: u64,
+    pub poison: u64,
+}
+
+/// Deletes every DLQ item that entered the DLQ before `now - older_than_days`
+/// (Postgres's clock), in batches; jobs become DELETED (row and history
+/// stay), poison items likewise. `dry_run` only counts.
+pub async fn purge(
+    state: &AppState,
+    actor: &str,
+    reason: &str,
+    older_than_days: u32,
+    mode: Mode,
+    dry_run: bool,
+) -> Result<PurgeOutcome, sqlx::Error> {
+    let cutoff = crate::db::db_now_minus_days(&state.pool, older_than_days).await?;
+    let request_id = Uuid::now_v7();
+    let filter = DlqFilter { until: Some(cutoff), ..DlqFilter::default() };
+    let mut outcome = PurgeOutcome { request_id, cutoff, jobs: 0, poison: 0 };
+    if dry_run {
+        outcome.jobs = changes::count_jobs(&state.pool, JobStatus::Dlq, &filter, None, i64::MAX).await?.0 as u64;
+        outcome.poison = changes::count_poison_before(&state.pool, cutoff).await? as u64;
+        return Ok(outcome);
+    }
+    let batch = i64::from(state.bulk.batch_size);
+    let audit_filter = json!({"older_than_days": older_than_days, "cutoff": cutoff});
+    let entry = |kind: ItemKind, n: usize, job_ids: Vec<Uuid>| NewEntry {
+        actor,
+        action: Action::Purge,
+        reason,
+        request_id,
+        target: None,
+        filter: Some(json!({"kind": kind.as_str(), "older_than_days": older_than_days, "cutoff": cutoff})),
+        matched: n as i32,
+        affected: n as i32,
+        status_before: Some(JobStatus::Dlq.as_str()),
+        status_after: Some(JobStatus::Deleted.as_str()),
+        job_ids,
+    };
+    loop {
+        let mut tx = state.pool.begin().await?;
+        let changed = changes::move_jobs(&mut tx, JobStatus::Deleted, &filter, None, batch).await?;
+        if changed.is_empty() {
+            tx.rollback().await?;
+            break;
+        }
+        deleted(&mut tx, &changed, actor, reason, request_id, mode).await?;
+        audit::record(&mut tx, &entry(ItemKind::Job, changed.len(), changed.iter().map(|c| c.job.job_id).collect()))
+            .await?;
+        tx.commit().await?;
+        outcome.jobs += changed.len() as u64;
+    }
+    loop {
+        let mut tx = state.pool.begin().await?;
+        let removed = changes::delete_poison(&mut tx, None, Some(cutoff), batch).await?;
+        if removed.is_empty() {
+            tx.rollback().await?;
+            break;
+        }
+        let mut e = entry(ItemKind::Poison, removed.len(), Vec::new());
+        e.target = (removed.len() == 1).then(|| removed[0].to_string());
+        audit::record(&mut tx, &e).await?;
+        tx.commit().await?;
+        outcome.poison += removed.len() as u64;
+    }
+    let total = outcome.jobs + outcome.poison;
+    if total == 0 && mode != Mode::Sweep {
+        // An admin's purge is on record even when it found nothing; an
+        // idle sweep is not (it would write a row every interval).
+        let mut tx = state.pool.begin().await?;
+        let mut e = entry(ItemKind::Job, 0, Vec::new());
+        e.filter = Some(audit_filter);
+        audit::record(&mut tx, &e).await?;
+        tx.commit().await?;
+    }
+    state.metrics.deleted.get_or_create(&ModeLabels { mode: mode.as_str() }).inc_by(total);
+    Ok(outcome)
+}

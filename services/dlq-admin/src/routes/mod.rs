@@ -1,0 +1,101 @@
+//! HTTP routes. Handlers turn requests into domain values and call
+//! [`crate::ops`] or [`crate::db`]; nothing else lives here.
+
+pub mod actions;
+pub mod audit;
+pub mod bulk;
+pub mod health;
+pub mod items;
+pub mod views;
+
+use actix_web::{HttpRequest, web};
+use futures::StreamExt;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use service_common::{ApiError, ErrorCode};
+
+use crate::domain::MAX_REASON_CHARS;
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(ErrorCode::PayloadTooLarge, format!("the body is larger than {limit} bytes"))
+}
+
+/// Reads a body, stopping (413) as soon as it passes `limit`.
+async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<web::Bytes, ApiError> {
+    let declared = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large(limit));
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("reading the body failed: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// The JSON body of a change. Every change needs a `reason` (422
+/// `missing_field` without one), which is trimmed in the result.
+pub(crate) async fn write_body<T: DeserializeOwned>(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<(T, String), ApiError> {
+    let bytes = read_body(req, payload, limit).await?;
+    let value: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
+        Value::Object(Default::default())
+    } else {
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("the body is not valid JSON: {e}")))?
+    };
+    let Value::Object(map) = &value else {
+        return Err(ApiError::new(ErrorCode::InvalidJson, "the body must be a JSON object"));
+    };
+    let missing = || {
+        ApiError::field(
+            ErrorCode::MissingField,
+            "reason",
+            "every change needs a reason: send {\"reason\": \"why\"} in the body",
+        )
+    };
+    let reason = match map.get("reason") {
+        None | Some(Value::Null) => return Err(missing()),
+        Some(Value::String(s)) if s.trim().is_empty() => return Err(missing()),
+        Some(Value::String(s)) if s.trim().chars().count() > MAX_REASON_CHARS => {
+            return Err(ApiError::field(
+                ErrorCode::FieldTooLong,
+                "reason",
+                format!("reason is longer than {MAX_REASON_CHARS} characters"),
+            ));
+        }
+        Some(Value::String(s)) if s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') => {
+            return Err(ApiError::field(ErrorCode::InvalidCharacters, "reason", "reason contains control characters"));
+        }
+        Some(Value::String(s)) => s.trim().to_owned(),
+        Some(_) => return Err(ApiError::field(ErrorCode::InvalidFieldType, "reason", "reason must be a string")),
+    };
+    let parsed = serde_json::from_value::<T>(value).map_err(|e| {
+        let message = e.to_string();
+        if message.contains("unknown field") {
+            ApiError::new(ErrorCode::UnknownField, message)
+        } else {
+            ApiError::new(ErrorCode::InvalidFieldType, message)
+        }
+    })?;
+    Ok((parsed, reason))
+}
+
+/// A query string into `T`; anything it cannot hold is a 400.
+pub(crate) fn query<T: DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
+    web::Query::<T>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.to_string()))
+}

@@ -1,0 +1,182 @@
+//! Building the service (binding, connecting) and running it until stopped:
+//! the HTTP API, the outbox relay that publishes retries, the `jobs.dlq`
+//! importer and the retention sweep.
+
+use std::net::TcpListener;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use governor::{Quota, RateLimiter};
+use job_model::outbox::{OutboxRelay, RelayConfig};
+use opentelemetry_instrumentation_actix_web::RequestTracing;
+use prometheus_client::registry::Registry;
+use service_common::admin_auth::AdminAuth;
+use service_common::metrics::{HttpMetrics, record_http};
+use service_common::{ApiError, ErrorCode};
+use tokio_util::sync::CancellationToken;
+use utoipa::OpenApi;
+use utoipa_actix_web::AppExt;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::config::Config;
+use crate::consumer::DlqConsumer;
+use crate::metrics::AdminMetrics;
+use crate::openapi::{ApiDoc, Document, openapi_json};
+use crate::routes::{actions, audit, bulk, health, items};
+use crate::state::{AppState, BulkLimits};
+
+/// Every route; registering through utoipa's ServiceConfig is what puts each
+/// one in the OpenAPI document. `/api/dlq/groups` comes before
+/// `/api/dlq/{job_id}`, which would otherwise take it.
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(items::list_dlq)
+        .service(items::dlq_groups)
+        .service(bulk::bulk_retry)
+        .service(bulk::purge)
+        .service(items::show_item)
+        .service(actions::retry_item)
+        .service(actions::delete_item)
+        .service(audit::list_audit)
+        .service(health::healthz)
+        .service(health::readyz)
+        .service(health::metrics)
+        .service(openapi_json);
+}
+
+/// The OpenAPI document of [`routes`].
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    App::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(routes).split_for_parts().1
+}
+
+pub struct Application {
+    port: u16,
+    server: actix_web::dev::Server,
+    state: Arc<AppState>,
+    consumer: DlqConsumer,
+    sweep_interval: Option<Duration>,
+}
+
+impl Application {
+    /// Checks the tokens, opens the pool (migrating unless told not to) and
+    /// binds the listener; nothing is served or consumed until
+    /// [`Application::run_until_stopped`].
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        let auth = AdminAuth::from_entries(&config.admin_tokens, config.insecure_no_auth)?;
+        if config.insecure_no_auth {
+            tracing::warn!("serving WITHOUT admin authentication (--insecure-no-auth)");
+        }
+        let pool = config.database.connect().await?;
+        let topology = config.amqp.topology();
+        let relay = OutboxRelay::new(
+            pool.clone(),
+            RelayConfig {
+                amqp_url: config.amqp.url(),
+                connection_name: "dlq-admin outbox relay".into(),
+                topology: topology.clone(),
+                batch_size: config.outbox_batch_size,
+                poll_interval: Duration::from_millis(config.outbox_poll_interval_ms),
+            },
+        );
+        let importer_connected = Arc::new(AtomicBool::new(false));
+        let mut registry = Registry::default();
+        let http_metrics = HttpMetrics::register(&mut registry);
+        let metrics = AdminMetrics::register(&mut registry, relay.stats(), importer_connected.clone());
+        let bulk = BulkLimits { batch_size: config.bulk_batch_size, max_jobs: config.bulk_retry_max_jobs };
+        // Burst = one batch: a batch goes out whole, then the next waits
+        // until the rate has paid for it.
+        let replay_limiter = NonZeroU32::new(config.bulk_retry_rate_per_second).map(|rate| {
+            let burst = NonZeroU32::new(bulk.batch_size).expect("batch size >= 1");
+            Arc::new(RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)))
+        });
+        let state = Arc::new(AppState {
+            pool: pool.clone(),
+            relay,
+            topology: topology.clone(),
+            retention_days: config.retention_days,
+            bulk,
+            replay_limiter,
+            payload_preview_bytes: config.payload_preview_bytes,
+            max_json_body: config.max_json_body,
+            importer_connected: importer_connected.clone(),
+            metrics: metrics.clone(),
+            registry: Arc::new(registry),
+        });
+        let consumer = DlqConsumer {
+            pool,
+            amqp_url: config.amqp.url(),
+            topology,
+            prefetch: config.consumer_prefetch,
+            connected: importer_connected,
+            metrics,
+        };
+
+        let data = web::Data::from(state.clone());
+        let auth = web::Data::new(Arc::new(auth));
+        let doc = web::Data::new(Document(openapi()));
+        let http_metrics = web::Data::new(http_metrics);
+        let listener =
+            TcpListener::bind(&config.listen_addr).with_context(|| format!("binding {}", config.listen_addr))?;
+        let port = listener.local_addr()?.port();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .app_data(auth.clone())
+                .app_data(doc.clone())
+                .app_data(http_metrics.clone())
+                .wrap(from_fn(record_http))
+                // Outermost: the server span covers everything, metrics
+                // included; a retry's message carries its trace context.
+                .wrap(RequestTracing::new())
+                .into_utoipa_app()
+                .configure(routes)
+                .into_app()
+                .default_service(web::to(|| async {
+                    Err::<actix_web::HttpResponse, _>(ApiError::new(ErrorCode::NotFound, "no such route"))
+                }))
+        })
+        // Shutdown is ours to drive (SIGTERM cancels a token), not actix's.
+        .disable_signals()
+        .shutdown_timeout(30)
+        .listen(listener)?;
+        if let Some(workers) = config.http_workers {
+            server = server.workers(workers);
+        }
+        tracing::info!(port, "dlq-admin listening");
+        Ok(Application { port, server: server.run(), state, consumer, sweep_interval: config.sweep_interval() })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until `shutdown` is cancelled, then drains in-flight requests
+    /// and stops the relay, the importer (unacked dead letters return to
+    /// the queue) and the sweep.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let tasks = CancellationToken::new();
+        let relay = tokio::spawn(self.state.relay.clone().run(tasks.clone()));
+        let consumer = tokio::spawn(self.consumer.run(tasks.clone()));
+        let sweep = self
+            .sweep_interval
+            .map(|interval| tokio::spawn(crate::sweep::run(self.state.clone(), interval, tasks.clone())));
+        let handle = self.server.handle();
+        let server = tokio::spawn(self.server);
+        shutdown.cancelled().await;
+        tracing::info!("stopping: draining HTTP requests");
+        handle.stop(true).await;
+        server.await.context("server task")?.context("server")?;
+        tasks.cancel();
+        relay.await.context("relay task")?;
+        consumer.await.context("importer task")?;
+        if let Some(sweep) = sweep {
+            sweep.await.context("sweep task")?;
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}

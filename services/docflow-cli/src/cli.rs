@@ -1,0 +1,219 @@
+//! The command line: every flag, its environment variable and its help.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "docflow",
+    version,
+    about = "docflow command-line client: submit documents, follow jobs, and manage the dead-letter queue",
+    after_help = "Human-readable tables by default; --json prints the API's JSON for scripts. \
+                  Exit status: 0 on success, 1 when the API refuses or cannot be reached, 2 on a usage error."
+)]
+pub struct Cli {
+    /// ingest-api base URL.
+    #[arg(long, env = "DOCFLOW_API_URL", default_value = "http://127.0.0.1:8080", global = true)]
+    pub api_url: String,
+
+    /// dlq-admin base URL.
+    #[arg(long, env = "DOCFLOW_ADMIN_URL", default_value = "http://127.0.0.1:8081", global = true)]
+    pub admin_url: String,
+
+    /// ingest-api key (sent as a Bearer token) for `submit` and `status`.
+    #[arg(long, env = "DOCFLOW_API_KEY", hide_env_values = true, global = true)]
+    pub api_key: Option<String>,
+
+    /// dlq-admin token (sent as a Bearer token) for `dlq` commands.
+    #[arg(long, env = "DOCFLOW_ADMIN_TOKEN", hide_env_values = true, global = true)]
+    pub admin_token: Option<String>,
+
+    /// Print the API's JSON answer instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Give up on a request after this many seconds (a bulk retry paced by
+    /// the server's replay rate limit can take a while).
+    #[arg(long, env = "DOCFLOW_TIMEOUT_SECONDS", default_value_t = 300, global = true)]
+    pub timeout_seconds: u64,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Upload a document to ingest-api and queue it for processing.
+    Submit(SubmitArgs),
+    /// Show a job's status and stage timings.
+    Status {
+        /// The job id `submit` printed.
+        job_id: String,
+    },
+    /// Inspect and manage the dead-letter queue (dlq-admin).
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// The file to upload.
+    pub file: PathBuf,
+    /// Your id for the document (default: the file name without extension).
+    #[arg(long)]
+    pub document_id: Option<String>,
+    /// HIGH, NORMAL or LOW.
+    #[arg(long, default_value = "NORMAL")]
+    pub priority: String,
+    /// A tag as key=value; repeat for more.
+    #[arg(long = "tag", value_name = "KEY=VALUE")]
+    pub tags: Vec<String>,
+    /// Makes a repeated submission return the same job.
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+}
+
+/// The DLQ filters, as `GET /api/dlq` takes them.
+#[derive(Debug, Clone, Default, Args)]
+pub struct FilterArgs {
+    /// job or poison.
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// The failing stage, e.g. upload.
+    #[arg(long)]
+    pub stage: Option<String>,
+    /// HIGH, NORMAL or LOW.
+    #[arg(long)]
+    pub priority: Option<String>,
+    /// Case-insensitive substring of the error message.
+    #[arg(long)]
+    pub error_contains: Option<String>,
+    #[arg(long)]
+    pub document_id: Option<String>,
+    /// Dead-lettered at or after (RFC 3339 or a date).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Dead-lettered before (RFC 3339 or a date).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// An error fingerprint (see `docflow dlq groups`).
+    #[arg(long)]
+    pub fingerprint: Option<String>,
+    /// The dead-letter reason, e.g. retries_exhausted, not_json.
+    #[arg(long)]
+    pub dlq_reason: Option<String>,
+}
+
+impl FilterArgs {
+    /// The filters as query or body fields.
+    pub fn pairs(&self) -> Vec<(&'static str, String)> {
+        [
+            ("kind", &self.kind),
+            ("stage", &self.stage),
+            ("priority", &self.priority),
+            ("error_contains", &self.error_contains),
+            ("document_id", &self.document_id),
+            ("since", &self.since),
+            ("until", &self.until),
+            ("fingerprint", &self.fingerprint),
+            ("reason", &self.dlq_reason),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.clone().map(|v| (k, v)))
+        .collect()
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// List DLQ items, newest first.
+    List {
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// Items per page (1 to 500).
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Continue after this cursor (printed under a full page).
+        #[arg(long)]
+        cursor: Option<String>,
+        /// Follow every page.
+        #[arg(long, conflicts_with = "cursor")]
+        all: bool,
+    },
+    /// DLQ items grouped by error fingerprint, largest group first.
+    Groups {
+        #[command(flatten)]
+        filter: FilterArgs,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// One item with its history and stage timings.
+    Show {
+        /// A job id, or a poison item's id.
+        id: String,
+    },
+    /// Requeue one job (by id), several (ids), a group (--fingerprint) or
+    /// everything matching filters (--filter KEY=VALUE, or --all).
+    Retry(RetryArgs),
+    /// Mark one item DELETED (its row and history stay).
+    Delete {
+        id: String,
+        /// Why (required; audited).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Delete items older than a number of days.
+    Purge {
+        /// Default: the server's RABBITMQ_DLQ_RETENTION_DAYS.
+        #[arg(long)]
+        older_than_days: Option<u32>,
+        /// Why (required; audited).
+        #[arg(long)]
+        reason: String,
+        /// Count, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// The admin audit trail, newest first.
+    Audit {
+        /// retry, delete, bulk_retry or purge.
+        #[arg(long)]
+        action: Option<String>,
+        #[arg(long)]
+        actor: Option<String>,
+        /// A job id, item id or fingerprint.
+        #[arg(long)]
+        target: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    /// Job ids: one is a single retry, several a bulk retry of exactly those.
+    #[arg(conflicts_with_all = ["filter", "fingerprint", "all"])]
+    pub ids: Vec<String>,
+    /// A filter as KEY=VALUE (keys: kind, stage, priority, error_contains,
+    /// document_id, since, until, fingerprint, reason); repeat to narrow.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub filter: Vec<String>,
+    /// Every DLQ job of this error group.
+    #[arg(long)]
+    pub fingerprint: Option<String>,
+    /// Every DLQ job (bounded by --limit and the server's maximum).
+    #[arg(long, conflicts_with_all = ["filter", "fingerprint"])]
+    pub all: bool,
+    /// Why (required; audited and kept in each job's history).
+    #[arg(long)]
+    pub reason: String,
+    /// Report what would be retried, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Most jobs to requeue.
+    #[arg(long)]
+    pub limit: Option<u32>,
+}

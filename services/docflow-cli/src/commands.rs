@@ -1,0 +1,435 @@
+//! What each command does: one or a few API calls, then a table or JSON.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use reqwest::Method;
+use reqwest::multipart::{Form, Part};
+use serde_json::{Value, json};
+
+use crate::cli::{Cli, Command, DlqCommand, FilterArgs, RetryArgs, SubmitArgs};
+use crate::client::Service;
+use crate::render::{cell, fields, table};
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let timeout = Duration::from_secs(cli.timeout_seconds);
+    let json_out = cli.json;
+    match cli.command {
+        Command::Submit(args) => {
+            let api = Service::new("ingest-api", &cli.api_url, cli.api_key, timeout)?;
+            submit(&api, args, json_out).await
+        }
+        Command::Status { job_id } => {
+            let api = Service::new("ingest-api", &cli.api_url, cli.api_key, timeout)?;
+            status(&api, &job_id, json_out).await
+        }
+        Command::Dlq(command) => {
+            let admin = Service::new("dlq-admin", &cli.admin_url, cli.admin_token, timeout)?;
+            dlq(&admin, command, json_out).await
+        }
+    }
+}
+
+fn print_json(v: &Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn key_value(raw: &str, what: &str) -> anyhow::Result<(String, String)> {
+    match raw.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
+        _ => bail!("{what} must be KEY=VALUE, got {raw:?}"),
+    }
+}
+
+async fn submit(api: &Service, args: SubmitArgs, json_out: bool) -> anyhow::Result<()> {
+    let bytes = std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    let filename = args.file.file_name().and_then(|n| n.to_str()).context("the file needs a UTF-8 name")?.to_owned();
+    let document_id = match args.document_id {
+        Some(d) => d,
+        None => args.file.file_stem().and_then(|n| n.to_str()).unwrap_or(&filename).to_owned(),
+    };
+    let mut tags = BTreeMap::new();
+    for t in &args.tags {
+        let (k, v) = key_value(t, "--tag")?;
+        tags.insert(k, v);
+    }
+    let mut form = Form::new()
+        .text("document_id", document_id)
+        .text("priority", args.priority)
+        .part("file", Part::bytes(bytes).file_name(filename));
+    if !tags.is_empty() {
+        form = form.text("tags", serde_json::to_string(&tags)?);
+    }
+    let mut request = api.request(Method::POST, "/api/documents").multipart(form);
+    if let Some(key) = &args.idempotency_key {
+        request = request.header("Idempotency-Key", key);
+    }
+    let body = api.send(request).await?;
+    if json_out {
+        return print_json(&body);
+    }
+    println!(
+        "{}",
+        fields(&[
+            ("job_id", &body["job_id"]),
+            ("document_id", &body["document_id"]),
+            ("priority", &body["priority"]),
+            ("status", &body["status"])
+        ])
+    );
+    println!("follow it with: docflow status {}", cell(&body["job_id"]));
+    Ok(())
+}
+
+fn stages_table(stages: &Value) -> String {
+    let rows: Vec<Vec<String>> = stages
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            vec![
+                cell(&s["attempt"]),
+                cell(&s["stage"]),
+                cell(&s["status"]),
+                s["duration_ms"].as_f64().map(|d| format!("{d:.1}")).unwrap_or_else(|| "-".into()),
+                cell(&s["error"]),
+            ]
+        })
+        .collect();
+    table(&["ATTEMPT", "STAGE", "STATUS", "MS", "ERROR"], &rows)
+}
+
+async fn status(api: &Service, job_id: &str, json_out: bool) -> anyhow::Result<()> {
+    let body = api.get(&format!("/api/job/{}/status", urlencode(job_id)), &[]).await?;
+    if json_out {
+        return print_json(&body);
+    }
+    let b = &body;
+    println!(
+        "{}",
+        fields(&[
+            ("job_id", &b["job_id"]),
+            ("document_id", &b["document_id"]),
+            ("filename", &b["filename"]),
+            ("status", &b["job_status"]),
+            ("priority", &b["priority"]),
+            ("attempt", &b["attempt"]),
+            ("retry_count", &b["retry_count"]),
+            ("created_at", &b["created_at"]),
+            ("completed_at", &b["completed_at"]),
+            ("error_stage", &b["error_stage"]),
+            ("error", &b["error_message"]),
+            ("trace_id", &b["trace_id"]),
+        ])
+    );
+    if b["stages"].as_array().is_some_and(|s| !s.is_empty()) {
+        println!("\n{}", stages_table(&b["stages"]));
+    }
+    Ok(())
+}
+
+/// Path segments come from the user: keep them one segment.
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn item_rows(items: &Value) -> Vec<Vec<String>> {
+    items
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|i| {
+            vec![
+                cell(&i["id"]),
+                cell(&i["kind"]),
+                cell(&i["priority"]),
+                cell(&i["error_stage"]),
+                cell(&i["retry_count"]),
+                cell(&i["dlq_at"]),
+                cell(&i["dlq_reason"]),
+                cell(&i["error_message"]),
+            ]
+        })
+        .collect()
+}
+
+const ITEM_HEADERS: [&str; 8] = ["ID", "KIND", "PRIORITY", "STAGE", "RETRIES", "DLQ AT", "REASON", "ERROR"];
+
+async fn dlq(admin: &Service, command: DlqCommand, json_out: bool) -> anyhow::Result<()> {
+    match command {
+        DlqCommand::List { filter, limit, cursor, all } => list(admin, &filter, limit, cursor, all, json_out).await,
+        DlqCommand::Groups { filter, limit } => {
+            let mut query = filter.pairs();
+            query.push(("limit", limit.to_string()));
+            let body = admin.get("/api/dlq/groups", &query).await?;
+            if json_out {
+                return print_json(&body);
+            }
+            let rows: Vec<Vec<String>> = body["groups"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|g| {
+                    vec![
+                        cell(&g["count"]),
+                        cell(&g["fingerprint"]),
+                        cell(&g["title"]),
+                        cell(&g["first_seen"]),
+                        cell(&g["last_seen"]),
+                        cell(&g["message_template"]),
+                    ]
+                })
+                .collect();
+            println!("{}", table(&["COUNT", "FINGERPRINT", "GROUP", "FIRST SEEN", "LAST SEEN", "MESSAGE"], &rows));
+            println!(
+                "{} group(s); retry one with: docflow dlq retry --fingerprint FINGERPRINT --reason …",
+                cell(&body["total_groups"])
+            );
+            Ok(())
+        }
+        DlqCommand::Show { id } => show(admin, &id, json_out).await,
+        DlqCommand::Retry(args) => retry(admin, args, json_out).await,
+        DlqCommand::Delete { id, reason } => {
+            let body =
+                admin.json(Method::DELETE, &format!("/api/dlq/{}", urlencode(&id)), &json!({"reason": reason})).await?;
+            if json_out {
+                return print_json(&body);
+            }
+            println!(
+                "deleted {} {} ({} -> {}), audit #{}",
+                cell(&body["kind"]),
+                cell(&body["id"]),
+                cell(&body["from"]),
+                cell(&body["to"]),
+                cell(&body["audit_id"])
+            );
+            Ok(())
+        }
+        DlqCommand::Purge { older_than_days, reason, dry_run } => {
+            let mut req = json!({"reason": reason, "dry_run": dry_run});
+            if let Some(days) = older_than_days {
+                req["older_than_days"] = json!(days);
+            }
+            let body = admin.json(Method::POST, "/api/dlq/purge", &req).await?;
+            if json_out {
+                return print_json(&body);
+            }
+            let verb = if dry_run { "would delete" } else { "deleted" };
+            println!(
+                "{verb} {} job(s) and {} poison message(s) that entered the DLQ before {} (older than {} days)",
+                cell(&body["deleted_jobs"]),
+                cell(&body["deleted_poison"]),
+                cell(&body["cutoff"]),
+                cell(&body["older_than_days"])
+            );
+            Ok(())
+        }
+        DlqCommand::Audit { action, actor, target, limit, cursor } => {
+            let mut query: Vec<(&str, String)> = vec![("limit", limit.to_string())];
+            for (k, v) in [("action", action), ("actor", actor), ("target", target), ("cursor", cursor)] {
+                if let Some(v) = v {
+                    query.push((k, v));
+                }
+            }
+            let body = admin.get("/api/audit", &query).await?;
+            if json_out {
+                return print_json(&body);
+            }
+            let rows: Vec<Vec<String>> = body["entries"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|e| {
+                    vec![
+                        cell(&e["id"]),
+                        cell(&e["at"]),
+                        cell(&e["actor"]),
+                        cell(&e["action"]),
+                        cell(&e["affected"]),
+                        cell(&e["target"]),
+                        cell(&e["reason"]),
+                    ]
+                })
+                .collect();
+            println!("{}", table(&["ID", "AT", "ACTOR", "ACTION", "CHANGED", "TARGET", "REASON"], &rows));
+            if let Some(next) = body["next_cursor"].as_str() {
+                println!("more: --cursor {next}");
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn list(
+    admin: &Service,
+    filter: &FilterArgs,
+    limit: u32,
+    cursor: Option<String>,
+    all: bool,
+    json_out: bool,
+) -> anyhow::Result<()> {
+    let mut items = Vec::new();
+    let mut cursor = cursor;
+    let next = loop {
+        let mut query = filter.pairs();
+        query.push(("limit", limit.to_string()));
+        if let Some(c) = &cursor {
+            query.push(("cursor", c.clone()));
+        }
+        let body = admin.get("/api/dlq", &query).await?;
+        items.extend(body["items"].as_array().cloned().unwrap_or_default());
+        let next = body["next_cursor"].as_str().map(str::to_owned);
+        match next {
+            Some(c) if all => cursor = Some(c),
+            other => break other,
+        }
+    };
+    let body = json!({"items": items, "next_cursor": next});
+    if json_out {
+        return print_json(&body);
+    }
+    println!("{}", table(&ITEM_HEADERS, &item_rows(&body["items"])));
+    if let Some(next) = next {
+        println!("more: --cursor {next}  (or --all)");
+    }
+    Ok(())
+}
+
+async fn show(admin: &Service, id: &str, json_out: bool) -> anyhow::Result<()> {
+    let body = admin.get(&format!("/api/dlq/{}", urlencode(id)), &[]).await?;
+    if json_out {
+        return print_json(&body);
+    }
+    let i = &body["item"];
+    println!(
+        "{}",
+        fields(&[
+            ("id", &i["id"]),
+            ("kind", &i["kind"]),
+            ("status", &i["status"]),
+            ("job_id", &i["job_id"]),
+            ("document_id", &i["document_id"]),
+            ("filename", &i["filename"]),
+            ("priority", &i["priority"]),
+            ("attempt", &i["attempt"]),
+            ("retry_count", &i["retry_count"]),
+            ("dlq_at", &i["dlq_at"]),
+            ("dlq_reason", &i["dlq_reason"]),
+            ("error_kind", &i["error_kind"]),
+            ("error_stage", &i["error_stage"]),
+            ("error", &i["error_message"]),
+            ("fingerprint", &i["fingerprint"]),
+            ("trace_id", &body["job"]["trace_id"]),
+        ])
+    );
+    if let Some(events) = body["events"].as_array().filter(|e| !e.is_empty()) {
+        let rows: Vec<Vec<String>> = events
+            .iter()
+            .map(|e| {
+                vec![
+                    cell(&e["at"]),
+                    cell(&e["from_status"]),
+                    cell(&e["to_status"]),
+                    cell(&e["actor"]),
+                    cell(&e["detail"]),
+                ]
+            })
+            .collect();
+        println!("\nhistory:\n{}", table(&["AT", "FROM", "TO", "ACTOR", "DETAIL"], &rows));
+    }
+    if body["stages"].as_array().is_some_and(|s| !s.is_empty()) {
+        println!("\nstages:\n{}", stages_table(&body["stages"]));
+    }
+    let p = &body["poison"];
+    if p.is_object() {
+        println!(
+            "\npoison message:\n{}",
+            fields(&[
+                ("reason", &p["reason"]),
+                ("source_queue", &p["source_queue"]),
+                ("content_type", &p["content_type"]),
+                ("payload_size", &p["payload_size"]),
+                ("headers", &p["headers"]),
+            ])
+        );
+        println!("payload (escaped):\n{}", cell(&p["payload"]));
+    }
+    Ok(())
+}
+
+async fn retry(admin: &Service, args: RetryArgs, json_out: bool) -> anyhow::Result<()> {
+    if args.ids.len() == 1 && !args.dry_run && args.limit.is_none() {
+        let id = &args.ids[0];
+        let body = admin
+            .json(Method::POST, &format!("/api/dlq/{}/retry", urlencode(id)), &json!({"reason": args.reason}))
+            .await?;
+        if json_out {
+            return print_json(&body);
+        }
+        println!(
+            "retried {} ({} -> {}), next attempt {}, audit #{}",
+            cell(&body["id"]),
+            cell(&body["from"]),
+            cell(&body["to"]),
+            cell(&body["next_attempt"]),
+            cell(&body["audit_id"])
+        );
+        return Ok(());
+    }
+    let mut req = json!({"reason": args.reason, "dry_run": args.dry_run});
+    if let Some(limit) = args.limit {
+        req["limit"] = json!(limit);
+    }
+    if !args.ids.is_empty() {
+        req["job_ids"] = json!(args.ids);
+    } else if args.all || !args.filter.is_empty() || args.fingerprint.is_some() {
+        let mut filter = serde_json::Map::new();
+        for f in &args.filter {
+            let (k, v) = key_value(f, "--filter")?;
+            filter.insert(k, Value::String(v));
+        }
+        if args.all || !filter.is_empty() {
+            req["filter"] = Value::Object(filter);
+        }
+        if let Some(fp) = &args.fingerprint {
+            req["fingerprint"] = json!(fp);
+        }
+    } else {
+        bail!("say what to retry: a job id, several ids, --fingerprint, --filter KEY=VALUE, or --all");
+    }
+    let body = admin.json(Method::POST, "/api/dlq/retry", &req).await?;
+    if json_out {
+        return print_json(&body);
+    }
+    if args.dry_run {
+        let sample: Vec<String> = body["sample_job_ids"].as_array().into_iter().flatten().map(cell).collect();
+        println!(
+            "would retry {} job(s); the first: {}",
+            cell(&body["matched"]),
+            if sample.is_empty() { "-".into() } else { sample.join(", ") }
+        );
+        return Ok(());
+    }
+    println!(
+        "retried {} job(s) in {} batch(es), request {}",
+        cell(&body["retried"]),
+        cell(&body["batches"]),
+        cell(&body["request_id"])
+    );
+    if body["limit_reached"] == true {
+        println!("stopped at the limit: more may match; run it again to continue");
+    }
+    for n in body["not_retried"].as_array().into_iter().flatten() {
+        let status =
+            if n["status"].is_null() { "no such job".to_owned() } else { format!("is {}", cell(&n["status"])) };
+        println!("not retried: {} ({status})", cell(&n["job_id"]));
+    }
+    Ok(())
+}
