@@ -7,6 +7,7 @@ pub mod config;
 pub mod error;
 pub mod health;
 pub mod metrics;
+pub mod openapi;
 pub mod shutdown;
 
 pub use error::{ApiError, ErrorCode};

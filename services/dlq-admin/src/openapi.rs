@@ -1,9 +1,14 @@
 //! The OpenAPI document, generated from the handlers' annotations: every
-//! route registered through [`crate::startup::routes`] appears in it.
+//! route registered through [`crate::startup::routes`] appears in it
+//! (served by `service_common::openapi::openapi_json`).
 
-use actix_web::{HttpResponse, get, web};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use service_common::openapi::BearerScheme;
+use utoipa::OpenApi;
+
+const SECURITY: BearerScheme = BearerScheme {
+    name: "admin_token",
+    description: "An ADMIN_TOKENS entry: read tokens may list and inspect, write tokens may also change",
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -11,7 +16,7 @@ use utoipa::{Modify, OpenApi};
         title = "docflow dlq-admin",
         description = "Inspect, group, retry, delete and purge dead-lettered jobs. Every change needs a reason and is audited."
     ),
-    modifiers(&BearerAuth),
+    modifiers(&SECURITY),
     tags(
         (name = "dlq", description = "The dead-letter queue: jobs and poison messages"),
         (name = "audit", description = "Who changed what, and why"),
@@ -19,31 +24,3 @@ use utoipa::{Modify, OpenApi};
     )
 )]
 pub struct ApiDoc;
-
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "admin_token",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .description(Some(
-                        "An ADMIN_TOKENS entry: read tokens may list and inspect, write tokens may also change",
-                    ))
-                    .build(),
-            ),
-        );
-    }
-}
-
-/// The built document, shared with the handler that serves it.
-pub struct Document(pub utoipa::openapi::OpenApi);
-
-#[utoipa::path(tag = "operations", responses((status = 200, description = "This OpenAPI document", content_type = "application/json")))]
-#[get("/api/openapi.json")]
-pub async fn openapi_json(doc: web::Data<Document>) -> HttpResponse {
-    HttpResponse::Ok().json(&doc.0)
-}

@@ -26,9 +26,10 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::config::Config;
 use crate::consumer::DlqConsumer;
 use crate::metrics::AdminMetrics;
-use crate::openapi::{ApiDoc, Document, openapi_json};
+use crate::openapi::ApiDoc;
 use crate::routes::{actions, audit, bulk, health, items};
 use crate::state::{AppState, BulkLimits};
+use service_common::openapi::{Document, openapi_json};
 
 /// Every route; registering through utoipa's ServiceConfig is what puts each
 /// one in the OpenAPI document. `/api/dlq/groups` comes before

@@ -1,40 +1,19 @@
 //! The OpenAPI document, generated from the handlers' annotations: every
-//! route registered through [`crate::startup::routes`] appears in it.
+//! route registered through [`crate::startup::routes`] appears in it
+//! (served by `service_common::openapi::openapi_json`).
 
-use actix_web::{HttpResponse, get, web};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use service_common::openapi::BearerScheme;
+use utoipa::OpenApi;
+
+const SECURITY: BearerScheme = BearerScheme { name: "api_key", description: "An INGEST_API_KEYS entry" };
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "docflow ingest-api", description = "Submit documents for asynchronous processing and track their jobs."),
-    modifiers(&BearerAuth),
+    modifiers(&SECURITY),
     tags(
         (name = "jobs", description = "Submit documents and follow their jobs"),
         (name = "operations", description = "Probes, metrics and this document"),
     )
 )]
 pub struct ApiDoc;
-
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "api_key",
-            SecurityScheme::Http(
-                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some("An INGEST_API_KEYS entry")).build(),
-            ),
-        );
-    }
-}
-
-/// The built document, shared with the handler that serves it.
-pub struct Document(pub utoipa::openapi::OpenApi);
-
-#[utoipa::path(tag = "operations", responses((status = 200, description = "This OpenAPI document", content_type = "application/json")))]
-#[get("/api/openapi.json")]
-pub async fn openapi_json(doc: web::Data<Document>) -> HttpResponse {
-    HttpResponse::Ok().json(&doc.0)
-}

@@ -22,9 +22,10 @@ use crate::auth::Auth;
 use crate::config::Config;
 use crate::domain::Limits;
 use crate::metrics::IngestMetrics;
-use crate::openapi::{ApiDoc, Document, openapi_json};
+use crate::openapi::ApiDoc;
 use crate::routes::{health, jobs, status, submit, upload};
 use crate::state::AppState;
+use service_common::openapi::{Document, openapi_json};
 
 /// Every route; registering through utoipa's ServiceConfig is what puts each
 /// one in the OpenAPI document.

@@ -24,6 +24,13 @@ pub fn ingest_bin() -> PathBuf {
     path
 }
 
+/// metrics-tracker, likewise built by the workspace's test run.
+pub fn metrics_tracker_bin() -> PathBuf {
+    let path = worker_bin().with_file_name("metrics-tracker");
+    assert!(path.exists(), "{} is missing: build the workspace (`cargo nextest run --workspace`)", path.display());
+    path
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -99,6 +106,7 @@ pub struct Platform {
     pub env: HashMap<String, String>,
     pub ingest: Service,
     pub workers: Vec<Service>,
+    pub metrics_tracker: Option<Service>,
     pub http: reqwest::Client,
 }
 
@@ -161,12 +169,22 @@ impl Platform {
         .collect();
         let ingest = Service::spawn("ingest-api", &ingest_bin(), &env, &log_dir);
         let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-        let mut platform = Platform { db, broker, blob_dir, log_dir, env, ingest, workers: Vec::new(), http };
+        let mut platform =
+            Platform { db, broker, blob_dir, log_dir, env, ingest, workers: Vec::new(), metrics_tracker: None, http };
         platform.wait_ready(platform.ingest.port, "ingest-api").await;
         for _ in 0..setup.workers {
             platform.start_worker(&setup.worker_env).await;
         }
         platform
+    }
+
+    pub async fn start_metrics_tracker(&mut self) {
+        let mut env = self.env.clone();
+        env.insert("ADMIN_TOKENS".into(), "e2e-admin:read".into());
+        let tracker = Service::spawn("metrics-tracker", &metrics_tracker_bin(), &env, &self.log_dir);
+        let port = tracker.port;
+        self.metrics_tracker = Some(tracker);
+        self.wait_ready(port, "metrics-tracker").await;
     }
 
     pub async fn start_worker(&mut self, extra: &[(&'static str, String)]) {
@@ -256,6 +274,9 @@ impl Drop for Platform {
             w.kill9();
         }
         self.ingest.kill9();
+        if let Some(t) = &mut self.metrics_tracker {
+            t.kill9();
+        }
         let _ = std::fs::remove_dir_all(&self.blob_dir);
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.log_dir);

@@ -39,7 +39,8 @@ fn by_id(spans: &[ReceivedSpan]) -> HashMap<&str, &ReceivedSpan> {
 #[tokio::test]
 async fn a_job_is_one_trace_from_request_to_stages_and_event() {
     let receiver = OtlpReceiver::start().await;
-    let platform = Platform::start(traced(&receiver)).await;
+    let mut platform = Platform::start(traced(&receiver)).await;
+    platform.start_metrics_tracker().await;
     let job = platform.submit_document("traced-1", "invoice.txt", &text_invoice("INV-T1"), "HIGH").await;
     let status = platform.wait_final(&job, Duration::from_secs(60)).await;
     assert_eq!(status["job_status"], "COMPLETED");
@@ -49,7 +50,8 @@ async fn a_job_is_one_trace_from_request_to_stages_and_event() {
         let spans: Vec<ReceivedSpan> = receiver.spans().into_iter().filter(|s| s.trace_id == trace_id).collect();
         let stages = spans.iter().filter(|s| STAGES.contains(&s.name.as_str())).count();
         let events = spans.iter().filter(|s| s.kind == PRODUCER && s.service == "worker").count();
-        (stages == 8 && events >= 1).then_some(spans)
+        let tracked = spans.iter().filter(|s| s.kind == CONSUMER && s.service == "metrics-tracker").count();
+        (stages == 8 && events >= 1 && tracked >= 1).then_some(spans)
     })
     .await;
     let index = by_id(&spans);

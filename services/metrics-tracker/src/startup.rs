@@ -1,0 +1,153 @@
+//! Building the service (binding, connecting) and running it until stopped.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use prometheus_client::registry::Registry;
+use service_common::admin_auth::AdminAuth;
+use service_common::metrics::{HttpMetrics, record_http};
+use service_common::{ApiError, ErrorCode};
+use tokio_util::sync::CancellationToken;
+use utoipa::OpenApi;
+use utoipa_actix_web::AppExt;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::config::{Config, RetentionArgs};
+use crate::consumer::{ConsumerConfig, EventConsumer};
+use crate::metrics::TrackerMetrics;
+use crate::openapi::ApiDoc;
+use crate::queues::BrokerProbe;
+use crate::routes::{alerts, executions, health, queues, reports};
+use crate::state::AppState;
+use service_common::openapi::{Document, openapi_json};
+
+/// Every route; registering through utoipa's ServiceConfig is what puts each
+/// one in the OpenAPI document.
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(reports::metrics_report)
+        .service(reports::metrics_stages)
+        .service(reports::metrics_bottlenecks)
+        .service(executions::list_executions)
+        .service(executions::job_executions)
+        .service(queues::queues)
+        .service(alerts::active_alerts)
+        .service(health::healthz)
+        .service(health::readyz)
+        .service(health::metrics)
+        .service(openapi_json);
+}
+
+/// The OpenAPI document of [`routes`].
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    App::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(routes).split_for_parts().1
+}
+
+pub struct Application {
+    port: u16,
+    server: actix_web::dev::Server,
+    consumer: EventConsumer,
+    pool: sqlx::PgPool,
+    retention: RetentionArgs,
+    metrics: TrackerMetrics,
+}
+
+impl Application {
+    /// Binds the listener and opens the pool; nothing is consumed or served
+    /// until [`Application::run_until_stopped`].
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        config.validate()?;
+        let auth = AdminAuth::from_entries(&config.admin_tokens, config.insecure_no_auth)?;
+        if config.insecure_no_auth && config.admin_tokens.iter().all(|t| t.trim().is_empty()) {
+            tracing::warn!("serving WITHOUT authentication (--insecure-no-auth)");
+        }
+        let pool = config.database.connect().await?;
+        let topology = config.amqp.topology();
+
+        let mut registry = Registry::default();
+        let http_metrics = HttpMetrics::register(&mut registry);
+        let metrics = TrackerMetrics::register(&mut registry);
+        let connected = Arc::new(AtomicBool::new(false));
+        let consumer = EventConsumer {
+            config: ConsumerConfig {
+                amqp_url: config.amqp.url(),
+                topology: topology.clone(),
+                prefetch: config.consumer.prefetch,
+                batch_size: config.consumer.batch_size,
+                linger: config.consumer.linger(),
+                connection_name: "metrics-tracker events".into(),
+            },
+            pool: pool.clone(),
+            metrics: metrics.clone(),
+            connected: connected.clone(),
+        };
+        let state = web::Data::new(AppState {
+            pool: pool.clone(),
+            topology,
+            sla: config.sla.clone(),
+            alerts: config.alerts.clone(),
+            max_report_hours: config.max_report_hours(),
+            metrics: metrics.clone(),
+            registry: Arc::new(registry),
+            probe: BrokerProbe::new(config.amqp.url()),
+            consumer_connected: connected,
+        });
+        let auth = web::Data::new(Arc::new(auth));
+        let doc = web::Data::new(Document(openapi()));
+        let http_metrics = web::Data::new(http_metrics);
+
+        let listener =
+            TcpListener::bind(&config.listen_addr).with_context(|| format!("binding {}", config.listen_addr))?;
+        let port = listener.local_addr()?.port();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(auth.clone())
+                .app_data(doc.clone())
+                .app_data(http_metrics.clone())
+                .wrap(from_fn(record_http))
+                .wrap(opentelemetry_instrumentation_actix_web::RequestTracing::new())
+                .into_utoipa_app()
+                .configure(routes)
+                .into_app()
+                .default_service(web::to(|| async {
+                    Err::<actix_web::HttpResponse, _>(ApiError::new(ErrorCode::NotFound, "no such route"))
+                }))
+        })
+        // Shutdown is ours to drive (SIGTERM cancels a token), not actix's.
+        .disable_signals()
+        .shutdown_timeout(30)
+        .listen(listener)?;
+        if let Some(workers) = config.http_workers {
+            server = server.workers(workers);
+        }
+        tracing::info!(port, "metrics-tracker listening");
+        Ok(Application { port, server: server.run(), consumer, pool, retention: config.retention.clone(), metrics })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Consumes events, sweeps old rows and serves HTTP until `shutdown` is
+    /// cancelled; then stops consuming (the batch in hand is committed and
+    /// acked, unacked deliveries return to the queue), drains requests and
+    /// returns.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let consumer = tokio::spawn(self.consumer.run(shutdown.clone()));
+        let retention = tokio::spawn(crate::retention::run(self.pool, self.retention, self.metrics, shutdown.clone()));
+        let handle = self.server.handle();
+        let server = tokio::spawn(self.server);
+        shutdown.cancelled().await;
+        tracing::info!("stopping: finishing the current batch and draining HTTP requests");
+        consumer.await.context("consumer task")?;
+        handle.stop(true).await;
+        server.await.context("server task")?.context("server")?;
+        retention.await.context("retention task")?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
