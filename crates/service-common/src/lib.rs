@@ -6,6 +6,7 @@ pub mod blobs;
 pub mod config;
 pub mod error;
 pub mod health;
+pub mod http;
 pub mod metrics;
 pub mod openapi;
 pub mod shutdown;

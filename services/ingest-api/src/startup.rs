@@ -1,21 +1,16 @@
 //! Building the service (binding, connecting) and running it until stopped.
 
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::middleware::from_fn;
-use actix_web::{App, HttpServer, web};
+use actix_web::web;
 use anyhow::Context;
 use job_model::db::DedupPolicy;
 use job_model::outbox::{OutboxRelay, RelayConfig};
-use opentelemetry_instrumentation_actix_web::RequestTracing;
 use prometheus_client::registry::Registry;
-use service_common::metrics::{HttpMetrics, record_http};
-use service_common::{ApiError, ErrorCode};
+use service_common::metrics::HttpMetrics;
 use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
-use utoipa_actix_web::AppExt;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::auth::Auth;
@@ -25,7 +20,7 @@ use crate::metrics::IngestMetrics;
 use crate::openapi::ApiDoc;
 use crate::routes::{health, jobs, status, submit, upload};
 use crate::state::AppState;
-use service_common::openapi::{Document, openapi_json};
+use service_common::openapi::openapi_json;
 
 /// Every route; registering through utoipa's ServiceConfig is what puts each
 /// one in the OpenAPI document.
@@ -42,7 +37,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
 
 /// The OpenAPI document of [`routes`].
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    App::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(routes).split_for_parts().1
+    service_common::http::openapi_of(ApiDoc::openapi(), routes)
 }
 
 pub struct Application {
@@ -101,37 +96,19 @@ impl Application {
         if !auth.has_keys() {
             tracing::warn!("serving WITHOUT authentication (--insecure-no-auth)");
         }
-        let doc = web::Data::new(Document(openapi()));
-        let http_metrics = web::Data::new(http_metrics);
-
-        let listener =
-            TcpListener::bind(&config.listen_addr).with_context(|| format!("binding {}", config.listen_addr))?;
-        let port = listener.local_addr()?.port();
-        let mut server = HttpServer::new(move || {
-            App::new()
-                .app_data(state.clone())
-                .app_data(auth.clone())
-                .app_data(doc.clone())
-                .app_data(http_metrics.clone())
-                .wrap(from_fn(record_http))
-                // Outermost: the server span covers everything, metrics included.
-                .wrap(RequestTracing::new())
-                .into_utoipa_app()
-                .configure(routes)
-                .into_app()
-                .default_service(web::to(|| async {
-                    Err::<actix_web::HttpResponse, _>(ApiError::new(ErrorCode::NotFound, "no such route"))
-                }))
-        })
-        // Shutdown is ours to drive (SIGTERM cancels a token), not actix's.
-        .disable_signals()
-        .shutdown_timeout(30)
-        .listen(listener)?;
-        if let Some(workers) = config.http_workers {
-            server = server.workers(workers);
-        }
+        let (port, server) = service_common::http::serve(service_common::http::Serve {
+            listen_addr: config.listen_addr.clone(),
+            workers: config.http_workers,
+            http_metrics,
+            api_doc: ApiDoc::openapi(),
+            routes,
+            data: move |cfg: &mut web::ServiceConfig| {
+                cfg.app_data(state.clone());
+                cfg.app_data(auth.clone());
+            },
+        })?;
         tracing::info!(port, "ingest-api listening");
-        Ok(Application { port, server: server.run(), relay })
+        Ok(Application { port, server, relay })
     }
 
     pub fn port(&self) -> u16 {

@@ -1,16 +1,14 @@
 //! Building the worker (connecting, binding) and running it until stopped.
 
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use actix_web::middleware::from_fn;
-use actix_web::{App, HttpServer, web};
+use actix_web::web;
 use anyhow::Context;
 use job_model::outbox::{OutboxRelay, RelayConfig};
 use prometheus_client::registry::Registry;
-use service_common::metrics::{HttpMetrics, record_http};
+use service_common::metrics::HttpMetrics;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -93,23 +91,17 @@ impl Application {
         };
 
         let state = web::Data::new(HttpState { pool: pool.clone(), consuming, registry: Arc::new(registry) });
-        let http_metrics = web::Data::new(http_metrics);
-        let listener =
-            TcpListener::bind(&config.listen_addr).with_context(|| format!("binding {}", config.listen_addr))?;
-        let port = listener.local_addr()?.port();
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(state.clone())
-                .app_data(http_metrics.clone())
-                .wrap(from_fn(record_http))
-                .service(http::healthz)
-                .service(http::readyz)
-                .service(http::metrics)
-        })
-        .disable_signals()
-        .workers(1)
-        .listen(listener)?
-        .run();
+        let (port, server) = service_common::http::serve(service_common::http::Serve {
+            listen_addr: config.listen_addr.clone(),
+            // Probes and scrapes only: one thread is plenty.
+            workers: Some(1),
+            http_metrics,
+            api_doc: <http::ApiDoc as utoipa::OpenApi>::openapi(),
+            routes: http::routes,
+            data: move |cfg: &mut web::ServiceConfig| {
+                cfg.app_data(state.clone());
+            },
+        })?;
         tracing::info!(port, worker_id, "worker started");
         let reaper = ReaperTask {
             pool: pool.clone(),

@@ -166,4 +166,15 @@ async fn poison_messages_are_dead_lettered_and_the_next_job_completes() {
         .await
         .unwrap();
     assert_eq!(workers_alive["status"], "ok");
+    let doc: Value = platform
+        .http
+        .get(format!("http://127.0.0.1:{}/api/openapi.json", platform.workers[0].port))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paths: Vec<&str> = doc["paths"].as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(paths, ["/api/openapi.json", "/healthz", "/metrics", "/readyz"], "the worker documents its routes too");
 }
