@@ -48,8 +48,15 @@ impl TraceService for Collector {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        self.collect(request.into_inner());
+        Ok(tonic::Response::new(ExportTraceServiceResponse { partial_success: None }))
+    }
+}
+
+impl Collector {
+    fn collect(&self, request: ExportTraceServiceRequest) {
         let mut received = self.0.lock().unwrap();
-        for resource_spans in request.into_inner().resource_spans {
+        for resource_spans in request.resource_spans {
             let service = resource_spans
                 .resource
                 .as_ref()
@@ -73,7 +80,6 @@ impl TraceService for Collector {
                 }
             }
         }
-        Ok(tonic::Response::new(ExportTraceServiceResponse { partial_success: None }))
     }
 }
 
@@ -88,6 +94,45 @@ pub struct OtlpReceiver {
 }
 
 impl OtlpReceiver {
+    /// OTLP over HTTP with protobuf bodies (`POST /v1/traces`), for
+    /// `OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf`.
+    pub async fn start_http() -> OtlpReceiver {
+        use prost::Message;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let collector = Collector::default();
+        let spans = collector.0.clone();
+        let server = actix_web::HttpServer::new(move || {
+            let collector = collector.clone();
+            actix_web::App::new().route(
+                "/v1/traces",
+                actix_web::web::post().to(move |body: actix_web::web::Bytes| {
+                    let collector = collector.clone();
+                    async move {
+                        match ExportTraceServiceRequest::decode(body) {
+                            Ok(request) => {
+                                collector.collect(request);
+                                actix_web::HttpResponse::Ok()
+                                    .content_type("application/x-protobuf")
+                                    .body(ExportTraceServiceResponse { partial_success: None }.encode_to_vec())
+                            }
+                            Err(e) => actix_web::HttpResponse::BadRequest().body(e.to_string()),
+                        }
+                    }
+                }),
+            )
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .unwrap()
+        .run();
+        let task = tokio::spawn(async move {
+            let _ = server.await;
+        });
+        OtlpReceiver { addr, spans, task }
+    }
+
     pub async fn start() -> OtlpReceiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -185,3 +185,21 @@ async fn jobs_complete_when_the_collector_is_unreachable() {
         assert_eq!(platform.wait_final(job, Duration::from_secs(60)).await["job_status"], "COMPLETED");
     }
 }
+
+#[tokio::test]
+async fn spans_also_export_over_http_protobuf() {
+    let receiver = OtlpReceiver::start_http().await;
+    let mut setup = traced(&receiver);
+    setup.extra_env.push(("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".to_owned()));
+    let platform = Platform::start(setup).await;
+    let job = platform.submit_document("traced-http", "invoice.txt", &text_invoice("INV-H"), "NORMAL").await;
+    let status = platform.wait_final(&job, Duration::from_secs(60)).await;
+    let trace_id = status["trace_id"].as_str().unwrap().to_owned();
+    let services = eventually(Duration::from_secs(30), "spans over HTTP from both services", || async {
+        let services: std::collections::BTreeSet<String> =
+            receiver.spans().into_iter().filter(|s| s.trace_id == trace_id).map(|s| s.service).collect();
+        (services.len() == 2).then_some(services)
+    })
+    .await;
+    assert_eq!(services, ["ingest-api".to_owned(), "worker".to_owned()].into_iter().collect());
+}
