@@ -70,3 +70,48 @@ pub fn render(registry: &Registry) -> HttpResponse {
 
 /// A registry shared between the handlers that record and the endpoint that renders.
 pub type SharedRegistry = Arc<Registry>;
+
+/// The outbox relay's counters, read from its atomics at scrape time.
+pub fn encode_relay_stats(
+    stats: &job_model::outbox::RelayStats,
+    encoder: &mut prometheus_client::encoding::DescriptorEncoder,
+) -> Result<(), std::fmt::Error> {
+    use std::sync::atomic::Ordering;
+
+    use prometheus_client::encoding::EncodeMetric;
+    use prometheus_client::metrics::counter::ConstCounter;
+    use prometheus_client::metrics::gauge::ConstGauge;
+
+    let published = ConstCounter::new(stats.published.load(Ordering::Relaxed));
+    published.encode(encoder.encode_descriptor(
+        "docflow_outbox_published",
+        "Outbox messages confirmed by the broker",
+        None,
+        published.metric_type(),
+    )?)?;
+    let failures = ConstCounter::new(stats.publish_failures.load(Ordering::Relaxed));
+    failures.encode(encoder.encode_descriptor(
+        "docflow_outbox_publish_failures",
+        "Outbox batches that could not be published (they stay and are retried)",
+        None,
+        failures.metric_type(),
+    )?)?;
+    let connected = ConstGauge::new(i64::from(stats.connected.load(Ordering::Relaxed)));
+    connected.encode(encoder.encode_descriptor(
+        "docflow_outbox_broker_connected",
+        "1 while the outbox relay holds a broker connection",
+        None,
+        connected.metric_type(),
+    )?)?;
+    Ok(())
+}
+
+/// Registers an outbox relay's counters (every service that runs a relay).
+#[derive(Debug)]
+pub struct RelayCollector(pub Arc<job_model::outbox::RelayStats>);
+
+impl prometheus_client::collector::Collector for RelayCollector {
+    fn encode(&self, mut encoder: prometheus_client::encoding::DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        encode_relay_stats(&self.0, &mut encoder)
+    }
+}

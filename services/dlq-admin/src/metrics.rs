@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use job_model::outbox::RelayStats;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
-use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::registry::Registry;
@@ -79,27 +79,7 @@ struct StateCollector {
 
 impl Collector for StateCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let published = ConstCounter::new(self.relay.published.load(Ordering::Relaxed));
-        published.encode(encoder.encode_descriptor(
-            "docflow_outbox_published",
-            "Outbox messages confirmed by the broker",
-            None,
-            published.metric_type(),
-        )?)?;
-        let failures = ConstCounter::new(self.relay.publish_failures.load(Ordering::Relaxed));
-        failures.encode(encoder.encode_descriptor(
-            "docflow_outbox_publish_failures",
-            "Outbox batches that could not be published (they stay and are retried)",
-            None,
-            failures.metric_type(),
-        )?)?;
-        let connected = ConstGauge::new(i64::from(self.relay.connected.load(Ordering::Relaxed)));
-        connected.encode(encoder.encode_descriptor(
-            "docflow_outbox_broker_connected",
-            "1 while the outbox relay holds a broker connection",
-            None,
-            connected.metric_type(),
-        )?)?;
+        service_common::metrics::encode_relay_stats(&self.relay, &mut encoder)?;
         let importing = ConstGauge::new(i64::from(self.importer_connected.load(Ordering::Relaxed)));
         importing.encode(encoder.encode_descriptor(
             "docflow_dlq_importer_connected",

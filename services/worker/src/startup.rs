@@ -54,6 +54,7 @@ impl Application {
         let mut registry = Registry::default();
         let http_metrics = HttpMetrics::register(&mut registry);
         let metrics = WorkerMetrics::register(&mut registry);
+        registry.register_collector(Box::new(service_common::metrics::RelayCollector(relay.stats())));
 
         let pipeline_config = pipeline::PipelineConfig {
             default_stage_timeout: Duration::from_secs_f64(config.stage_timeout_seconds),
