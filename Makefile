@@ -25,8 +25,12 @@ run: services ## Run the platform locally and process a sample document
 build: ## Build every service in release mode
 	cargo build --release --workspace
 
+bench: services ## Benchmarks (release): ingest throughput vs a direct-transaction baseline; metrics report vs a raw scan
+	cargo bench -p ingest-api --bench submit
+	cargo bench -p metrics-tracker --bench report
+
 lint: ## Formatting and clippy, warnings as errors
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-.PHONY: help services nextest test run build lint
+.PHONY: help services nextest test run build bench lint

@@ -6,6 +6,7 @@
 //! behind. Tests that cannot reach those services fail; they never skip.
 
 mod otlp;
+pub mod process;
 mod proxy;
 
 use std::time::Duration;

@@ -98,17 +98,27 @@ fn opt_max(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     }
 }
 
-/// The start of a window of `minutes` ending now (see the module docs).
+/// The start of a window of `minutes` ending now: whole minutes back (see
+/// the module docs).
+const WINDOW_START: &str = "SELECT date_trunc('minute', now()) - make_interval(mins => $1::int)";
+
 pub async fn window_start(pool: &PgPool, minutes: i64) -> Result<DateTime<Utc>, sqlx::Error> {
-    sqlx::query_scalar("SELECT date_trunc('minute', now()) - make_interval(mins => $1::int)")
-        .bind(minutes as i32)
-        .fetch_one(pool)
-        .await
+    sqlx::query_scalar(WINDOW_START).bind(minutes as i32).fetch_one(pool).await
 }
 
 /// Merges the rollups of the last `minutes` (plus the current minute).
+/// Both rollup tables are read from one snapshot (REPEATABLE READ), so the
+/// stage figures and the execution figures describe the same events even
+/// while the consumer commits batches.
 pub async fn load_window(pool: &PgPool, minutes: i64) -> Result<WindowData, sqlx::Error> {
-    let start = window_start(pool, minutes).await?;
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
+    // The window: whole minutes back from now (see the module docs).
+    let start: DateTime<Utc> =
+        sqlx::query_scalar("SELECT date_trunc('minute', now()) - make_interval(mins => $1::int)")
+            .bind(minutes as i32)
+            .fetch_one(&mut *tx)
+            .await?;
     let mut data = WindowData { window_start: start, ..Default::default() };
 
     type StageRow = (String, i64, i64, f64, Option<f64>, Option<f64>, f64, Option<Vec<u8>>);
@@ -117,7 +127,7 @@ pub async fn load_window(pool: &PgPool, minutes: i64) -> Result<WindowData, sqlx
          FROM metric_stage_rollups WHERE bucket >= $1",
     )
     .bind(start)
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await?;
     for (stage, count, failures, sum_ms, min_ms, max_ms, share, sketch) in stage_rows {
         let agg = data.stages.entry(stage).or_default();
@@ -137,7 +147,7 @@ pub async fn load_window(pool: &PgPool, minutes: i64) -> Result<WindowData, sqlx
          FROM metric_execution_rollups WHERE bucket >= $1",
     )
     .bind(start)
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await?;
     let e = &mut data.executions;
     for (priority, outcome, count, sum_total, max_total, total_sketch, wait_count, sum_wait, max_wait, wait_sketch) in
@@ -156,6 +166,7 @@ pub async fn load_window(pool: &PgPool, minutes: i64) -> Result<WindowData, sqlx
             w.sketch.merge_encoded(wait_sketch.as_deref());
         }
     }
+    tx.commit().await?;
     Ok(data)
 }
 

@@ -2,14 +2,12 @@
 //! driven into the DLQ by the worker, then retried once the fault is gone.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use test_support::process::{ServiceProcess as Service, sibling_binary};
 use test_support::{TestBroker, TestDb, eventually, unique_suffix};
 
 use crate::helpers::{READ_TOKEN, WRITE_TOKEN};
@@ -18,64 +16,7 @@ const API_KEY: &str = "e2e-key";
 
 /// A binary built next to dlq-admin by the same cargo run.
 fn sibling(name: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_BIN_EXE_dlq-admin")).with_file_name(name);
-    assert!(
-        path.exists(),
-        "{} is missing: build it first (`cargo build -p {name}`, or run the workspace's tests)",
-        path.display()
-    );
-    path
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A running binary; killed when dropped.
-struct Service {
-    name: &'static str,
-    port: u16,
-    child: Child,
-}
-
-impl Service {
-    fn spawn(name: &'static str, bin: &Path, env: &HashMap<&str, String>, log_dir: &Path) -> Service {
-        let port = free_port();
-        let log = File::create(log_dir.join(format!("{name}.log"))).unwrap();
-        let child = Command::new(bin)
-            .env_clear()
-            .envs(env)
-            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-            .env("LOG_FORMAT", "json")
-            .env("RUST_LOG", "info,sqlx=warn,lapin=warn")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
-        Service { name, port, child }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    async fn ready(&self, http: &reqwest::Client, log_dir: &Path) {
-        let url = self.url("/readyz");
-        eventually(
-            Duration::from_secs(60),
-            &format!("{} to be ready (logs in {})", self.name, log_dir.display()),
-            || async { http.get(&url).send().await.ok()?.status().is_success().then_some(()) },
-        )
-        .await;
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    sibling_binary(env!("CARGO_BIN_EXE_dlq-admin"), name)
 }
 
 /// A small plain-text invoice the pipeline completes.
@@ -123,11 +64,11 @@ async fn a_job_the_worker_dead_lettered_is_listed_inspected_retried_and_complete
 
     // Migrations first, once, so the three processes do not race to apply them.
     let ingest = Service::spawn("ingest-api", &ingest_bin, &env, &log_dir);
-    ingest.ready(&http, &log_dir).await;
+    ingest.ready(&http).await;
     let admin = Service::spawn("dlq-admin", &admin_bin, &env, &log_dir);
     let worker = Service::spawn("worker", &worker_bin, &env, &log_dir);
-    admin.ready(&http, &log_dir).await;
-    worker.ready(&http, &log_dir).await;
+    admin.ready(&http).await;
+    worker.ready(&http).await;
 
     // The blob is a symlink to itself: reading it fails with ELOOP, a
     // retryable blob-store error, so the job exhausts its one retry.

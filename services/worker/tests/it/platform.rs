@@ -1,10 +1,7 @@
 //! The real binaries as processes, against a fresh database and namespace.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use job_model::RetryPolicy;
@@ -13,89 +10,20 @@ use test_support::{TestBroker, TestDb, eventually, unique_suffix};
 
 pub const API_KEY: &str = "e2e-key";
 
+pub use test_support::process::{ServiceProcess as Service, free_port};
+
 pub fn worker_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_worker"))
 }
 
 /// ingest-api is built next to the worker by the same `cargo test` run.
 pub fn ingest_bin() -> PathBuf {
-    let path = worker_bin().with_file_name("ingest-api");
-    assert!(path.exists(), "{} is missing: build the workspace (`cargo nextest run --workspace`)", path.display());
-    path
+    test_support::process::sibling_binary(env!("CARGO_BIN_EXE_worker"), "ingest-api")
 }
 
 /// metrics-tracker, likewise built by the workspace's test run.
 pub fn metrics_tracker_bin() -> PathBuf {
-    let path = worker_bin().with_file_name("metrics-tracker");
-    assert!(path.exists(), "{} is missing: build the workspace (`cargo nextest run --workspace`)", path.display());
-    path
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A running service binary; killed when dropped.
-pub struct Service {
-    pub name: String,
-    pub port: u16,
-    pub log: PathBuf,
-    child: Option<Child>,
-}
-
-impl Service {
-    pub fn spawn(name: &str, bin: &Path, env: &HashMap<String, String>, log_dir: &Path) -> Service {
-        let port = free_port();
-        let log = log_dir.join(format!("{name}.log"));
-        let out = File::create(&log).unwrap();
-        let child = Command::new(bin)
-            .env_clear()
-            .envs(env)
-            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-            .env("LOG_FORMAT", "json")
-            .env("RUST_LOG", "info,sqlx=warn,lapin=warn")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
-        Service { name: name.to_owned(), port, log, child: Some(child) }
-    }
-
-    pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Sends SIGTERM and waits for the exit.
-    pub async fn terminate(&mut self, timeout: Duration) -> ExitStatus {
-        let mut child = self.child.take().expect("running");
-        let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-        assert!(status.success());
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            if tokio::time::Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("{} did not exit within {timeout:?} of SIGTERM; log: {}", self.name, self.log.display());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        self.kill9();
-    }
+    test_support::process::sibling_binary(env!("CARGO_BIN_EXE_worker"), "metrics-tracker")
 }
 
 pub struct Platform {
@@ -202,14 +130,10 @@ impl Platform {
     async fn wait_ready(&self, port: u16, name: &str) {
         let url = format!("http://127.0.0.1:{port}/readyz");
         let http = &self.http;
-        eventually(
-            Duration::from_secs(60),
-            &format!("{name} to be ready (logs in {})", self.log_dir.display()),
-            || async {
-                let ok = http.get(&url).send().await.ok()?.status().is_success();
-                ok.then_some(())
-            },
-        )
+        let what = format!("{name} to be ready (logs in {})", self.log_dir.display());
+        eventually(Duration::from_secs(60), &what, || async {
+            http.get(&url).send().await.ok()?.status().is_success().then_some(())
+        })
         .await;
     }
 
