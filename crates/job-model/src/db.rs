@@ -9,7 +9,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::job::JOB_COLUMNS;
-use crate::outbox::{self, OutboxMessage};
+use crate::outbox::OutboxMessage;
 use crate::{JobMetadata, JobPriority, JobStatus, NewJob, StageRecord};
 
 /// The schema, embedded at compile time from `migrations/`.
@@ -82,13 +82,24 @@ pub async fn submit_job(
         }
     }
 
-    let inserted = sqlx::query_scalar::<_, Uuid>(
-        "INSERT INTO jobs (job_id, document_id, filename, blob_path, file_size, priority, tags, status, \
-                           max_retries, idempotency_key, request_hash, trace_id, traceparent) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'QUEUED', $8, $9, $10, $11, $12) \
-         ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
-         RETURNING job_id",
-    )
+    // The job, its first event and its outbox message in one statement: one
+    // round trip for the write path every submission takes.
+    let created = sqlx::query_as::<_, JobMetadata>(sqlx::AssertSqlSafe(format!(
+        "WITH job AS ( \
+             INSERT INTO jobs (job_id, document_id, filename, blob_path, file_size, priority, tags, status, \
+                               max_retries, idempotency_key, request_hash, trace_id, traceparent) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'QUEUED', $8, $9, $10, $11, $12) \
+             ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+             RETURNING * \
+         ), event AS ( \
+             INSERT INTO job_events (job_id, from_status, to_status, actor, detail) \
+             SELECT job_id, NULL, 'QUEUED', $13, $14 FROM job \
+         ), message AS ( \
+             INSERT INTO outbox (exchange, routing_key, payload, headers, expiration_ms) \
+             SELECT $15, $16, $17, $18, $19 FROM job \
+         ) \
+         SELECT {JOB_COLUMNS} FROM job"
+    )))
     .bind(job.job_id)
     .bind(&job.document_id)
     .bind(&job.filename)
@@ -101,10 +112,17 @@ pub async fn submit_job(
     .bind(&job.request_hash[..])
     .bind(&job.trace_id)
     .bind(&job.traceparent)
+    .bind(actor)
+    .bind(sqlx::types::Json(serde_json::json!({"priority": job.priority})))
+    .bind(&message.exchange)
+    .bind(&message.routing_key)
+    .bind(&message.payload)
+    .bind(sqlx::types::Json(&message.headers))
+    .bind(message.expiration.map(|d| d.as_millis() as i64))
     .fetch_optional(&mut *tx)
     .await?;
 
-    let Some(job_id) = inserted else {
+    let Some(created) = created else {
         // The key is taken: by an earlier request, or by one that committed
         // while this insert waited on it.
         tx.rollback().await?;
@@ -116,11 +134,6 @@ pub async fn submit_job(
                 .await?;
         return existing_outcome(pool, job_id, &hash, job).await;
     };
-
-    record_event(&mut tx, job_id, None, JobStatus::Queued, actor, serde_json::json!({"priority": job.priority}))
-        .await?;
-    outbox::enqueue(&mut tx, message).await?;
-    let created = fetch_job_in(&mut tx, job_id).await?;
     tx.commit().await?;
     Ok(SubmitOutcome::Created(created))
 }
@@ -159,13 +172,6 @@ pub async fn get_job(pool: &PgPool, job_id: Uuid) -> Result<Option<JobMetadata>,
     sqlx::query_as::<_, JobMetadata>(sqlx::AssertSqlSafe(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = $1")))
         .bind(job_id)
         .fetch_optional(pool)
-        .await
-}
-
-async fn fetch_job_in(tx: &mut Transaction<'_, Postgres>, job_id: Uuid) -> Result<JobMetadata, sqlx::Error> {
-    sqlx::query_as::<_, JobMetadata>(sqlx::AssertSqlSafe(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = $1")))
-        .bind(job_id)
-        .fetch_one(&mut **tx)
         .await
 }
 
