@@ -62,6 +62,17 @@ done
 echo "$status" | python3 -m json.tool
 echo "job status: $final (logs in $LOGS/)"
 [ "$final" = COMPLETED ] || exit 1
+
+if [ -x target/debug/metrics-tracker ]; then
+    admin_token=${ADMIN_TOKENS%%:*}
+    for _ in $(seq 20); do
+        report=$(curl -fsS -H "Authorization: Bearer $admin_token" "http://127.0.0.1:8082/api/metrics/report?hours=1" || true)
+        echo "$report" | python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["total_executions"] > 0 else 1)' 2>/dev/null && break
+        sleep 0.5
+    done
+    echo "metrics-tracker report for the last hour:"
+    echo "$report" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(json.dumps({k: r[k] for k in ("total_executions","successful_executions","success_rate","p95_total_duration_ms","throughput_documents_per_hour")}, indent=2))' || true
+fi
 if ! $once; then
     echo "services are running; Ctrl-C stops them"
     wait
