@@ -27,7 +27,7 @@ fn text_invoice() -> Vec<u8> {
         .to_vec()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_the_worker_dead_lettered_is_listed_inspected_retried_and_completes() {
     let (ingest_bin, worker_bin, admin_bin) = (sibling("ingest-api"), sibling("worker"), sibling("dlq-admin"));
     let db = TestDb::new().await;
@@ -183,7 +183,7 @@ async fn a_job_the_worker_dead_lettered_is_listed_inspected_retried_and_complete
     // The replay continues the job's original trace: the admin's action is a
     // span in it, and the third attempt descends from that action.
     let trace_id = done["trace_id"].as_str().expect("a trace id on the job").to_owned();
-    let spans = eventually(Duration::from_secs(30), "the replayed attempt's spans", || async {
+    let spans = eventually(Duration::from_secs(60), "the replayed attempt's spans", || async {
         let spans: Vec<test_support::ReceivedSpan> =
             receiver.spans().into_iter().filter(|s| s.trace_id == trace_id).collect();
         let third =

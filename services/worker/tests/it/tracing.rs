@@ -36,7 +36,7 @@ fn by_id(spans: &[ReceivedSpan]) -> HashMap<&str, &ReceivedSpan> {
     spans.iter().map(|s| (s.span_id.as_str(), s)).collect()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_is_one_trace_from_request_to_stages_and_event() {
     let receiver = OtlpReceiver::start().await;
     let mut platform = Platform::start(traced(&receiver)).await;
@@ -46,14 +46,24 @@ async fn a_job_is_one_trace_from_request_to_stages_and_event() {
     assert_eq!(status["job_status"], "COMPLETED");
     let trace_id = status["trace_id"].as_str().expect("the status API returns the trace id").to_owned();
 
-    let spans = eventually(Duration::from_secs(30), "the job's spans to arrive", || async {
+    // Wait for the last spans of the chain; on a timeout, say what did arrive.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let spans = loop {
         let spans: Vec<ReceivedSpan> = receiver.spans().into_iter().filter(|s| s.trace_id == trace_id).collect();
         let stages = spans.iter().filter(|s| STAGES.contains(&s.name.as_str())).count();
         let events = spans.iter().filter(|s| s.kind == PRODUCER && s.service == "worker").count();
         let tracked = spans.iter().filter(|s| s.kind == CONSUMER && s.service == "metrics-tracker").count();
-        (stages == 8 && events >= 1 && tracked >= 1).then_some(spans)
-    })
-    .await;
+        let server = spans.iter().filter(|s| s.kind == SERVER).count();
+        if stages >= 8 && events >= 1 && tracked >= 1 && server >= 1 {
+            break spans;
+        }
+        if tokio::time::Instant::now() > deadline {
+            let seen: Vec<String> = spans.iter().map(|s| format!("{}:{}", s.service, s.name)).collect();
+            let others = receiver.spans().len() - spans.len();
+            panic!("spans of trace {trace_id} still missing after 60 s; have {seen:?} (+{others} in other traces)");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let index = by_id(&spans);
     let parent_of = |s: &ReceivedSpan| index.get(s.parent_span_id.as_str()).copied();
 
@@ -122,7 +132,7 @@ async fn a_job_is_one_trace_from_request_to_stages_and_event() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_retried_twice_shows_three_attempts_in_one_trace() {
     let receiver = OtlpReceiver::start().await;
     let mut setup = traced(&receiver);
@@ -146,7 +156,7 @@ async fn a_job_retried_twice_shows_three_attempts_in_one_trace() {
     assert_eq!(status["job_status"], "COMPLETED");
     let trace_id = status["trace_id"].as_str().unwrap().to_owned();
 
-    let attempts = eventually(Duration::from_secs(30), "three attempt spans", || async {
+    let attempts = eventually(Duration::from_secs(60), "three attempt spans", || async {
         let attempts: Vec<ReceivedSpan> =
             receiver.spans().into_iter().filter(|s| s.trace_id == trace_id && s.kind == CONSUMER).collect();
         (attempts.len() >= 3).then_some(attempts)
@@ -162,7 +172,7 @@ async fn a_job_retried_twice_shows_three_attempts_in_one_trace() {
     assert_eq!(waits, 3, "each wait (queue, then two retry tiers) is its own span");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_complete_when_the_collector_is_unreachable() {
     let closed = crate::platform::free_port();
     let setup = Setup {
@@ -186,7 +196,7 @@ async fn jobs_complete_when_the_collector_is_unreachable() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_also_export_over_http_protobuf() {
     let receiver = OtlpReceiver::start_http().await;
     let mut setup = traced(&receiver);
@@ -195,7 +205,7 @@ async fn spans_also_export_over_http_protobuf() {
     let job = platform.submit_document("traced-http", "invoice.txt", &text_invoice("INV-H"), "NORMAL").await;
     let status = platform.wait_final(&job, Duration::from_secs(60)).await;
     let trace_id = status["trace_id"].as_str().unwrap().to_owned();
-    let services = eventually(Duration::from_secs(30), "spans over HTTP from both services", || async {
+    let services = eventually(Duration::from_secs(60), "spans over HTTP from both services", || async {
         let services: std::collections::BTreeSet<String> =
             receiver.spans().into_iter().filter(|s| s.trace_id == trace_id).map(|s| s.service).collect();
         (services.len() == 2).then_some(services)
