@@ -233,6 +233,35 @@ pub struct ExecutionEvent {
 }
 
 impl ExecutionEvent {
+    /// The event of one attempt of `job` that started at `started_at` and
+    /// ran for `elapsed`; errors and stages are for the caller to fill in.
+    pub fn for_attempt(
+        job: &crate::JobMetadata,
+        worker_id: &str,
+        outcome: AttemptOutcome,
+        started_at: DateTime<Utc>,
+        elapsed: std::time::Duration,
+    ) -> Self {
+        ExecutionEvent {
+            schema_version: SCHEMA_VERSION,
+            job_id: job.job_id,
+            attempt: job.attempt,
+            document_id: job.document_id.clone(),
+            priority: job.priority,
+            outcome,
+            error_message: None,
+            error_stage: None,
+            worker_id: worker_id.to_owned(),
+            submitted_at: job.created_at,
+            started_at,
+            finished_at: started_at + chrono::Duration::from_std(elapsed).unwrap_or_default(),
+            queue_wait_ms: (started_at - job.created_at).num_microseconds().unwrap_or(0).max(0) as f64 / 1000.0,
+            total_duration_ms: elapsed.as_secs_f64() * 1000.0,
+            stages: Vec::new(),
+            trace_id: job.trace_id.clone(),
+        }
+    }
+
     pub fn routing_key(&self) -> String {
         format!("execution.{}", self.outcome.as_str())
     }

@@ -9,6 +9,7 @@ pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod openapi;
+pub mod request;
 pub mod shutdown;
 
 pub use error::{ApiError, ErrorCode};

@@ -169,10 +169,7 @@ fn parse_instant(raw: &str, field: &str) -> Result<DateTime<Utc>, ApiError> {
 }
 
 /// A job id (or poison item id) from a path.
-pub fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw.trim())
-        .map_err(|_| ApiError::new(ErrorCode::InvalidJobId, format!("{raw:?} is not a job id (a UUID)")))
-}
+pub use service_common::request::parse_job_id as parse_id;
 
 /// The list's keyset cursor: the last item's DLQ time and id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -284,22 +284,10 @@ impl Executor {
             .observe(elapsed.as_secs_f64());
 
         let event = ExecutionEvent {
-            schema_version: job_model::message::SCHEMA_VERSION,
-            job_id: job.job_id,
-            attempt: job.attempt,
-            document_id: job.document_id.clone(),
-            priority: job.priority,
-            outcome,
             error_message: error_message.clone(),
             error_stage: error_stage.clone(),
-            worker_id: self.worker_id.clone(),
-            submitted_at: job.created_at,
-            started_at,
-            finished_at: started_at + chrono::Duration::from_std(elapsed).unwrap_or_default(),
-            queue_wait_ms: (started_at - job.created_at).num_microseconds().unwrap_or(0).max(0) as f64 / 1000.0,
-            total_duration_ms: elapsed.as_secs_f64() * 1000.0,
             stages: stages.clone(),
-            trace_id: job.trace_id.clone(),
+            ..ExecutionEvent::for_attempt(job, &self.worker_id, outcome, started_at, elapsed)
         };
         messages_out.push(messages::execution_event(&self.topology, &event));
         AttemptRecord {
@@ -334,24 +322,9 @@ impl Executor {
     async fn quarantine(&self, job: JobMetadata, abort: &CancellationToken) -> Settle {
         let error = format!("worker died {} times while processing this job; quarantined as poison", job.crash_count);
         tracing::error!(job_id = %job.job_id, "{error}");
-        let now = Utc::now();
         let event = ExecutionEvent {
-            schema_version: job_model::message::SCHEMA_VERSION,
-            job_id: job.job_id,
-            attempt: job.attempt,
-            document_id: job.document_id.clone(),
-            priority: job.priority,
-            outcome: AttemptOutcome::Dlq,
             error_message: Some(error.clone()),
-            error_stage: None,
-            worker_id: self.worker_id.clone(),
-            submitted_at: job.created_at,
-            started_at: now,
-            finished_at: now,
-            queue_wait_ms: 0.0,
-            total_duration_ms: 0.0,
-            stages: Vec::new(),
-            trace_id: job.trace_id.clone(),
+            ..ExecutionEvent::for_attempt(&job, &self.worker_id, AttemptOutcome::Dlq, Utc::now(), Duration::ZERO)
         };
         let record = AttemptRecord {
             job_id: job.job_id,

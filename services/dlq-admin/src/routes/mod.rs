@@ -9,38 +9,14 @@ pub mod items;
 pub mod views;
 
 use actix_web::{HttpRequest, web};
-use futures::StreamExt;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use service_common::{ApiError, ErrorCode};
 
 use crate::domain::MAX_REASON_CHARS;
 
-fn too_large(limit: usize) -> ApiError {
-    ApiError::new(ErrorCode::PayloadTooLarge, format!("the body is larger than {limit} bytes"))
-}
-
-/// Reads a body, stopping (413) as soon as it passes `limit`.
-async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<web::Bytes, ApiError> {
-    let declared = req
-        .headers()
-        .get(actix_web::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large(limit));
-    }
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("reading the body failed: {e}")))?;
-        if body.len() + chunk.len() > limit {
-            return Err(too_large(limit));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
-}
+pub(crate) use service_common::request::query;
+use service_common::request::read_body;
 
 /// The JSON body of a change. Every change needs a `reason` (422
 /// `missing_field` without one), which is trimmed in the result.
@@ -91,11 +67,4 @@ pub(crate) async fn write_body<T: DeserializeOwned>(
         }
     })?;
     Ok((parsed, reason))
-}
-
-/// A query string into `T`; anything it cannot hold is a 400.
-pub(crate) fn query<T: DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
-    web::Query::<T>::from_query(req.query_string())
-        .map(web::Query::into_inner)
-        .map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.to_string()))
 }

@@ -52,9 +52,7 @@ pub async fn list_jobs(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = web::Query::<ListQuery>::from_query(req.query_string())
-        .map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.to_string()))?
-        .into_inner();
+    let query: ListQuery = service_common::request::query(&req)?;
     let invalid = |field: &str, msg: String| ApiError::field(ErrorCode::InvalidQuery, field, msg);
     let filter = JobFilter {
         status: query.status.as_deref().map(str::parse).transpose().map_err(|e| invalid("status", format!("{e}")))?,

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use job_model::{JobMetadata, JobPriority, JobStatus, StageRecord, db};
 use serde::Serialize;
 use service_common::error::ErrorBody;
+use service_common::request::parse_job_id;
 use service_common::{ApiError, ErrorCode};
 use uuid::Uuid;
 
@@ -69,11 +70,6 @@ pub struct JobStatusResponse {
     pub job: JobView,
     /// Stages run so far, per attempt, in pipeline order.
     pub stages: Vec<StageRecord>,
-}
-
-pub(crate) fn parse_job_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw)
-        .map_err(|_| ApiError::new(ErrorCode::InvalidJobId, format!("{raw:?} is not a job id (a UUID)")))
 }
 
 #[utoipa::path(

@@ -121,7 +121,7 @@ pub async fn job_executions(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let job_id = Uuid::parse_str(&path).map_err(|_| ApiError::new(ErrorCode::InvalidJobId, "job_id is not a UUID"))?;
+    let job_id = service_common::request::parse_job_id(&path)?;
     let attempts = executions::of_job(&state.pool, job_id).await.map_err(ApiError::database)?;
     if attempts.is_empty() {
         return Err(ApiError::new(ErrorCode::JobNotFound, "no execution of this job is recorded"));
