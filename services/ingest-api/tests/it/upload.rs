@@ -114,3 +114,18 @@ async fn bad_uploads_are_refused_and_leave_nothing() {
     assert_eq!(app.job_count().await, 0);
     assert!(stored_files(&app).is_empty(), "no blob left behind");
 }
+
+#[tokio::test]
+async fn an_upload_while_the_blob_store_fails_is_a_503_and_queues_nothing() {
+    let app = TestApp::spawn().await;
+    // The store's directory turns into a plain file: every write fails.
+    std::fs::remove_dir_all(&app.blob_dir).ok();
+    std::fs::write(&app.blob_dir, b"not a directory").unwrap();
+    let response = upload(&app, form("scan-down", PDF)).await;
+    let retry_after = response.headers().get("retry-after").is_some();
+    assert_error(response, StatusCode::SERVICE_UNAVAILABLE, "service_unavailable").await;
+    assert!(retry_after, "503 carries Retry-After");
+    assert_eq!(app.job_count().await, 0);
+    assert_eq!(app.outbox_count().await, 0);
+    std::fs::remove_file(&app.blob_dir).unwrap();
+}
