@@ -17,7 +17,11 @@ endif
 
 test: services nextest ## Run every test against the local Postgres and RabbitMQ
 	scripts/check-deploy.sh
+	scripts/sqlx-prepare.sh --check
 	cargo nextest run --workspace --no-fail-fast
+
+sqlx-prepare: services ## Regenerate .sqlx/ after changing a query or a migration
+	scripts/sqlx-prepare.sh
 
 run: services ## Run the platform locally and process a sample document
 	@scripts/run-local.sh $(RUN_ARGS)
@@ -33,4 +37,4 @@ lint: ## Formatting and clippy, warnings as errors
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-.PHONY: help services nextest test run build bench lint
+.PHONY: help services nextest test sqlx-prepare run build bench lint

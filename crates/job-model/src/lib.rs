@@ -1,10 +1,11 @@
-//! The docflow job model: what a job is, how its status may change, what
-//! travels on the broker, and how it is stored. Shared by every service so
-//! that none of them redefines a status, a queue name or a message shape.
+//! The docflow job model: what a job is, how its status may change, and what
+//! travels on the broker. Types only, no I/O: the `job-store` crate reads
+//! and writes them in Postgres, the `broker` crate moves them over AMQP.
+//! Shared by every service so that none of them redefines a status, a queue
+//! name or a message shape.
 
-pub mod db;
+mod dlq;
 mod job;
-pub mod lifecycle;
 pub mod message;
 pub mod outbox;
 mod priority;
@@ -12,10 +13,12 @@ mod stats;
 pub mod status;
 pub mod topology;
 
+pub use dlq::ItemKind;
 pub use job::{JobMetadata, NewJob, StageRecord};
 pub use message::{
     AttemptOutcome, ExecutionEvent, JobEnvelope, JobMessage, PoisonReason, ProcessDocument, StageTiming,
 };
+pub use outbox::{JobRoute, OutboxMessage};
 pub use priority::{JobPriority, UnknownPriority};
 pub use stats::QueueStats;
 pub use status::{InvalidTransition, JobStatus};

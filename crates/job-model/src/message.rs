@@ -80,7 +80,8 @@ impl PoisonReason {
 }
 
 impl JobEnvelope {
-    pub fn process_document(body: ProcessDocument) -> Self {
+    /// The one way to build a job's message body.
+    pub fn for_job(body: ProcessDocument) -> Self {
         JobEnvelope { schema_version: SCHEMA_VERSION, body: JobMessage::ProcessDocument(body), enqueued_at: Utc::now() }
     }
 
@@ -112,7 +113,7 @@ mod tests {
     use super::*;
 
     fn sample() -> JobEnvelope {
-        JobEnvelope::process_document(ProcessDocument {
+        JobEnvelope::for_job(ProcessDocument {
             job_id: Uuid::now_v7(),
             document_id: "doc-1".into(),
             filename: "invoice.pdf".into(),
@@ -269,6 +270,20 @@ impl ExecutionEvent {
 
 impl From<&crate::JobMetadata> for ProcessDocument {
     fn from(job: &crate::JobMetadata) -> Self {
+        ProcessDocument {
+            job_id: job.job_id,
+            document_id: job.document_id.clone(),
+            filename: job.filename.clone(),
+            blob_path: job.blob_path.clone(),
+            file_size: job.file_size,
+            priority: job.priority,
+            tags: job.tags.clone(),
+        }
+    }
+}
+
+impl From<&crate::NewJob> for ProcessDocument {
+    fn from(job: &crate::NewJob) -> Self {
         ProcessDocument {
             job_id: job.job_id,
             document_id: job.document_id.clone(),

@@ -1,13 +1,8 @@
-//! RabbitMQ names and their idempotent declaration (DESIGN.md, "RabbitMQ topology").
-//!
-//! Every name can carry a namespace prefix (`DOCFLOW_NAMESPACE`), which is how
+//! RabbitMQ names (DESIGN.md, "RabbitMQ topology"); the `broker` crate
+//! declares them. Every name can carry a namespace prefix (`DOCFLOW_NAMESPACE`), which is how
 //! tests share one broker without seeing each other's messages.
 
 use std::time::Duration;
-
-use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
-use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{Channel, ExchangeKind};
 
 use crate::JobPriority;
 
@@ -125,85 +120,6 @@ impl Topology {
         }
         names
     }
-
-    /// Declares exchanges, job queues, the DLQ and the events queue. Safe to
-    /// run from every service at every start: declarations with equal
-    /// arguments are no-ops.
-    pub async fn declare(&self, channel: &Channel) -> lapin::Result<()> {
-        let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
-        channel
-            .exchange_declare(self.jobs_exchange().into(), ExchangeKind::Direct, durable, FieldTable::default())
-            .await?;
-        channel
-            .exchange_declare(self.dlq_exchange().into(), ExchangeKind::Fanout, durable, FieldTable::default())
-            .await?;
-        channel
-            .exchange_declare(self.events_exchange().into(), ExchangeKind::Topic, durable, FieldTable::default())
-            .await?;
-
-        for priority in JobPriority::ALL {
-            let mut args = quorum_args();
-            args.insert(short("x-delivery-limit"), AMQPValue::LongLongInt(DELIVERY_LIMIT));
-            args.insert(short("x-dead-letter-exchange"), long(&self.dlq_exchange()));
-            let queue = self.job_queue(priority);
-            declare_queue(channel, &queue, args).await?;
-            bind(channel, &queue, &self.jobs_exchange(), priority.routing_key()).await?;
-        }
-
-        declare_queue(channel, &self.dlq_queue(), quorum_args()).await?;
-        bind(channel, &self.dlq_queue(), &self.dlq_exchange(), "").await?;
-
-        declare_queue(channel, &self.metrics_events_queue(), quorum_args()).await?;
-        bind(channel, &self.metrics_events_queue(), &self.events_exchange(), "#").await?;
-        Ok(())
-    }
-
-    /// Declares one queue per retry tier. A message waits there for the
-    /// tier's TTL (or its own shorter `expiration`, which carries the jitter),
-    /// then dead-letters back to `docflow.jobs` under its original routing key.
-    pub async fn declare_retry_tiers(&self, channel: &Channel, policy: &RetryPolicy) -> lapin::Result<()> {
-        let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
-        for delay in policy.tiers() {
-            let exchange = self.retry_exchange(delay);
-            channel
-                .exchange_declare(exchange.clone().into(), ExchangeKind::Fanout, durable, FieldTable::default())
-                .await?;
-            let mut args = quorum_args();
-            args.insert(short("x-message-ttl"), AMQPValue::LongLongInt(delay.as_millis() as i64));
-            args.insert(short("x-dead-letter-exchange"), long(&self.jobs_exchange()));
-            let queue = self.retry_queue(delay);
-            declare_queue(channel, &queue, args).await?;
-            bind(channel, &queue, &exchange, "").await?;
-        }
-        Ok(())
-    }
-}
-
-fn short(s: &str) -> ShortString {
-    s.into()
-}
-
-fn long(s: &str) -> AMQPValue {
-    AMQPValue::LongString(LongString::from(s))
-}
-
-/// Quorum queues replicate and survive node loss; they must be durable and
-/// cannot be exclusive or auto-delete (RabbitMQ docs, "Quorum Queues").
-fn quorum_args() -> FieldTable {
-    let mut args = FieldTable::default();
-    args.insert(short("x-queue-type"), long("quorum"));
-    args
-}
-
-async fn declare_queue(channel: &Channel, name: &str, args: FieldTable) -> lapin::Result<()> {
-    let options = QueueDeclareOptions { durable: true, ..Default::default() };
-    channel.queue_declare(name.into(), options, args).await.map(|_| ())
-}
-
-async fn bind(channel: &Channel, queue: &str, exchange: &str, key: &str) -> lapin::Result<()> {
-    channel
-        .queue_bind(queue.into(), exchange.into(), key.into(), QueueBindOptions::default(), FieldTable::default())
-        .await
 }
 
 #[cfg(test)]

@@ -35,11 +35,11 @@ impl DatabaseArgs {
     /// (sqlx takes an advisory lock, so replicas starting together are safe).
     pub async fn connect(&self) -> anyhow::Result<sqlx::PgPool> {
         use anyhow::Context;
-        let pool = job_model::db::connect(&self.database_url, self.database_max_connections, self.acquire_timeout())
+        let pool = job_store::connect(&self.database_url, self.database_max_connections, self.acquire_timeout())
             .await
             .context("invalid DATABASE_URL")?;
         if !self.skip_migrations {
-            job_model::db::MIGRATOR.run(&pool).await.context("running database migrations")?;
+            job_store::MIGRATOR.run(&pool).await.context("running database migrations")?;
         }
         Ok(pool)
     }
@@ -69,6 +69,12 @@ pub struct AmqpArgs {
     /// Prefix for every queue and exchange name (tests set a unique one).
     #[arg(long, env = "DOCFLOW_NAMESPACE", default_value = "")]
     pub namespace: String,
+
+    /// The longest wait for the broker to confirm a publish, in
+    /// milliseconds; past it the connection is treated as broken (a broker
+    /// blocked by a memory or disk alarm confirms nothing).
+    #[arg(long, env = "AMQP_PUBLISH_TIMEOUT_MS", default_value_t = 10_000)]
+    pub publish_timeout_ms: u64,
 }
 
 impl AmqpArgs {
@@ -84,6 +90,10 @@ impl AmqpArgs {
             self.rabbitmq_port,
             encode(&self.rabbitmq_vhost)
         )
+    }
+
+    pub fn publish_timeout(&self) -> Duration {
+        Duration::from_millis(self.publish_timeout_ms.max(1))
     }
 
     pub fn topology(&self) -> job_model::Topology {

@@ -125,6 +125,15 @@ impl ApiError {
         ApiError::new(ErrorCode::InternalError, "internal error")
     }
 
+    /// A store error by its kind: Postgres being away is the client's cue
+    /// to come back later (503); anything else is a bug (500 `internal`).
+    pub fn store(error: job_store::StoreError) -> Self {
+        match error {
+            job_store::StoreError::Unavailable(error) => ApiError::database(error),
+            other => ApiError::internal(other),
+        }
+    }
+
     /// Postgres being away is the client's cue to come back later, not a bug.
     pub fn database(error: sqlx::Error) -> Self {
         if is_unavailable(&error) {

@@ -73,7 +73,7 @@ pub type SharedRegistry = Arc<Registry>;
 
 /// The outbox relay's counters, read from its atomics at scrape time.
 pub fn encode_relay_stats(
-    stats: &job_model::outbox::RelayStats,
+    stats: &broker::RelayStats,
     encoder: &mut prometheus_client::encoding::DescriptorEncoder,
 ) -> Result<(), std::fmt::Error> {
     use std::sync::atomic::Ordering;
@@ -108,7 +108,7 @@ pub fn encode_relay_stats(
 
 /// Registers an outbox relay's counters (every service that runs a relay).
 #[derive(Debug)]
-pub struct RelayCollector(pub Arc<job_model::outbox::RelayStats>);
+pub struct RelayCollector(pub Arc<broker::RelayStats>);
 
 impl prometheus_client::collector::Collector for RelayCollector {
     fn encode(&self, mut encoder: prometheus_client::encoding::DescriptorEncoder) -> Result<(), std::fmt::Error> {

@@ -55,7 +55,7 @@ impl TestDb {
         admin.close().await;
         let url = database_url_for(&name);
         let pool = PgPoolOptions::new().max_connections(5).connect(&url).await.unwrap();
-        job_model::db::MIGRATOR.run(&pool).await.expect("migrations apply to a fresh database");
+        job_store::MIGRATOR.run(&pool).await.expect("migrations apply to a fresh database");
         TestDb { pool, name, url }
     }
 
@@ -116,7 +116,7 @@ impl TestBroker {
     pub async fn declare(&self) -> Connection {
         let conn = self.connect().await;
         let channel = conn.create_channel().await.unwrap();
-        self.topology.declare(&channel).await.unwrap();
+        broker::topology::declare(&self.topology, &channel).await.unwrap();
         conn
     }
 

@@ -2,75 +2,14 @@
 //! cursors. Everything past the handlers holds only valid values.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use job_model::JobPriority;
-use serde::{Deserialize, Serialize};
+use job_model::{ItemKind, JobPriority};
+pub use job_store::dlq::{DlqFilter, ItemCursor};
+use serde::Deserialize;
 use service_common::{ApiError, ErrorCode};
-use uuid::Uuid;
 
 /// Longest `reason` an admin may give.
 pub const MAX_REASON_CHARS: usize = 1000;
 const MAX_FILTER_CHARS: usize = 500;
-
-/// What a DLQ item is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ItemKind {
-    /// A job row parked in status DLQ (retries exhausted, a panicking
-    /// stage, a job that kept killing its worker).
-    Job,
-    /// A message on `jobs.dlq` that no job row stands behind (unparseable,
-    /// unknown job, dead-lettered by the broker); imported into `dlq_poison`.
-    Poison,
-}
-
-impl ItemKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ItemKind::Job => "job",
-            ItemKind::Poison => "poison",
-        }
-    }
-
-    fn parse(raw: &str) -> Option<ItemKind> {
-        match raw.trim().to_ascii_lowercase().as_str() {
-            "job" => Some(ItemKind::Job),
-            "poison" => Some(ItemKind::Poison),
-            _ => None,
-        }
-    }
-}
-
-/// Which DLQ items a list, a group view, a bulk retry or a purge covers.
-/// Every field narrows; an empty filter is the whole DLQ.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct DlqFilter {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub kind: Option<ItemKind>,
-    /// Case-insensitive substring of the error message.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error_contains: Option<String>,
-    /// The failing stage (jobs only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub stage: Option<String>,
-    /// Jobs only.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub priority: Option<JobPriority>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub document_id: Option<String>,
-    /// Dead-lettered at or after.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub since: Option<DateTime<Utc>>,
-    /// Dead-lettered before.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub until: Option<DateTime<Utc>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fingerprint: Option<String>,
-    /// Why it was dead-lettered: `retries_exhausted`, `poison_crashes`,
-    /// `stage_panicked` for jobs; `not_json`, `unknown_job`,
-    /// `delivery_limit`, … for poison messages.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
 
 /// The filter's fields as they arrive, in a query string or a JSON body.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
@@ -171,25 +110,10 @@ fn parse_instant(raw: &str, field: &str) -> Result<DateTime<Utc>, ApiError> {
 /// A job id (or poison item id) from a path.
 pub use service_common::request::parse_job_id as parse_id;
 
-/// The list's keyset cursor: the last item's DLQ time and id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ItemCursor {
-    pub dlq_at: DateTime<Utc>,
-    pub id: Uuid,
-}
-
-impl ItemCursor {
-    pub fn encode(&self) -> String {
-        format!("{}_{}", self.dlq_at.timestamp_micros(), self.id.simple())
-    }
-
-    pub fn decode(raw: &str) -> Result<ItemCursor, ApiError> {
-        let bad = || ApiError::new(ErrorCode::InvalidCursor, "cursor is not one this API returned");
-        let (micros, id) = raw.split_once('_').ok_or_else(bad)?;
-        let dlq_at = micros.parse::<i64>().ok().and_then(DateTime::from_timestamp_micros).ok_or_else(bad)?;
-        let id = Uuid::parse_str(id).map_err(|_| bad())?;
-        Ok(ItemCursor { dlq_at, id })
-    }
+/// The list's keyset cursor, from the string this API returned.
+pub fn parse_cursor(raw: &str) -> Result<ItemCursor, ApiError> {
+    ItemCursor::decode(raw)
+        .ok_or_else(|| ApiError::new(ErrorCode::InvalidCursor, "cursor is not one this API returned"))
 }
 
 /// Page size: 1 to `max`, `default` when absent.
@@ -248,16 +172,6 @@ mod tests {
         assert_eq!(escape_payload(b"\xff\x00ok", 100).0, "\\xff\\u{0}ok");
         assert_eq!(escape_payload("Grüße \u{202e}x".as_bytes(), 100).0, "Grüße \\u{202e}x");
         assert_eq!(escape_payload(b"abcdef", 3), ("abc".to_owned(), true));
-    }
-
-    #[test]
-    fn cursors_round_trip_and_refuse_garbage() {
-        let c =
-            ItemCursor { dlq_at: DateTime::from_timestamp_micros(1_764_000_000_123_456).unwrap(), id: Uuid::now_v7() };
-        assert_eq!(ItemCursor::decode(&c.encode()).unwrap(), c);
-        for bad in ["", "x", "12_nope", "x_0193a0c0-0000-7000-8000-000000000000"] {
-            assert!(ItemCursor::decode(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]

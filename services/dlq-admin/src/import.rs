@@ -14,16 +14,17 @@
 //!   `unknown_job`, bodies no job comes of) becomes a poison item
 //!   (`dlq_poison`) with its reason, headers and raw payload.
 
-use lapin::message::Delivery;
-use lapin::types::{AMQPValue, FieldTable};
+use broker::lapin::message::Delivery;
+use broker::lapin::types::{AMQPValue, FieldTable};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::db::import::{self as store, NewPoison};
 use job_model::message::headers;
 use job_model::{JobEnvelope, JobMessage, JobStatus};
+use job_store::StoreResult;
+use job_store::dlq::import::{self as store, NewPoison};
 
 /// Reasons a worker gives for a message no job can come of: the message is
 /// poison whatever else it carries.
@@ -182,9 +183,9 @@ pub fn plan(letter: &DeadLetter) -> Plan {
 /// other failure means this message cannot be stored as it is; it is then
 /// stored as a bare poison item (reason `unimportable`, its bytes and the
 /// error), so one odd message never blocks the queue behind it.
-pub async fn import(pool: &PgPool, letter: &DeadLetter) -> Result<ImportOutcome, sqlx::Error> {
+pub async fn import(pool: &PgPool, letter: &DeadLetter) -> StoreResult<ImportOutcome> {
     match import_as_is(pool, letter).await {
-        Err(error) if !service_common::error::is_unavailable(&error) => {
+        Err(error) if !error.is_unavailable() => {
             tracing::error!(%error, "a dead letter could not be imported as it is; storing its bytes only");
             let bare = NewPoison {
                 reason: "unimportable".to_owned(),
@@ -204,7 +205,7 @@ pub async fn import(pool: &PgPool, letter: &DeadLetter) -> Result<ImportOutcome,
     }
 }
 
-async fn import_as_is(pool: &PgPool, letter: &DeadLetter) -> Result<ImportOutcome, sqlx::Error> {
+async fn import_as_is(pool: &PgPool, letter: &DeadLetter) -> StoreResult<ImportOutcome> {
     let poison = match plan(letter) {
         Plan::Poison(poison) => poison,
         Plan::Job { job_id, attempt, document_id, dlq_reason } => {

@@ -31,7 +31,7 @@
 //!   `job_events` row records the previous error, stage and retry count.
 //! - **Through the outbox.** The retried job's message is inserted into
 //!   `outbox` in the retry's transaction and published by an
-//!   [`job_model::outbox::OutboxRelay`] running in dlq-admin (publisher
+//!   [`broker::OutboxRelay`] running in dlq-admin (publisher
 //!   confirms), so a retry survives a broker outage.
 //! - **Fingerprints.** An item's fingerprint is the first 16 hex digits of
 //!   an MD5 over its error kind (the worker's code, e.g.
@@ -60,7 +60,6 @@
 
 pub mod config;
 pub mod consumer;
-pub mod db;
 pub mod domain;
 pub mod import;
 mod metrics;

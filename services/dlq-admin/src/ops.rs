@@ -7,17 +7,17 @@ use std::collections::BTreeSet;
 use std::num::NonZeroU32;
 
 use chrono::{DateTime, Utc};
-use job_model::message::job_headers;
-use job_model::outbox::{self, OutboxMessage};
-use job_model::{JobEnvelope, JobMetadata, JobStatus, ProcessDocument, Topology, db as jobs_db};
+use job_model::{ItemKind, JobMetadata, JobRoute, JobStatus, OutboxMessage, ProcessDocument, Topology};
+use job_store::dlq::DlqFilter;
+use job_store::dlq::audit::{self, Action, NewEntry};
+use job_store::dlq::changes::{self, ChangedJob};
+use job_store::jobs as jobs_db;
+use job_store::{StoreError, StoreResult, outbox};
 use serde_json::json;
 use service_common::{ApiError, ErrorCode};
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
-use crate::db::audit::{self, Action, NewEntry};
-use crate::db::changes::{self, ChangedJob};
-use crate::domain::{DlqFilter, ItemKind};
 use crate::metrics::ModeLabels;
 use crate::state::AppState;
 
@@ -33,7 +33,13 @@ pub enum OpError {
     #[error("{0} is a poison message: there is no job to requeue (fix its producer, then delete it)")]
     PoisonNotRetryable(Uuid),
     #[error("database: {0}")]
-    Db(#[from] sqlx::Error),
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for OpError {
+    fn from(e: sqlx::Error) -> OpError {
+        OpError::Store(e.into())
+    }
 }
 
 impl From<OpError> for ApiError {
@@ -43,7 +49,7 @@ impl From<OpError> for ApiError {
             OpError::NotInDlq { .. } | OpError::PoisonNotRetryable(_) => {
                 ApiError::new(ErrorCode::Conflict, e.to_string())
             }
-            OpError::Db(db) => ApiError::database(db),
+            OpError::Store(error) => ApiError::store(error),
         }
     }
 }
@@ -90,14 +96,8 @@ fn event_actor(actor: &str) -> String {
 /// the submission's context and linked to the admin request that caused it,
 /// is the parent of the retried run.
 pub fn job_message(topology: &Topology, job: &JobMetadata) -> OutboxMessage {
-    let mut headers = replay_context_headers(job);
-    headers.extend(job_headers(job.job_id, job.attempt + 1));
-    OutboxMessage::new(
-        topology.jobs_exchange(),
-        job.priority.routing_key().into(),
-        JobEnvelope::process_document(ProcessDocument::from(job)).encode(),
-        headers,
-    )
+    let trace = replay_context_headers(job);
+    OutboxMessage::for_job(topology, ProcessDocument::from(job), job.attempt + 1, JobRoute::Queue, trace)
 }
 
 fn replay_context_headers(job: &JobMetadata) -> std::collections::BTreeMap<String, String> {
@@ -135,7 +135,7 @@ async fn requeued(
     reason: &str,
     request_id: Uuid,
     mode: Mode,
-) -> Result<(), sqlx::Error> {
+) -> StoreResult<()> {
     for c in changed {
         let from = c.transition(JobStatus::Queued)?;
         let detail = json!({
@@ -164,7 +164,7 @@ async fn deleted(
     reason: &str,
     request_id: Uuid,
     mode: Mode,
-) -> Result<(), sqlx::Error> {
+) -> StoreResult<()> {
     for c in changed {
         let from = c.transition(JobStatus::Deleted)?;
         let detail = json!({"reason": reason, "request_id": request_id, "mode": mode.as_str()});
@@ -193,7 +193,7 @@ pub async fn retry_one(state: &AppState, actor: &str, reason: &str, id: Uuid) ->
     let Some(job) = changed.first() else {
         // Locked above, so the row cannot have moved; refuse rather than guess.
         tx.rollback().await?;
-        return Err(OpError::Db(sqlx::Error::Protocol(format!("job {id} was locked as {status} but not requeued"))));
+        return Err(OpError::Store(StoreError::invariant(format!("job {id} was locked as {status} but not requeued"))));
     };
     requeued(&mut tx, &state.topology, &changed, actor, reason, request_id, Mode::Single).await?;
     let audit_id = audit::record(
@@ -255,7 +255,7 @@ pub async fn delete_one(state: &AppState, actor: &str, reason: &str, id: Uuid) -
                 changes::move_jobs(&mut tx, JobStatus::Deleted, &DlqFilter::default(), Some(&[id]), 1).await?;
             if changed.len() != 1 {
                 tx.rollback().await?;
-                return Err(OpError::Db(sqlx::Error::Protocol(format!(
+                return Err(OpError::Store(StoreError::invariant(format!(
                     "job {id} was locked as {status} but not deleted"
                 ))));
             }
@@ -334,7 +334,7 @@ pub async fn bulk_retry(
     reason: &str,
     selection: &Selection,
     max_jobs: u32,
-) -> Result<BulkRetryOutcome, sqlx::Error> {
+) -> StoreResult<BulkRetryOutcome> {
     let request_id = Uuid::now_v7();
     let (filter, ids) = selection.parts();
     let mut remaining = i64::from(max_jobs);
@@ -409,11 +409,7 @@ pub async fn bulk_retry(
     if let Selection::Ids(ids) = selection {
         let missing: Vec<Uuid> = ids.iter().filter(|id| !retried_ids.contains(*id)).copied().collect();
         if !missing.is_empty() {
-            let statuses: Vec<(Uuid, String)> =
-                sqlx::query_as("SELECT job_id, status FROM jobs WHERE job_id = ANY($1)")
-                    .bind(&missing)
-                    .fetch_all(&state.pool)
-                    .await?;
+            let statuses = jobs_db::statuses(&state.pool, &missing).await?;
             outcome.not_retried = missing
                 .into_iter()
                 .map(|id| (id, statuses.iter().find(|(j, _)| *j == id).map(|(_, s)| s.clone())))
@@ -428,7 +424,7 @@ pub async fn bulk_retry_preview(
     state: &AppState,
     selection: &Selection,
     max_jobs: u32,
-) -> Result<(i64, Vec<Uuid>), sqlx::Error> {
+) -> StoreResult<(i64, Vec<Uuid>)> {
     let (filter, ids) = selection.parts();
     changes::count_jobs(&state.pool, JobStatus::Dlq, &filter, ids, i64::from(max_jobs)).await
 }
@@ -451,8 +447,8 @@ pub async fn purge(
     older_than_days: u32,
     mode: Mode,
     dry_run: bool,
-) -> Result<PurgeOutcome, sqlx::Error> {
-    let cutoff = crate::db::db_now_minus_days(&state.pool, older_than_days).await?;
+) -> StoreResult<PurgeOutcome> {
+    let cutoff = job_store::dlq::db_now_minus_days(&state.pool, older_than_days).await?;
     let request_id = Uuid::now_v7();
     let filter = DlqFilter { until: Some(cutoff), ..DlqFilter::default() };
     let mut outcome = PurgeOutcome { request_id, cutoff, jobs: 0, poison: 0 };

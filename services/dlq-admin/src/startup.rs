@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use actix_web::web;
 use anyhow::Context;
+use broker::{OutboxRelay, RelayConfig};
 use governor::{Quota, RateLimiter};
-use job_model::outbox::{OutboxRelay, RelayConfig};
 use prometheus_client::registry::Registry;
 use service_common::admin_auth::AdminAuth;
 use service_common::metrics::HttpMetrics;
@@ -19,7 +19,7 @@ use utoipa::OpenApi;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::config::Config;
-use crate::consumer::DlqConsumer;
+use crate::consumer::DlqImporter;
 use crate::metrics::AdminMetrics;
 use crate::openapi::ApiDoc;
 use crate::routes::{actions, audit, bulk, health, items};
@@ -53,7 +53,7 @@ pub struct Application {
     port: u16,
     server: actix_web::dev::Server,
     state: Arc<AppState>,
-    consumer: DlqConsumer,
+    consumer: broker::Consumer<DlqImporter>,
     sweep_interval: Option<Duration>,
 }
 
@@ -76,6 +76,7 @@ impl Application {
                 topology: topology.clone(),
                 batch_size: config.outbox_batch_size,
                 poll_interval: Duration::from_millis(config.outbox_poll_interval_ms),
+                publish_timeout: config.amqp.publish_timeout(),
             },
         );
         let importer_connected = Arc::new(AtomicBool::new(false));
@@ -102,14 +103,15 @@ impl Application {
             metrics: metrics.clone(),
             registry: Arc::new(registry),
         });
-        let consumer = DlqConsumer {
-            pool,
-            amqp_url: config.amqp.url(),
-            topology,
-            prefetch: config.consumer_prefetch,
-            connected: importer_connected,
-            metrics,
-        };
+        let queue = broker::QueueSpec { name: topology.dlq_queue(), prefetch: config.consumer_prefetch };
+        let consumer = broker::Consumer::new(
+            broker::ConsumerConfig {
+                publish_timeout: config.amqp.publish_timeout(),
+                ..broker::ConsumerConfig::new(config.amqp.url(), "dlq-admin importer".into(), topology, vec![queue])
+            },
+            Arc::new(DlqImporter { pool, metrics }),
+        )
+        .with_connected_flag(importer_connected);
 
         let data = web::Data::from(state.clone());
         let auth = web::Data::new(Arc::new(auth));

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+use broker::OutboxRelay;
 use governor::DefaultDirectRateLimiter;
 use job_model::Topology;
-use job_model::outbox::OutboxRelay;
 use prometheus_client::registry::Registry;
 use sqlx::PgPool;
 

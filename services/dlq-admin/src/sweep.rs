@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use job_store::StoreResult;
+use job_store::dlq::SweepLock;
+
 use crate::ops::{self, Mode, PurgeOutcome, SWEEP_ACTOR};
 use crate::state::AppState;
-
-/// `pg_try_advisory_lock` key of the sweep: "docflow.dlq.sweep" as ASCII.
-const SWEEP_LOCK_KEY: i64 = 0x646c_715f_7377_6570;
 
 /// Sweeps at start and then every `interval`, until `shutdown`.
 pub async fn run(state: Arc<AppState>, interval: Duration, shutdown: CancellationToken) {
@@ -35,22 +35,13 @@ pub async fn run(state: Arc<AppState>, interval: Duration, shutdown: Cancellatio
 }
 
 /// One sweep, unless another replica is sweeping (then `None`).
-pub async fn sweep_once(state: &AppState) -> Result<Option<PurgeOutcome>, sqlx::Error> {
-    let mut conn = state.pool.acquire().await?;
-    let locked: bool =
-        sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(SWEEP_LOCK_KEY).fetch_one(&mut *conn).await?;
-    if !locked {
+pub async fn sweep_once(state: &AppState) -> StoreResult<Option<PurgeOutcome>> {
+    let Some(lock) = SweepLock::try_acquire(&state.pool).await? else {
         return Ok(None);
-    }
+    };
     let days = state.retention_days;
     let reason = format!("retention: DLQ items older than {days} days (RABBITMQ_DLQ_RETENTION_DAYS)");
     let result = ops::purge(state, SWEEP_ACTOR, &reason, days, Mode::Sweep, false).await;
-    let unlocked =
-        sqlx::query_scalar::<_, bool>("SELECT pg_advisory_unlock($1)").bind(SWEEP_LOCK_KEY).fetch_one(&mut *conn).await;
-    if unlocked.is_err() {
-        // The lock lives as long as this session: close it rather than
-        // return a connection that still holds it to the pool.
-        let _ = conn.detach();
-    }
+    lock.release().await;
     result.map(Some)
 }

@@ -16,10 +16,9 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use futures::StreamExt;
 use ingest_api::{Application, Config};
-use job_model::db::{self, DedupPolicy};
-use job_model::message::job_headers;
-use job_model::outbox::OutboxMessage;
-use job_model::{JobEnvelope, JobPriority, NewJob, ProcessDocument};
+use job_model::{JobPriority, JobRoute, NewJob, OutboxMessage, ProcessDocument};
+use job_store::DedupPolicy;
+use job_store::jobs as db;
 use test_support::{TestBroker, TestDb};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -55,7 +54,7 @@ async fn direct(n: usize, concurrency: usize) -> f64 {
             let topology = topology.clone();
             async move {
                 let job_id = Uuid::now_v7();
-                let doc = ProcessDocument {
+                let job = NewJob {
                     job_id,
                     document_id: format!("bench-{i}"),
                     filename: "invoice.pdf".into(),
@@ -63,26 +62,18 @@ async fn direct(n: usize, concurrency: usize) -> f64 {
                     file_size: 48213,
                     priority: JobPriority::Normal,
                     tags: Default::default(),
-                };
-                let job = NewJob {
-                    job_id,
-                    document_id: doc.document_id.clone(),
-                    filename: doc.filename.clone(),
-                    blob_path: doc.blob_path.clone(),
-                    file_size: doc.file_size,
-                    priority: doc.priority,
-                    tags: Default::default(),
                     max_retries: 3,
                     idempotency_key: None,
                     request_hash: [i as u8; 32],
                     trace_id: None,
                     traceparent: None,
                 };
-                let message = OutboxMessage::new(
-                    topology.jobs_exchange(),
-                    "normal".into(),
-                    JobEnvelope::process_document(doc).encode(),
-                    job_headers(job_id, 1),
+                let message = OutboxMessage::for_job(
+                    &topology,
+                    ProcessDocument::from(&job),
+                    1,
+                    JobRoute::Queue,
+                    Default::default(),
                 );
                 let dedup = DedupPolicy { document_window: Some(Duration::from_secs(3600)) };
                 db::submit_job(&pool, &job, &message, "bench", dedup).await.expect("submit");
@@ -130,7 +121,7 @@ async fn over_http(n: usize, concurrency: usize) -> (f64, f64) {
         })
         .await;
     let accepted = started.elapsed();
-    job_model::outbox::wait_until_empty(&db.pool, Duration::from_secs(300)).await;
+    job_store::outbox::wait_until_empty(&db.pool, Duration::from_secs(300)).await;
     let published = started.elapsed();
     stop.cancel();
     let _ = server.await;

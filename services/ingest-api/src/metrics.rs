@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use job_model::outbox::RelayStats;
+use broker::RelayStats;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;

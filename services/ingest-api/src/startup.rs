@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use actix_web::web;
 use anyhow::Context;
-use job_model::db::DedupPolicy;
-use job_model::outbox::{OutboxRelay, RelayConfig};
+use broker::{OutboxRelay, RelayConfig};
+use job_store::DedupPolicy;
 use prometheus_client::registry::Registry;
 use service_common::metrics::HttpMetrics;
 use tokio_util::sync::CancellationToken;
@@ -66,6 +66,7 @@ impl Application {
                 topology: topology.clone(),
                 batch_size: config.outbox_batch_size,
                 poll_interval: Duration::from_millis(config.outbox_poll_interval_ms),
+                publish_timeout: config.amqp.publish_timeout(),
             },
         );
 

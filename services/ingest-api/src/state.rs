@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
+use broker::OutboxRelay;
 use job_model::Topology;
-use job_model::db::DedupPolicy;
-use job_model::outbox::OutboxRelay;
+use job_store::DedupPolicy;
 use object_store::ObjectStore;
 use prometheus_client::registry::Registry;
 use sqlx::PgPool;

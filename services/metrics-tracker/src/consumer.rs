@@ -1,4 +1,4 @@
-//! The `metrics.events` consumer: execution events in small batches, one
+//! The `metrics.events` handler: execution events in small batches, one
 //! transaction per batch, acked after the commit.
 //!
 //! Malformed events (not JSON, another schema version, impossible values)
@@ -15,18 +15,10 @@
 //! While Postgres is unavailable the batch is retried with back-off and
 //! stays unacked (the broker redelivers it if this process dies meanwhile).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
-
-use futures::StreamExt;
+use broker::backoff::retry_transient;
+use broker::{Batch, Settle};
+use job_model::ExecutionEvent;
 use job_model::message::SCHEMA_VERSION;
-use job_model::outbox::Backoff;
-use job_model::{ExecutionEvent, Topology};
-use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
-use lapin::types::FieldTable;
-use lapin::{Channel, Connection, ConnectionProperties};
 use opentelemetry::trace::Span as _;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -34,22 +26,14 @@ use tokio_util::sync::CancellationToken;
 use crate::metrics::TrackerMetrics;
 use crate::rollup::{self, RecordOutcome};
 
-#[derive(Debug, Clone)]
-pub struct ConsumerConfig {
-    pub amqp_url: String,
-    pub topology: Topology,
-    pub prefetch: u16,
-    pub batch_size: usize,
-    pub linger: Duration,
-    pub connection_name: String,
-}
-
-pub struct EventConsumer {
-    pub config: ConsumerConfig,
+/// Records batches of events; the broker's consumer session (one queue,
+/// batches of `batch_size` within `linger`, one batch at a time so that
+/// one `multiple` ack settles it) feeds it.
+pub struct EventHandler {
     pub pool: PgPool,
     pub metrics: TrackerMetrics,
-    /// True while consuming; read by /readyz.
-    pub connected: Arc<AtomicBool>,
+    /// The queue consumed, for span names.
+    pub queue: String,
 }
 
 /// Why an event was refused.
@@ -125,143 +109,16 @@ fn validate(event: &ExecutionEvent) -> Result<(), Malformed> {
     Ok(())
 }
 
-enum Ended {
-    Shutdown,
-    Broken,
-}
-
-impl EventConsumer {
-    /// Consumes until `shutdown`, reconnecting with back-off whenever the
-    /// broker goes away; a stream error never ends consumption by itself.
-    pub async fn run(self, shutdown: CancellationToken) {
-        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
-        while !shutdown.is_cancelled() {
-            let (connection, channel, consumer) = match self.open().await {
-                Ok(session) => session,
-                Err(error) => {
-                    tracing::warn!(%error, "cannot reach the broker; retrying");
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff.next_delay()) => {}
-                        _ = shutdown.cancelled() => {}
-                    }
-                    continue;
-                }
-            };
-            backoff.reset();
-            self.set_connected(true);
-            tracing::info!(queue = %self.config.topology.metrics_events_queue(), "consuming execution events");
-            let ended = self.consume(&channel, consumer, &shutdown).await;
-            self.set_connected(false);
-            match ended {
-                Ended::Shutdown => {
-                    // Unacked deliveries (none, unless a batch was abandoned
-                    // while Postgres was away) return to the queue on close.
-                    let _ = connection.close(200, "shutting down".into()).await;
-                    break;
-                }
-                Ended::Broken => {
-                    tracing::warn!("broker connection lost; reconnecting");
-                    let _ = connection.close(200, "reconnecting".into()).await;
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff.next_delay()) => {}
-                        _ = shutdown.cancelled() => {}
-                    }
-                }
-            }
-        }
-        tracing::info!("event consumer stopped");
-    }
-
-    fn set_connected(&self, connected: bool) {
-        self.connected.store(connected, Ordering::Relaxed);
-        self.metrics.consumer_connected.set(i64::from(connected));
-    }
-
-    async fn open(&self) -> lapin::Result<(Connection, Channel, lapin::Consumer)> {
-        let props = ConnectionProperties::default().with_connection_name(self.config.connection_name.clone().into());
-        let connection = Connection::connect(&self.config.amqp_url, props).await?;
-        let channel = connection.create_channel().await?;
-        // Idempotent: the exchange, the queue and its `#` binding exist
-        // whichever service started first.
-        self.config.topology.declare(&channel).await?;
-        // Per-consumer prefetch (global=false). It bounds how many events are
-        // unacked at once, so it must cover a whole batch.
-        channel.basic_qos(self.config.prefetch, BasicQosOptions { global: false }).await?;
-        let consumer = channel
-            .basic_consume(
-                self.config.topology.metrics_events_queue().into(),
-                "metrics-tracker".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        Ok((connection, channel, consumer))
-    }
-
-    async fn consume(&self, channel: &Channel, mut consumer: lapin::Consumer, shutdown: &CancellationToken) -> Ended {
-        loop {
-            // Wait for the first event of a batch; look at the channel now
-            // and then in case the stream stalls instead of failing.
-            let first = loop {
-                tokio::select! {
-                    next = consumer.next() => match next {
-                        Some(Ok(delivery)) => break delivery,
-                        Some(Err(error)) => {
-                            tracing::warn!(%error, "event stream failed");
-                            return Ended::Broken;
-                        }
-                        None => {
-                            tracing::warn!("event stream ended");
-                            return Ended::Broken;
-                        }
-                    },
-                    _ = shutdown.cancelled() => {
-                        let _ = channel.basic_cancel(consumer.tag(), BasicCancelOptions::default()).await;
-                        return Ended::Shutdown;
-                    }
-                    _ = tokio::time::sleep(Duration::from_secs(5)) => {
-                        if !channel.status().connected() {
-                            return Ended::Broken;
-                        }
-                    }
-                }
-            };
-            let mut batch = vec![first];
-            let mut broken = false;
-            let deadline = tokio::time::Instant::now() + self.config.linger;
-            while batch.len() < self.config.batch_size {
-                match tokio::time::timeout_at(deadline, consumer.next()).await {
-                    Ok(Some(Ok(delivery))) => batch.push(delivery),
-                    Ok(Some(Err(error))) => {
-                        tracing::warn!(%error, "event stream failed");
-                        broken = true;
-                        break;
-                    }
-                    Ok(None) => {
-                        broken = true;
-                        break;
-                    }
-                    Err(_) => break,
-                }
-            }
-            // Deliveries in hand are processed even when the stream broke:
-            // their acks will fail and the broker will redeliver them, which
-            // the raw rows' primary key turns into no-ops.
-            if !self.handle(batch, shutdown).await || broken {
-                return Ended::Broken;
-            }
-        }
-    }
-
-    /// Records a batch and acks it; false when the ack could not be sent.
-    async fn handle(&self, batch: Vec<Delivery>, shutdown: &CancellationToken) -> bool {
-        let queue = self.config.topology.metrics_events_queue();
+#[async_trait::async_trait]
+impl broker::Handler for EventHandler {
+    /// Records a batch; acked once committed (or refused as malformed).
+    async fn handle(&self, batch: &Batch, abort: &CancellationToken) -> Settle {
         // One CONSUMER span per event, continuing the attempt's trace; they
         // end when the batch is settled.
-        let mut spans: Vec<_> = batch.iter().map(|d| consume_span(d, &queue)).collect();
-        let mut events = Vec::with_capacity(batch.len());
+        let mut spans: Vec<_> = batch.deliveries.iter().map(|d| broker::spans::consumer_span(d, &self.queue)).collect();
+        let mut events = Vec::with_capacity(batch.deliveries.len());
         let mut malformed = 0u64;
-        for (delivery, span) in batch.iter().zip(&mut spans) {
+        for (delivery, span) in batch.deliveries.iter().zip(&mut spans) {
             match decode(&delivery.data) {
                 Ok(event) => events.push(event),
                 Err(reason) => {
@@ -276,9 +133,9 @@ impl EventConsumer {
             }
         }
 
-        let Some(outcome) = self.record_with_retry(&events, shutdown).await else {
-            // Shutting down while Postgres is away: leave the batch unacked.
-            return false;
+        let Some(outcome) = self.record_with_retry(&events, abort).await else {
+            // Shutting down while Postgres is away: give the batch back.
+            return Settle::Requeue;
         };
         for &i in &outcome.recorded {
             self.metrics.observe(&events[i]);
@@ -286,91 +143,42 @@ impl EventConsumer {
         self.metrics.count_events("recorded", outcome.recorded.len() as u64);
         self.metrics.count_events("duplicate", outcome.duplicates as u64);
         self.metrics.count_events("malformed", malformed + outcome.refused as u64);
-
-        // Deliveries on one channel are acked in order, so acking the last
-        // with `multiple` settles the whole batch (AMQP 0-9-1 basic.ack).
-        let last = batch.last().expect("a batch has at least one delivery");
-        match last.acker.ack(BasicAckOptions { multiple: true }).await {
-            Ok(_) => true,
-            Err(error) => {
-                tracing::warn!(%error, "ack failed; the broker will redeliver (duplicates are ignored)");
-                false
-            }
-        }
+        Settle::Ack
     }
 }
 
-fn consume_span(delivery: &Delivery, queue: &str) -> opentelemetry::global::BoxedSpan {
-    use opentelemetry::KeyValue;
-    use opentelemetry::trace::{SpanKind, Tracer as _};
-    let parent = telemetry::context_from_amqp(delivery.properties.headers().as_ref());
-    let tracer = opentelemetry::global::tracer("docflow");
-    let mut attributes = vec![
-        KeyValue::new("messaging.system", "rabbitmq"),
-        KeyValue::new("messaging.operation.type", "process"),
-        KeyValue::new("messaging.destination.name", queue.to_owned()),
-        KeyValue::new("messaging.rabbitmq.destination.routing_key", delivery.routing_key.to_string()),
-    ];
-    if let Some(id) = delivery.properties.message_id() {
-        attributes.push(KeyValue::new("messaging.message.id", id.to_string()));
-    }
-    tracer
-        .span_builder(format!("process {queue}"))
-        .with_kind(SpanKind::Consumer)
-        .with_attributes(attributes)
-        .start_with_context(&tracer, &parent)
-}
-
-impl EventConsumer {
+impl EventHandler {
     /// Records the events, retrying while Postgres is unavailable. `None`
     /// when shutdown came first.
-    async fn record_with_retry(&self, events: &[ExecutionEvent], shutdown: &CancellationToken) -> Option<Recorded> {
-        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
-        loop {
-            match rollup::record_batch(&self.pool, events).await {
-                Ok(RecordOutcome { inserted, duplicates }) => {
-                    return Some(Recorded { recorded: inserted, duplicates, refused: 0 });
-                }
-                Err(error) if service_common::error::is_unavailable(&error) => {
-                    tracing::warn!(%error, "database unavailable; retrying the batch");
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff.next_delay()) => {}
-                        _ = shutdown.cancelled() => return None,
-                    }
-                }
-                Err(error) => {
-                    tracing::warn!(%error, events = events.len(), "batch refused; recording its events one by one");
-                    return self.record_one_by_one(events, shutdown).await;
-                }
+    async fn record_with_retry(&self, events: &[ExecutionEvent], abort: &CancellationToken) -> Option<Recorded> {
+        let unavailable = service_common::error::is_unavailable;
+        match retry_transient(abort, "recording a batch of events", unavailable, || {
+            rollup::record_batch(&self.pool, events)
+        })
+        .await?
+        {
+            Ok(RecordOutcome { inserted, duplicates }) => Some(Recorded { recorded: inserted, duplicates, refused: 0 }),
+            Err(error) => {
+                tracing::warn!(%error, events = events.len(), "batch refused; recording its events one by one");
+                self.record_one_by_one(events, abort).await
             }
         }
     }
 
-    async fn record_one_by_one(&self, events: &[ExecutionEvent], shutdown: &CancellationToken) -> Option<Recorded> {
+    async fn record_one_by_one(&self, events: &[ExecutionEvent], abort: &CancellationToken) -> Option<Recorded> {
+        let unavailable = service_common::error::is_unavailable;
         let mut result = Recorded::default();
         for (i, event) in events.iter().enumerate() {
-            let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
-            loop {
-                match rollup::record_batch(&self.pool, std::slice::from_ref(event)).await {
-                    Ok(outcome) => {
-                        if outcome.inserted.is_empty() {
-                            result.duplicates += 1;
-                        } else {
-                            result.recorded.push(i);
-                        }
-                        break;
-                    }
-                    Err(error) if service_common::error::is_unavailable(&error) => {
-                        tokio::select! {
-                            _ = tokio::time::sleep(backoff.next_delay()) => {}
-                            _ = shutdown.cancelled() => return None,
-                        }
-                    }
-                    Err(error) => {
-                        tracing::error!(%error, job_id = %event.job_id, attempt = event.attempt, "event refused by the database; acked and dropped");
-                        result.refused += 1;
-                        break;
-                    }
+            match retry_transient(abort, "recording an event", unavailable, || {
+                rollup::record_batch(&self.pool, std::slice::from_ref(event))
+            })
+            .await?
+            {
+                Ok(outcome) if outcome.inserted.is_empty() => result.duplicates += 1,
+                Ok(_) => result.recorded.push(i),
+                Err(error) => {
+                    tracing::error!(%error, job_id = %event.job_id, attempt = event.attempt, "event refused by the database; acked and dropped");
+                    result.refused += 1;
                 }
             }
         }

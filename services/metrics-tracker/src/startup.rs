@@ -1,7 +1,6 @@
 //! Building the service (binding, connecting) and running it until stopped.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use actix_web::web;
 use anyhow::Context;
@@ -13,7 +12,7 @@ use utoipa::OpenApi;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::config::{Config, RetentionArgs};
-use crate::consumer::{ConsumerConfig, EventConsumer};
+use crate::consumer::EventHandler;
 use crate::metrics::TrackerMetrics;
 use crate::openapi::ApiDoc;
 use crate::queues::BrokerProbe;
@@ -45,7 +44,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub struct Application {
     port: u16,
     server: actix_web::dev::Server,
-    consumer: EventConsumer,
+    consumer: broker::Consumer<EventHandler>,
     pool: sqlx::PgPool,
     retention: RetentionArgs,
     metrics: TrackerMetrics,
@@ -66,20 +65,29 @@ impl Application {
         let mut registry = Registry::default();
         let http_metrics = HttpMetrics::register(&mut registry);
         let metrics = TrackerMetrics::register(&mut registry);
-        let connected = Arc::new(AtomicBool::new(false));
-        let consumer = EventConsumer {
-            config: ConsumerConfig {
-                amqp_url: config.amqp.url(),
-                topology: topology.clone(),
-                prefetch: config.consumer.prefetch,
+        let queue = topology.metrics_events_queue();
+        let handler = Arc::new(EventHandler { pool: pool.clone(), metrics: metrics.clone(), queue: queue.clone() });
+        let gauge = metrics.consumer_connected.clone();
+        let consumer = broker::Consumer::new(
+            broker::ConsumerConfig {
                 batch_size: config.consumer.batch_size,
                 linger: config.consumer.linger(),
-                connection_name: "metrics-tracker events".into(),
+                publish_timeout: config.amqp.publish_timeout(),
+                ..broker::ConsumerConfig::new(
+                    config.amqp.url(),
+                    "metrics-tracker events".into(),
+                    topology.clone(),
+                    // The prefetch bounds how many events are unacked at
+                    // once, so it must cover a whole batch.
+                    vec![broker::QueueSpec { name: queue, prefetch: config.consumer.prefetch }],
+                )
             },
-            pool: pool.clone(),
-            metrics: metrics.clone(),
-            connected: connected.clone(),
-        };
+            handler,
+        )
+        .on_connection(move |connected| {
+            gauge.set(i64::from(connected));
+        });
+        let connected = consumer.connected();
         let state = web::Data::new(AppState {
             pool: pool.clone(),
             topology,
@@ -88,7 +96,7 @@ impl Application {
             max_report_hours: config.max_report_hours(),
             metrics: metrics.clone(),
             registry: Arc::new(registry),
-            probe: BrokerProbe::new(config.amqp.url()),
+            probe: BrokerProbe::new(config.amqp.url(), "metrics-tracker queue probe".into()),
             consumer_connected: connected,
         });
         let auth = web::Data::new(Arc::new(auth));

@@ -4,17 +4,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use broker::lapin::message::Delivery;
+use broker::{Batch, OutboxRelay, Settle};
 use chrono::Utc;
-use job_model::lifecycle::{self, AttemptRecord, ClaimOutcome};
-use job_model::message::headers;
-use job_model::outbox::{Backoff, OutboxRelay};
 use job_model::{
     AttemptOutcome, ExecutionEvent, JobEnvelope, JobMetadata, JobPriority, RetryPolicy, StageTiming, Topology,
 };
-use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicNackOptions, BasicPublishOptions};
-use lapin::types::{AMQPValue, FieldTable, LongString};
-use lapin::{BasicProperties, Channel};
+use job_store::lifecycle::{self, AttemptRecord, ClaimOutcome};
+use job_store::{StoreError, StoreResult};
 use object_store::ObjectStore;
 use pipeline::{Document, Pipeline, PipelineRun, StageError, StageStatus};
 use sqlx::PgPool;
@@ -39,23 +36,14 @@ pub struct Executor {
     pub metrics: WorkerMetrics,
 }
 
-/// How a delivery leaves this worker.
-enum Settle {
-    Ack,
-    /// Back to its queue for someone else (shutdown before it could finish).
-    Requeue,
-}
-
-impl Executor {
-    /// Handles one delivery. `abort` is cancelled when the shutdown grace
-    /// period is over: the job is then given back, not finished.
-    pub async fn handle(
-        &self,
-        priority: JobPriority,
-        delivery: Delivery,
-        publisher: Channel,
-        abort: CancellationToken,
-    ) {
+#[async_trait::async_trait]
+impl broker::Handler for Executor {
+    /// Handles one delivery (the worker consumes one at a time per slot).
+    /// `abort` is cancelled when the shutdown grace period is over: the job
+    /// is then given back, not finished.
+    async fn handle(&self, batch: &Batch, abort: &CancellationToken) -> Settle {
+        let priority = JobPriority::ALL[batch.queue];
+        let delivery = &batch.deliveries[0];
         self.metrics.in_flight.inc();
         // One CONSUMER span per delivery (so per attempt), continuing the
         // trace the message carries (OpenTelemetry messaging conventions).
@@ -75,26 +63,19 @@ impl Executor {
             docflow.priority = priority.as_str(),
             docflow.outcome = tracing::field::Empty,
         );
-        let parent = telemetry::context_from_amqp(delivery.properties.headers().as_ref());
+        let parent = broker::spans::delivery_context(delivery);
         let _ = span.set_parent(parent.clone());
-        let settle = self.process(priority, &delivery, &publisher, &abort, &parent).instrument(span).await;
+        let settle = self.process(priority, delivery, abort, &parent).instrument(span).await;
         self.metrics.in_flight.dec();
-        let result = match settle {
-            Settle::Ack => delivery.acker.ack(BasicAckOptions::default()).await,
-            Settle::Requeue => delivery.acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await,
-        };
-        // A lost channel means the broker redelivers the message; the claim
-        // then recognises the job as finished and drops the duplicate.
-        if let Err(error) = result {
-            tracing::warn!(%error, "could not settle a delivery; the broker will redeliver it");
-        }
+        settle
     }
+}
 
+impl Executor {
     async fn process(
         &self,
         priority: JobPriority,
         delivery: &Delivery,
-        publisher: &Channel,
         abort: &CancellationToken,
         producer: &opentelemetry::Context,
     ) -> Settle {
@@ -102,7 +83,7 @@ impl Executor {
             Ok(envelope) => envelope,
             Err(reason) => {
                 tracing::Span::current().record("otel.status_code", "ERROR");
-                return self.poison(delivery, publisher, reason.code(), &reason.to_string()).await;
+                return self.poison(reason.code(), &reason.to_string());
             }
         };
         let job_id = envelope.job_id();
@@ -127,9 +108,7 @@ impl Executor {
                 }
                 self.run_attempt(claimed.job, abort).await
             }
-            ClaimOutcome::NotFound => {
-                self.poison(delivery, publisher, "unknown_job", &format!("no job {job_id} in the database")).await
-            }
+            ClaimOutcome::NotFound => self.poison("unknown_job", &format!("no job {job_id} in the database")),
             ClaimOutcome::AlreadyFinished(status) => {
                 tracing::info!(%job_id, %status, ?priority, "duplicate delivery of a finished job; dropped");
                 self.metrics.dropped.get_or_create(&DropLabels { reason: "duplicate" }).inc();
@@ -344,60 +323,27 @@ impl Executor {
 
     /// A message no job can come of goes to `jobs.dlq` as it is, with the
     /// reason in its headers; acked only once the broker confirmed the copy.
-    async fn poison(&self, delivery: &Delivery, publisher: &Channel, code: &str, reason: &str) -> Settle {
+    fn poison(&self, code: &str, reason: &str) -> Settle {
         tracing::warn!(code, reason, "poison message; dead-lettering it");
         self.metrics.dropped.get_or_create(&DropLabels { reason: "poison" }).inc();
-        let mut table = FieldTable::default();
-        let mut put = |k: &str, v: &str| {
-            table.insert(k.into(), AMQPValue::LongString(LongString::from(v)));
-        };
-        put(headers::DLQ_REASON, code);
-        put(headers::ERROR, reason);
-        put("x-original-exchange", delivery.exchange.as_str());
-        put("x-original-routing-key", delivery.routing_key.as_str());
-        let properties = BasicProperties::default().with_delivery_mode(2).with_headers(table);
-        let published = async {
-            publisher
-                .basic_publish(
-                    self.topology.dlq_exchange().into(),
-                    delivery.routing_key.clone(),
-                    BasicPublishOptions::default(),
-                    &delivery.data,
-                    properties,
-                )
-                .await?
-                .await
-        }
-        .await;
-        match published {
-            Ok(confirmation) if confirmation.is_ack() => Settle::Ack,
-            other => {
-                // Requeue: quorum queues' delivery limit dead-letters it in the end.
-                tracing::error!(?other, "could not dead-letter a poison message; requeueing it");
-                Settle::Requeue
-            }
-        }
+        Settle::DeadLetter { reason: code.to_owned(), error: reason.to_owned() }
     }
 
-    /// Runs a database step until it succeeds, waiting out outages with
-    /// backoff (holding the delivery rather than cycling it through the
-    /// broker). None if shutdown's grace ran out first.
-    async fn with_db_retry<T, F, Fut>(&self, abort: &CancellationToken, mut step: F) -> Option<T>
+    /// Runs a database step, waiting out outages with backoff (holding the
+    /// delivery rather than cycling it through the broker). None if
+    /// shutdown's grace ran out first, or if the step failed in a way waiting
+    /// cannot mend (a bug: logged, and the delivery goes back to its queue,
+    /// where the quorum delivery limit is the backstop).
+    async fn with_db_retry<T, F, Fut>(&self, abort: &CancellationToken, step: F) -> Option<T>
     where
         F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+        Fut: std::future::Future<Output = StoreResult<T>>,
     {
-        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
-        loop {
-            match step().await {
-                Ok(value) => return Some(value),
-                Err(error) => {
-                    tracing::warn!(%error, "database step failed; retrying");
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff.next_delay()) => {}
-                        _ = abort.cancelled() => return None,
-                    }
-                }
+        match broker::backoff::retry_transient(abort, "database step", StoreError::is_unavailable, step).await? {
+            Ok(value) => Some(value),
+            Err(error) => {
+                tracing::error!(%error, "database step failed for good; giving the delivery back");
+                None
             }
         }
     }

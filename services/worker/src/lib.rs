@@ -3,13 +3,11 @@
 //! retry, dead-letter and event messages through the outbox) before acking.
 
 pub mod config;
-mod consumer;
 mod executor;
 mod http;
 mod messages;
 mod metrics;
 mod reaper;
-pub mod scheduler;
 pub mod startup;
 
 pub use config::Config;

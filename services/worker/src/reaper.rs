@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
+use broker::OutboxRelay;
 use job_model::Topology;
-use job_model::lifecycle;
-use job_model::outbox::OutboxRelay;
+use job_store::lifecycle;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 

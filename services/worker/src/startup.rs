@@ -1,18 +1,17 @@
 //! Building the worker (connecting, binding) and running it until stopped.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use actix_web::web;
 use anyhow::Context;
-use job_model::outbox::{OutboxRelay, RelayConfig};
+use broker::{Consumer, ConsumerConfig, OutboxRelay, QueueSpec, RelayConfig};
+use job_model::JobPriority;
 use prometheus_client::registry::Registry;
 use service_common::metrics::HttpMetrics;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::consumer::{Consumer, ConsumerConfig};
 use crate::executor::Executor;
 use crate::http::{self, HttpState};
 use crate::metrics::WorkerMetrics;
@@ -21,7 +20,7 @@ use crate::reaper;
 pub struct Application {
     port: u16,
     server: actix_web::dev::Server,
-    consumer: Consumer,
+    consumer: Consumer<Executor>,
     relay: OutboxRelay,
     reaper: ReaperTask,
     pool: sqlx::PgPool,
@@ -48,6 +47,7 @@ impl Application {
                 topology: topology.clone(),
                 batch_size: config.batch_size,
                 poll_interval: Duration::from_millis(500),
+                publish_timeout: config.amqp.publish_timeout(),
             },
         );
 
@@ -75,21 +75,26 @@ impl Application {
             max_crashes: config.max_crashes,
             metrics: metrics.clone(),
         });
-        let consuming = Arc::new(AtomicBool::new(false));
-        let consumer = Consumer {
-            config: ConsumerConfig {
+        let consumer = Consumer::new(
+            ConsumerConfig {
                 amqp_url: config.amqp.url(),
+                connection_name: format!("worker {worker_id}"),
                 topology: topology.clone(),
-                retry_policy: config.retry_policy(),
-                worker_count: config.worker_count.max(1),
-                prefetch: config.prefetch.max(1),
+                retry_tiers: Some(config.retry_policy()),
+                queues: JobPriority::ALL
+                    .into_iter()
+                    .map(|p| QueueSpec { name: topology.job_queue(p), prefetch: config.prefetch.max(1) })
+                    .collect(),
+                concurrency: config.worker_count.max(1),
+                batch_size: 1,
+                linger: Duration::ZERO,
                 starvation_limit: config.starvation_limit,
                 shutdown_grace: Duration::from_secs_f64(config.shutdown_grace_seconds),
-                connection_name: format!("worker {worker_id}"),
+                publish_timeout: config.amqp.publish_timeout(),
             },
             executor,
-            connected: consuming.clone(),
-        };
+        );
+        let consuming = consumer.connected();
 
         let state = web::Data::new(HttpState { pool: pool.clone(), consuming, registry: Arc::new(registry) });
         let (port, server) = service_common::http::serve(service_common::http::Serve {
@@ -133,7 +138,7 @@ impl Application {
         // Let the relay publish what the last jobs committed; anything it
         // cannot send in time stays in the outbox for the next relay.
         self.relay.wake();
-        if !job_model::outbox::wait_until_empty(&self.pool, Duration::from_secs(5)).await {
+        if !job_store::outbox::wait_until_empty(&self.pool, Duration::from_secs(5)).await {
             tracing::warn!("outbox not empty at exit; another relay will publish it");
         }
         background.cancel();

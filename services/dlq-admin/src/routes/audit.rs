@@ -6,11 +6,11 @@ use service_common::admin_auth::Reader;
 use service_common::error::ErrorBody;
 use service_common::{ApiError, ErrorCode};
 
-use crate::db::audit::{self, Action};
 use crate::domain::parse_limit;
 use crate::routes::query;
 use crate::routes::views::{AuditEntry, AuditList};
 use crate::state::AppState;
+use job_store::dlq::audit::{self, Action};
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -68,7 +68,7 @@ pub async fn list_audit(
         .transpose()?;
     let mut rows = audit::list(&state.pool, action, q.actor.as_deref(), q.target.as_deref(), before, limit + 1)
         .await
-        .map_err(ApiError::database)?;
+        .map_err(ApiError::store)?;
     let next_cursor = if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
         rows.last().map(|r| r.id.to_string())

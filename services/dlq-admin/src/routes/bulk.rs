@@ -8,11 +8,12 @@ use service_common::error::ErrorBody;
 use service_common::{ApiError, ErrorCode};
 use uuid::Uuid;
 
-use crate::domain::{ItemKind, parse_id};
+use crate::domain::parse_id;
 use crate::ops::{self, Mode, Selection};
 use crate::routes::views::{BulkRetryRequest, BulkRetryResult, NotRetried, PurgeRequest, PurgeResult};
 use crate::routes::write_body;
 use crate::state::AppState;
+use job_model::ItemKind;
 
 /// Longest retention an admin may name, in days.
 const MAX_DAYS: i64 = 36_500;
@@ -110,7 +111,7 @@ pub async fn bulk_retry(
     };
     let selection = selection(&body, max)?;
     if body.dry_run {
-        let (matched, sample) = ops::bulk_retry_preview(&state, &selection, limit).await.map_err(ApiError::database)?;
+        let (matched, sample) = ops::bulk_retry_preview(&state, &selection, limit).await.map_err(ApiError::store)?;
         return Ok(HttpResponse::Ok().json(BulkRetryResult {
             status: "success",
             dry_run: true,
@@ -123,8 +124,7 @@ pub async fn bulk_retry(
             request_id: None,
         }));
     }
-    let outcome =
-        ops::bulk_retry(&state, &writer.actor, &reason, &selection, limit).await.map_err(ApiError::database)?;
+    let outcome = ops::bulk_retry(&state, &writer.actor, &reason, &selection, limit).await.map_err(ApiError::store)?;
     tracing::info!(actor = %writer.actor, %reason, retried = outcome.retried, request_id = %outcome.request_id, "DLQ bulk retry");
     Ok(HttpResponse::Ok().json(BulkRetryResult {
         status: "success",
@@ -169,9 +169,8 @@ pub async fn purge(
         Some(d) if (0..=MAX_DAYS).contains(&d) => d as u32,
         Some(_) => return Err(invalid("older_than_days", format!("older_than_days must be between 0 and {MAX_DAYS}"))),
     };
-    let outcome = ops::purge(&state, &writer.actor, &reason, days, Mode::Purge, body.dry_run)
-        .await
-        .map_err(ApiError::database)?;
+    let outcome =
+        ops::purge(&state, &writer.actor, &reason, days, Mode::Purge, body.dry_run).await.map_err(ApiError::store)?;
     if !body.dry_run {
         tracing::info!(actor = %writer.actor, %reason, jobs = outcome.jobs, poison = outcome.poison, "DLQ purged");
     }

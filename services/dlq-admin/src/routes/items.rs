@@ -7,11 +7,11 @@ use service_common::admin_auth::Reader;
 use service_common::error::ErrorBody;
 use service_common::{ApiError, ErrorCode};
 
-use crate::db::items;
 use crate::domain::{FilterFields, ItemCursor, escape_payload, parse_id, parse_limit};
 use crate::routes::query;
 use crate::routes::views::{DlqGroups, DlqItem, DlqList, DlqMessageSeen, EventView, ItemDetail, JobView, PoisonDetail};
 use crate::state::AppState;
+use job_store::dlq::items;
 
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 500;
@@ -76,10 +76,10 @@ pub async fn list_dlq(_reader: Reader, req: HttpRequest, state: web::Data<AppSta
     let q: ListQuery = query(&req)?;
     let filter = q.filter_fields().parse("")?;
     let limit = parse_limit(q.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
-    let cursor = q.cursor.as_deref().map(ItemCursor::decode).transpose()?;
+    let cursor = q.cursor.as_deref().map(crate::domain::parse_cursor).transpose()?;
     let preview = i32::try_from(state.payload_preview_bytes).unwrap_or(i32::MAX);
     // One row more than asked tells whether another page exists.
-    let mut rows = items::list(&state.pool, &filter, cursor, limit + 1, preview).await.map_err(ApiError::database)?;
+    let mut rows = items::list(&state.pool, &filter, cursor, limit + 1, preview).await.map_err(ApiError::store)?;
     let next_cursor = if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
         rows.last().map(|r| ItemCursor { dlq_at: r.dlq_at, id: r.id }.encode())
@@ -138,7 +138,7 @@ pub async fn dlq_groups(
     }
     .parse("")?;
     let limit = parse_limit(q.limit, 100, MAX_LIMIT)?;
-    let (groups, total_groups) = items::groups(&state.pool, &filter, limit).await.map_err(ApiError::database)?;
+    let (groups, total_groups) = items::groups(&state.pool, &filter, limit).await.map_err(ApiError::store)?;
     Ok(HttpResponse::Ok().json(DlqGroups { groups: groups.into_iter().map(Into::into).collect(), total_groups }))
 }
 
@@ -162,11 +162,11 @@ pub async fn show_item(
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
     let pool = &state.pool;
-    if let Some(row) = items::job_item(pool, id).await.map_err(ApiError::database)? {
-        let job = job_model::db::get_job(pool, id).await.map_err(ApiError::database)?;
-        let events = items::job_events(pool, id).await.map_err(ApiError::database)?;
-        let stages = job_model::db::job_stages(pool, id).await.map_err(ApiError::database)?;
-        let seen = items::dlq_message_seen(pool, id).await.map_err(ApiError::database)?;
+    if let Some(row) = items::job_item(pool, id).await.map_err(ApiError::store)? {
+        let job = job_store::jobs::get_job(pool, id).await.map_err(ApiError::store)?;
+        let events = items::job_events(pool, id).await.map_err(ApiError::store)?;
+        let stages = job_store::jobs::job_stages(pool, id).await.map_err(ApiError::store)?;
+        let seen = items::dlq_message_seen(pool, id).await.map_err(ApiError::store)?;
         let item = DlqItem::from(row);
         return Ok(HttpResponse::Ok().json(ItemDetail {
             in_dlq: item.status == "DLQ",
@@ -179,8 +179,8 @@ pub async fn show_item(
         }));
     }
     let preview = i32::try_from(state.payload_preview_bytes).unwrap_or(i32::MAX);
-    let row = items::poison_item(pool, id, preview).await.map_err(ApiError::database)?;
-    let extra = items::poison_extra(pool, id).await.map_err(ApiError::database)?;
+    let row = items::poison_item(pool, id, preview).await.map_err(ApiError::store)?;
+    let extra = items::poison_extra(pool, id).await.map_err(ApiError::store)?;
     let (Some(row), Some(extra)) = (row, extra) else {
         return Err(ApiError::new(ErrorCode::JobNotFound, format!("no DLQ item or job {id}")));
     };

@@ -7,9 +7,10 @@ use job_model::{JobMetadata, JobPriority, JobStatus, StageRecord};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::db::audit::EntryRow;
-use crate::db::items::{EventRow, GroupRow, ItemRow};
-use crate::domain::{FilterFields, ItemKind, escape_payload};
+use crate::domain::{FilterFields, escape_payload};
+use job_model::ItemKind;
+use job_store::dlq::audit::EntryRow;
+use job_store::dlq::items::{EventRow, GroupRow, ItemRow};
 
 /// One DLQ item: a dead-lettered job, or a poison message.
 #[derive(Debug, Serialize, utoipa::ToSchema)]

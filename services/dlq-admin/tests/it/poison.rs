@@ -116,13 +116,9 @@ async fn a_dlq_jobs_own_dead_letter_is_noted_not_duplicated_and_stale_ones_are_d
 
     let dlx = world.broker.topology.dlq_exchange();
     for (job_id, reason) in [(parked, "retries_exhausted"), (retried, "retries_exhausted"), (unknown, "unknown_job")] {
-        let job = sqlx::query_as::<_, job_model::JobMetadata>("SELECT * FROM jobs WHERE job_id = $1")
-            .bind(job_id)
-            .fetch_optional(world.pool())
-            .await
-            .unwrap();
+        let job = job_store::jobs::get_job(world.pool(), job_id).await.unwrap();
         let body = match &job {
-            Some(j) => JobEnvelope::process_document(ProcessDocument::from(j)).encode(),
+            Some(j) => JobEnvelope::for_job(ProcessDocument::from(j)).encode(),
             None => json!({"schema_version": 1, "type": "process_document", "job_id": job_id, "document_id": "ghost",
                            "filename": "g.pdf", "blob_path": "g.pdf", "file_size": 1, "priority": "LOW",
                            "enqueued_at": "2026-11-29T00:00:00Z"})

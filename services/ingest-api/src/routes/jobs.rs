@@ -1,7 +1,8 @@
 //! `GET /api/jobs`: newest first, filtered, with keyset pagination.
 
 use actix_web::{HttpRequest, HttpResponse, get, web};
-use job_model::db::{self, JobFilter};
+use job_store::JobFilter;
+use job_store::jobs as db;
 use serde::{Deserialize, Serialize};
 use service_common::error::ErrorBody;
 use service_common::{ApiError, ErrorCode};
@@ -76,7 +77,7 @@ pub async fn list_jobs(
         .map_err(|_| ApiError::new(ErrorCode::InvalidCursor, "cursor is not one this API returned"))?;
 
     // One row more than asked tells whether another page exists.
-    let mut jobs = db::list_jobs(&state.pool, &filter, before, limit + 1).await.map_err(ApiError::database)?;
+    let mut jobs = db::list_jobs(&state.pool, &filter, before, limit + 1).await.map_err(ApiError::store)?;
     let next_cursor = if jobs.len() as i64 > limit {
         jobs.truncate(limit as usize);
         jobs.last().map(|j| j.job_id.to_string())

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use actix_web::{HttpResponse, get, web};
 use chrono::{DateTime, Utc};
-use job_model::{JobMetadata, JobPriority, JobStatus, StageRecord, db};
+use job_model::{JobMetadata, JobPriority, JobStatus, StageRecord};
+use job_store::jobs as db;
 use serde::Serialize;
 use service_common::error::ErrorBody;
 use service_common::request::parse_job_id;
@@ -93,8 +94,8 @@ pub async fn job_status(
     let job_id = parse_job_id(&path)?;
     let job = db::get_job(&state.pool, job_id)
         .await
-        .map_err(ApiError::database)?
+        .map_err(ApiError::store)?
         .ok_or_else(|| ApiError::new(ErrorCode::JobNotFound, format!("no job {job_id}")))?;
-    let stages = db::job_stages(&state.pool, job_id).await.map_err(ApiError::database)?;
+    let stages = db::job_stages(&state.pool, job_id).await.map_err(ApiError::store)?;
     Ok(HttpResponse::Ok().json(JobStatusResponse { status: "success", job: job.into(), stages }))
 }

@@ -4,10 +4,9 @@ use std::collections::BTreeMap;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, post, web};
-use job_model::db::{self, SubmitOutcome};
-use job_model::message::job_headers;
-use job_model::outbox::OutboxMessage;
-use job_model::{JobEnvelope, JobMetadata, JobPriority, NewJob, ProcessDocument};
+use job_model::{JobMetadata, JobPriority, JobRoute, NewJob, OutboxMessage, ProcessDocument};
+use job_store::SubmitOutcome;
+use job_store::jobs as db;
 use serde::Serialize;
 use service_common::error::ErrorBody;
 use service_common::{ApiError, ErrorCode};
@@ -136,24 +135,9 @@ async fn submit(state: &AppState, s: &Submission, key: Option<String>) -> Result
         trace_id: telemetry::trace_id(),
         traceparent: trace_headers.get("traceparent").cloned(),
     };
-    let envelope = JobEnvelope::process_document(ProcessDocument {
-        job_id,
-        document_id: s.document_id.clone(),
-        filename: s.filename.clone(),
-        blob_path: s.blob_path.clone(),
-        file_size: s.file_size,
-        priority: s.priority,
-        tags: s.tags.clone(),
-    });
-    let mut headers = job_headers(job_id, 1);
-    headers.extend(trace_headers);
-    let message = OutboxMessage::new(
-        state.topology.jobs_exchange(),
-        s.priority.routing_key().to_owned(),
-        envelope.encode(),
-        headers,
-    );
-    db::submit_job(&state.pool, &job, &message, "ingest-api", state.dedup).await.map_err(ApiError::database)
+    let message =
+        OutboxMessage::for_job(&state.topology, ProcessDocument::from(&job), 1, JobRoute::Queue, trace_headers);
+    db::submit_job(&state.pool, &job, &message, "ingest-api", state.dedup).await.map_err(ApiError::store)
 }
 
 fn accepted(job: &JobMetadata, replayed: bool) -> HttpResponse {

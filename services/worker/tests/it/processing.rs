@@ -102,7 +102,7 @@ async fn poison_messages_are_dead_lettered_and_the_next_job_completes() {
     let topology = &platform.broker.topology;
     let conn = platform.broker.connect().await;
     let channel = conn.create_channel().await.unwrap();
-    let unknown_job = serde_json::to_vec(&job_model::JobEnvelope::process_document(job_model::ProcessDocument {
+    let unknown_job = serde_json::to_vec(&job_model::JobEnvelope::for_job(job_model::ProcessDocument {
         job_id: uuid::Uuid::now_v7(),
         document_id: "ghost".into(),
         filename: "ghost.txt".into(),

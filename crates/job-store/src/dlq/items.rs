@@ -1,12 +1,13 @@
 //! Reading the DLQ: DLQ job rows and live poison items, as one list.
 
+use crate::error::StoreResult;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use sqlx::types::Json;
 use uuid::Uuid;
 
+use super::{DlqFilter, ItemCursor};
 use super::{JOB_DLQ_AT, JOB_ERROR_KIND, LAST_DLQ_EVENT, POISON_FILTER, bind_filter, job_filter_sql};
-use crate::domain::{DlqFilter, ItemCursor};
 
 /// One DLQ item as stored: a job row, or a poison message.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -63,7 +64,7 @@ pub async fn list(
     cursor: Option<ItemCursor>,
     limit: i64,
     preview_bytes: i32,
-) -> Result<Vec<ItemRow>, sqlx::Error> {
+) -> StoreResult<Vec<ItemRow>> {
     let sql = format!(
         "SELECT * FROM ( \
              {jobs} WHERE j.status = 'DLQ' AND {job_filter} \
@@ -76,13 +77,13 @@ pub async fn list(
         job_filter = job_filter_sql(),
         poison = poison_item_select("$10::int"),
     );
-    bind_filter(sqlx::query_as::<_, ItemRow>(sqlx::AssertSqlSafe(sql)), filter)
+    Ok(bind_filter(sqlx::query_as::<_, ItemRow>(sqlx::AssertSqlSafe(sql)), filter)
         .bind(preview_bytes)
         .bind(cursor.map(|c| c.dlq_at))
         .bind(cursor.map(|c| c.id))
         .bind(limit)
         .fetch_all(pool)
-        .await
+        .await?)
 }
 
 /// One fingerprint's items.
@@ -103,7 +104,7 @@ pub struct GroupRow {
 }
 
 /// The filtered DLQ grouped by fingerprint, largest group first.
-pub async fn groups(pool: &PgPool, filter: &DlqFilter, limit: i64) -> Result<(Vec<GroupRow>, i64), sqlx::Error> {
+pub async fn groups(pool: &PgPool, filter: &DlqFilter, limit: i64) -> StoreResult<(Vec<GroupRow>, i64)> {
     let sql = format!(
         "WITH items AS ( \
              {jobs} WHERE j.status = 'DLQ' AND {job_filter} \
@@ -139,20 +140,23 @@ pub async fn groups(pool: &PgPool, filter: &DlqFilter, limit: i64) -> Result<(Ve
 }
 
 /// A job as a DLQ item, whatever its status now (it may have been retried).
-pub async fn job_item(pool: &PgPool, job_id: Uuid) -> Result<Option<ItemRow>, sqlx::Error> {
-    sqlx::query_as::<_, ItemRow>(sqlx::AssertSqlSafe(format!("{} WHERE j.job_id = $1", job_item_select())))
+pub async fn job_item(pool: &PgPool, job_id: Uuid) -> StoreResult<Option<ItemRow>> {
+    Ok(sqlx::query_as::<_, ItemRow>(sqlx::AssertSqlSafe(format!("{} WHERE j.job_id = $1", job_item_select())))
         .bind(job_id)
         .fetch_optional(pool)
-        .await
+        .await?)
 }
 
 /// A poison item with up to `preview_bytes` of its payload.
-pub async fn poison_item(pool: &PgPool, item_id: Uuid, preview_bytes: i32) -> Result<Option<ItemRow>, sqlx::Error> {
-    sqlx::query_as::<_, ItemRow>(sqlx::AssertSqlSafe(format!("{} WHERE p.item_id = $1", poison_item_select("$2::int"))))
-        .bind(item_id)
-        .bind(preview_bytes)
-        .fetch_optional(pool)
-        .await
+pub async fn poison_item(pool: &PgPool, item_id: Uuid, preview_bytes: i32) -> StoreResult<Option<ItemRow>> {
+    Ok(sqlx::query_as::<_, ItemRow>(sqlx::AssertSqlSafe(format!(
+        "{} WHERE p.item_id = $1",
+        poison_item_select("$2::int")
+    )))
+    .bind(item_id)
+    .bind(preview_bytes)
+    .fetch_optional(pool)
+    .await?)
 }
 
 /// What only a poison item's detail view shows.
@@ -165,11 +169,13 @@ pub struct PoisonExtra {
     pub deleted_at: Option<DateTime<Utc>>,
 }
 
-pub async fn poison_extra(pool: &PgPool, item_id: Uuid) -> Result<Option<PoisonExtra>, sqlx::Error> {
-    sqlx::query_as("SELECT payload, headers, content_type, source_queue, deleted_at FROM dlq_poison WHERE item_id = $1")
-        .bind(item_id)
-        .fetch_optional(pool)
-        .await
+pub async fn poison_extra(pool: &PgPool, item_id: Uuid) -> StoreResult<Option<PoisonExtra>> {
+    Ok(sqlx::query_as(
+        "SELECT payload, headers, content_type, source_queue, deleted_at FROM dlq_poison WHERE item_id = $1",
+    )
+    .bind(item_id)
+    .fetch_optional(pool)
+    .await?)
 }
 
 /// One row of a job's history.
@@ -183,22 +189,21 @@ pub struct EventRow {
     pub at: DateTime<Utc>,
 }
 
-pub async fn job_events(pool: &PgPool, job_id: Uuid) -> Result<Vec<EventRow>, sqlx::Error> {
-    sqlx::query_as("SELECT id, from_status, to_status, actor, detail, at FROM job_events WHERE job_id = $1 ORDER BY id")
-        .bind(job_id)
-        .fetch_all(pool)
-        .await
+pub async fn job_events(pool: &PgPool, job_id: Uuid) -> StoreResult<Vec<EventRow>> {
+    Ok(sqlx::query_as(
+        "SELECT id, from_status, to_status, actor, detail, at FROM job_events WHERE job_id = $1 ORDER BY id",
+    )
+    .bind(job_id)
+    .fetch_all(pool)
+    .await?)
 }
 
 /// When the job's dead-letter message was last seen on `jobs.dlq`.
-pub async fn dlq_message_seen(
-    pool: &PgPool,
-    job_id: Uuid,
-) -> Result<Option<(DateTime<Utc>, Option<String>)>, sqlx::Error> {
-    sqlx::query_as("SELECT seen_at, reason FROM dlq_job_messages WHERE job_id = $1")
+pub async fn dlq_message_seen(pool: &PgPool, job_id: Uuid) -> StoreResult<Option<(DateTime<Utc>, Option<String>)>> {
+    Ok(sqlx::query_as("SELECT seen_at, reason FROM dlq_job_messages WHERE job_id = $1")
         .bind(job_id)
         .fetch_optional(pool)
-        .await
+        .await?)
 }
 
 /// DLQ size by kind and the oldest item's DLQ time, for /metrics.
@@ -210,8 +215,8 @@ pub struct DlqStats {
     pub now: Option<DateTime<Utc>>,
 }
 
-pub async fn stats(pool: &PgPool) -> Result<DlqStats, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+pub async fn stats(pool: &PgPool) -> StoreResult<DlqStats> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT (SELECT count(*) FROM jobs WHERE status = 'DLQ') AS jobs, \
                 (SELECT count(*) FROM dlq_poison WHERE status = 'DLQ') AS poison, \
                 LEAST((SELECT min({JOB_DLQ_AT}) FROM jobs j WHERE j.status = 'DLQ'), \
@@ -219,5 +224,5 @@ pub async fn stats(pool: &PgPool) -> Result<DlqStats, sqlx::Error> {
                 now() AS now"
     )))
     .fetch_one(pool)
-    .await
+    .await?)
 }

@@ -1,6 +1,7 @@
 //! The admin audit trail: one row per change (per batch, for bulk ones),
 //! written in the transaction that makes the change.
 
+use crate::error::StoreResult;
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, Transaction};
@@ -46,8 +47,8 @@ pub struct NewEntry<'a> {
     pub job_ids: Vec<Uuid>,
 }
 
-pub async fn record(tx: &mut Transaction<'_, Postgres>, entry: &NewEntry<'_>) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
+pub async fn record(tx: &mut Transaction<'_, Postgres>, entry: &NewEntry<'_>) -> StoreResult<i64> {
+    Ok(sqlx::query_scalar(
         "INSERT INTO admin_audit (actor, action, reason, request_id, target, filter, matched, affected, \
                                   status_before, status_after, job_ids) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
@@ -64,7 +65,7 @@ pub async fn record(tx: &mut Transaction<'_, Postgres>, entry: &NewEntry<'_>) ->
     .bind(entry.status_after)
     .bind(&entry.job_ids)
     .fetch_one(&mut **tx)
-    .await
+    .await?)
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -92,8 +93,8 @@ pub async fn list(
     target: Option<&str>,
     before: Option<i64>,
     limit: i64,
-) -> Result<Vec<EntryRow>, sqlx::Error> {
-    sqlx::query_as(
+) -> StoreResult<Vec<EntryRow>> {
+    Ok(sqlx::query_as(
         "SELECT id, at, actor, action, reason, request_id, target, filter, matched, affected, status_before, \
                 status_after, job_ids \
          FROM admin_audit \
@@ -108,5 +109,5 @@ pub async fn list(
     .bind(before)
     .bind(limit)
     .fetch_all(pool)
-    .await
+    .await?)
 }

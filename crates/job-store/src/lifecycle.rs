@@ -6,13 +6,13 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use job_model::{AttemptOutcome, JobMetadata, JobStatus, OutboxMessage, StageTiming};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::job::JOB_COLUMNS;
-use crate::message::{AttemptOutcome, StageTiming};
-use crate::outbox::{self, OutboxMessage};
-use crate::{JobMetadata, JobStatus};
+use crate::error::{StoreError, StoreResult};
+use crate::outbox;
+use crate::row::{self, query_jobs};
 
 /// What a claim found.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,13 +38,14 @@ pub struct Claimed {
 /// jobs whose lease has expired or was released. The conditional UPDATE is
 /// the only way into PROCESSING, so two deliveries of one job can never
 /// both run it.
-pub async fn claim(pool: &PgPool, job_id: Uuid, worker: &str, lease: Duration) -> Result<ClaimOutcome, sqlx::Error> {
-    let claimable: Vec<&str> = JobStatus::sources_of(JobStatus::Processing)
+pub async fn claim(pool: &PgPool, job_id: Uuid, worker: &str, lease: Duration) -> StoreResult<ClaimOutcome> {
+    let claimable: Vec<String> = JobStatus::sources_of(JobStatus::Processing)
         .into_iter()
         .filter(|s| *s != JobStatus::Processing)
-        .map(JobStatus::as_str)
+        .map(|s| s.as_str().to_owned())
         .collect();
-    let row: Option<(JobMetadata, String)> = sqlx::query_as::<_, ClaimRow>(sqlx::AssertSqlSafe(format!(
+    let claimed = query_jobs!(
+        from_status = "from_status";
         "WITH prev AS ( \
              SELECT job_id, status, lease_owner, lease_expires_at FROM jobs WHERE job_id = $1 FOR UPDATE \
          ), claimed AS ( \
@@ -63,49 +64,38 @@ pub async fn claim(pool: &PgPool, job_id: Uuid, worker: &str, lease: Duration) -
                     jsonb_build_object('attempt', attempt, 'recovered_from_crash', from_status = 'PROCESSING') \
              FROM claimed \
          ) \
-         SELECT {JOB_COLUMNS}, from_status FROM claimed"
-    )))
-    .bind(job_id)
-    .bind(worker)
-    .bind(lease.as_secs_f64())
-    .bind(&claimable)
+         SELECT ",
+        " FROM claimed",
+        job_id,
+        worker,
+        lease.as_secs_f64(),
+        &claimable,
+    )
     .fetch_optional(pool)
-    .await?
-    .map(|r| (r.job, r.from_status));
-
-    if let Some((job, from)) = row {
-        return Ok(ClaimOutcome::Claimed(Box::new(Claimed {
-            job,
-            recovered_from_crash: from == JobStatus::Processing.as_str(),
-        })));
+    .await?;
+    if let Some(claimed) = claimed {
+        let recovered_from_crash = claimed.from_status.as_deref() == Some(JobStatus::Processing.as_str());
+        return Ok(ClaimOutcome::Claimed(Box::new(Claimed { job: row::job(claimed)?, recovered_from_crash })));
     }
-    let status: Option<String> =
-        sqlx::query_scalar("SELECT status FROM jobs WHERE job_id = $1").bind(job_id).fetch_optional(pool).await?;
+    let status = sqlx::query_scalar!("SELECT status FROM jobs WHERE job_id = $1", job_id).fetch_optional(pool).await?;
     Ok(match status.map(|s| s.parse::<JobStatus>()) {
         None => ClaimOutcome::NotFound,
         Some(Ok(JobStatus::Processing)) => ClaimOutcome::HeldElsewhere,
         Some(Ok(status)) => ClaimOutcome::AlreadyFinished(status),
-        Some(Err(e)) => return Err(sqlx::Error::Decode(Box::new(e))),
+        Some(Err(e)) => return Err(StoreError::invariant(format!("job {job_id}: {e}"))),
     })
-}
-
-#[derive(sqlx::FromRow)]
-struct ClaimRow {
-    #[sqlx(flatten)]
-    job: JobMetadata,
-    from_status: String,
 }
 
 /// Extends the lease while an attempt runs. False means the lease was lost
 /// (rescued by the reaper and claimed elsewhere): stop and commit nothing.
-pub async fn renew_lease(pool: &PgPool, job_id: Uuid, worker: &str, lease: Duration) -> Result<bool, sqlx::Error> {
-    let updated = sqlx::query(
+pub async fn renew_lease(pool: &PgPool, job_id: Uuid, worker: &str, lease: Duration) -> StoreResult<bool> {
+    let updated = sqlx::query!(
         "UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $3) \
          WHERE job_id = $1 AND lease_owner = $2 AND status = 'PROCESSING'",
+        job_id,
+        worker,
+        lease.as_secs_f64(),
     )
-    .bind(job_id)
-    .bind(worker)
-    .bind(lease.as_secs_f64())
     .execute(pool)
     .await?;
     Ok(updated.rows_affected() == 1)
@@ -113,13 +103,13 @@ pub async fn renew_lease(pool: &PgPool, job_id: Uuid, worker: &str, lease: Durat
 
 /// Gives a job back without counting a crash (graceful shutdown past its
 /// grace period): the redelivered message can claim it at once.
-pub async fn release_lease(pool: &PgPool, job_id: Uuid, worker: &str) -> Result<bool, sqlx::Error> {
-    let updated = sqlx::query(
+pub async fn release_lease(pool: &PgPool, job_id: Uuid, worker: &str) -> StoreResult<bool> {
+    let updated = sqlx::query!(
         "UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL, updated_at = now() \
          WHERE job_id = $1 AND lease_owner = $2 AND status = 'PROCESSING'",
+        job_id,
+        worker,
     )
-    .bind(job_id)
-    .bind(worker)
     .execute(pool)
     .await?;
     Ok(updated.rows_affected() == 1)
@@ -143,72 +133,68 @@ pub struct AttemptRecord {
 /// Records an attempt's end in one transaction: status, event, stage
 /// timings and outbox messages. Returns false (and writes nothing) when this
 /// worker no longer holds the lease.
-pub async fn record_attempt(pool: &PgPool, worker: &str, record: &AttemptRecord) -> Result<bool, sqlx::Error> {
-    let to =
-        JobStatus::Processing.transition(record.outcome.status()).map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+pub async fn record_attempt(pool: &PgPool, worker: &str, record: &AttemptRecord) -> StoreResult<bool> {
+    let to = JobStatus::Processing
+        .transition(record.outcome.status())
+        .map_err(|e| StoreError::invariant(format!("job {}: {e}", record.job_id)))?;
     let mut tx = pool.begin().await?;
-    let updated = sqlx::query(
+    let updated = sqlx::query!(
         "UPDATE jobs SET status = $3, error_message = $4, error_stage = $5, \
              retry_count = retry_count + CASE WHEN $3 = 'RETRYING' THEN 1 ELSE 0 END, \
              lease_owner = NULL, lease_expires_at = NULL, updated_at = now(), \
              completed_at = CASE WHEN $3 IN ('COMPLETED', 'FAILED') THEN now() ELSE completed_at END, \
              dlq_at = CASE WHEN $3 = 'DLQ' THEN now() ELSE dlq_at END \
          WHERE job_id = $1 AND lease_owner = $2 AND status = 'PROCESSING' AND attempt = $6",
+        record.job_id,
+        worker,
+        to.as_str(),
+        record.error_message,
+        record.error_stage,
+        record.attempt,
     )
-    .bind(record.job_id)
-    .bind(worker)
-    .bind(to.as_str())
-    .bind(&record.error_message)
-    .bind(&record.error_stage)
-    .bind(record.attempt)
     .execute(&mut *tx)
     .await?;
     if updated.rows_affected() != 1 {
         tx.rollback().await?;
         return Ok(false);
     }
-    crate::db::record_event(&mut tx, record.job_id, Some(JobStatus::Processing), to, worker, record.detail.clone())
+    crate::jobs::record_event(&mut tx, record.job_id, Some(JobStatus::Processing), to, worker, record.detail.clone())
         .await?;
     insert_stages(&mut tx, record).await?;
-    for message in &record.messages {
-        outbox::enqueue(&mut tx, message).await?;
-    }
+    outbox::enqueue_all(&mut tx, &record.messages).await?;
     tx.commit().await?;
     Ok(true)
 }
 
 /// All stage rows of an attempt in one statement.
-async fn insert_stages(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    record: &AttemptRecord,
-) -> Result<(), sqlx::Error> {
+async fn insert_stages(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, record: &AttemptRecord) -> StoreResult<()> {
     if record.stages.is_empty() {
         return Ok(());
     }
     let s = &record.stages;
     let seqs: Vec<i16> = s.iter().map(|t| t.seq).collect();
-    let names: Vec<&str> = s.iter().map(|t| t.stage.as_str()).collect();
-    let statuses: Vec<&str> = s.iter().map(|t| t.status.as_str()).collect();
+    let names: Vec<String> = s.iter().map(|t| t.stage.clone()).collect();
+    let statuses: Vec<String> = s.iter().map(|t| t.status.clone()).collect();
     let starts: Vec<DateTime<Utc>> = s.iter().map(|t| t.started_at).collect();
     let durations: Vec<f64> = s.iter().map(|t| t.duration_ms).collect();
     let items: Vec<i64> = s.iter().map(|t| t.items_processed).collect();
     let bytes: Vec<i64> = s.iter().map(|t| t.bytes_processed).collect();
-    let errors: Vec<Option<&str>> = s.iter().map(|t| t.error.as_deref()).collect();
-    sqlx::query(
+    let errors: Vec<Option<String>> = s.iter().map(|t| t.error.clone()).collect();
+    sqlx::query!(
         "INSERT INTO job_stages (job_id, attempt, seq, stage, status, started_at, duration_ms, items_processed, bytes_processed, error) \
          SELECT $1, $2, * FROM UNNEST($3::smallint[], $4::text[], $5::text[], $6::timestamptz[], $7::float8[], $8::int8[], $9::int8[], $10::text[]) \
          ON CONFLICT (job_id, attempt, seq) DO NOTHING",
+        record.job_id,
+        record.attempt,
+        &seqs,
+        &names,
+        &statuses,
+        &starts,
+        &durations,
+        &items,
+        &bytes,
+        &errors as _,
     )
-    .bind(record.job_id)
-    .bind(record.attempt)
-    .bind(&seqs)
-    .bind(&names)
-    .bind(&statuses)
-    .bind(&starts)
-    .bind(&durations)
-    .bind(&items)
-    .bind(&bytes)
-    .bind(&errors)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -224,21 +210,22 @@ pub async fn rescue_expired(
     pool: &PgPool,
     limit: i64,
     message_for: impl Fn(&JobMetadata) -> OutboxMessage,
-) -> Result<Vec<Uuid>, sqlx::Error> {
+) -> StoreResult<Vec<Uuid>> {
     let mut tx = pool.begin().await?;
-    let jobs = sqlx::query_as::<_, JobMetadata>(sqlx::AssertSqlSafe(format!(
+    let rows = query_jobs!(
         "UPDATE jobs SET lease_expires_at = NULL, updated_at = now() \
          WHERE job_id IN ( \
              SELECT job_id FROM jobs WHERE status = 'PROCESSING' AND lease_expires_at < now() \
              ORDER BY lease_expires_at LIMIT $1 FOR UPDATE SKIP LOCKED) \
-         RETURNING {JOB_COLUMNS}"
-    )))
-    .bind(limit)
+         RETURNING ",
+        "",
+        limit,
+    )
     .fetch_all(&mut *tx)
     .await?;
-    for job in &jobs {
-        outbox::enqueue(&mut tx, &message_for(job)).await?;
-    }
+    let jobs = row::jobs(rows)?;
+    let messages: Vec<OutboxMessage> = jobs.iter().map(message_for).collect();
+    outbox::enqueue_all(&mut tx, &messages).await?;
     tx.commit().await?;
     Ok(jobs.iter().map(|j| j.job_id).collect())
 }

@@ -1,5 +1,6 @@
 //! Recording what arrives on `jobs.dlq`.
 
+use crate::error::StoreResult;
 use sqlx::PgPool;
 use sqlx::types::Json;
 use uuid::Uuid;
@@ -18,17 +19,12 @@ pub struct NewPoison {
     pub content_hash: Vec<u8>,
 }
 
-pub async fn job_status(pool: &PgPool, job_id: Uuid) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT status FROM jobs WHERE job_id = $1").bind(job_id).fetch_optional(pool).await
+pub async fn job_status(pool: &PgPool, job_id: Uuid) -> StoreResult<Option<String>> {
+    Ok(sqlx::query_scalar("SELECT status FROM jobs WHERE job_id = $1").bind(job_id).fetch_optional(pool).await?)
 }
 
 /// Notes that a DLQ job's own message reached `jobs.dlq`.
-pub async fn mark_seen(
-    pool: &PgPool,
-    job_id: Uuid,
-    attempt: Option<i32>,
-    reason: Option<&str>,
-) -> Result<(), sqlx::Error> {
+pub async fn mark_seen(pool: &PgPool, job_id: Uuid, attempt: Option<i32>, reason: Option<&str>) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO dlq_job_messages (job_id, attempt, reason) VALUES ($1, $2, $3) \
          ON CONFLICT (job_id) DO UPDATE SET attempt = EXCLUDED.attempt, reason = EXCLUDED.reason, seen_at = now()",
@@ -45,7 +41,7 @@ pub async fn mark_seen(
 /// content already stored is taken to be this very message, imported
 /// before a crash kept its ack from reaching the broker: nothing is stored
 /// twice. Returns the item's id and whether it was new.
-pub async fn store_poison(pool: &PgPool, poison: &NewPoison, redelivered: bool) -> Result<(Uuid, bool), sqlx::Error> {
+pub async fn store_poison(pool: &PgPool, poison: &NewPoison, redelivered: bool) -> StoreResult<(Uuid, bool)> {
     let mut tx = pool.begin().await?;
     if redelivered {
         let existing: Option<Uuid> =

@@ -3,18 +3,19 @@
 //! processes working through the same selection at once never take the same
 //! row: each item changes exactly once, by whoever locked it first.
 
+use crate::error::{StoreError, StoreResult};
 use chrono::{DateTime, Utc};
 use job_model::{JobMetadata, JobStatus};
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
+use super::DlqFilter;
 use super::{JOB_DLQ_AT, LAST_DLQ_EVENT, bind_filter, job_filter_sql, sources_of};
-use crate::domain::DlqFilter;
+use crate::row::JobRow;
 
 /// A job moved by a batch, with what it looked like before.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct ChangedJob {
-    #[sqlx(flatten)]
     pub job: JobMetadata,
     pub from_status: String,
     pub previous_retry_count: i32,
@@ -23,11 +24,37 @@ pub struct ChangedJob {
     pub previous_dlq_at: Option<DateTime<Utc>>,
 }
 
+#[derive(sqlx::FromRow)]
+struct ChangedRow {
+    #[sqlx(flatten)]
+    job: JobRow,
+    from_status: String,
+    previous_retry_count: i32,
+    previous_error_message: Option<String>,
+    previous_error_stage: Option<String>,
+    previous_dlq_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<ChangedRow> for ChangedJob {
+    type Error = StoreError;
+
+    fn try_from(r: ChangedRow) -> StoreResult<ChangedJob> {
+        Ok(ChangedJob {
+            job: crate::row::job(r.job)?,
+            from_status: r.from_status,
+            previous_retry_count: r.previous_retry_count,
+            previous_error_message: r.previous_error_message,
+            previous_error_stage: r.previous_error_stage,
+            previous_dlq_at: r.previous_dlq_at,
+        })
+    }
+}
+
 impl ChangedJob {
     /// The move this row made, checked against the status machine.
-    pub fn transition(&self, to: JobStatus) -> Result<JobStatus, sqlx::Error> {
-        let from: JobStatus = self.from_status.parse().map_err(|e| sqlx::Error::Protocol(format!("{e}")))?;
-        from.transition(to).map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+    pub fn transition(&self, to: JobStatus) -> StoreResult<JobStatus> {
+        let from: JobStatus = self.from_status.parse().map_err(|e| StoreError::invariant(format!("{e}")))?;
+        from.transition(to).map_err(|e| StoreError::invariant(e.to_string()))?;
         Ok(from)
     }
 }
@@ -42,7 +69,7 @@ pub async fn move_jobs(
     filter: &DlqFilter,
     ids: Option<&[Uuid]>,
     limit: i64,
-) -> Result<Vec<ChangedJob>, sqlx::Error> {
+) -> StoreResult<Vec<ChangedJob>> {
     let sql = format!(
         "WITH candidates AS ( \
              SELECT j.job_id, j.status, j.retry_count, j.error_message, j.error_stage, j.dlq_at \
@@ -62,30 +89,31 @@ pub async fn move_jobs(
                    c.dlq_at AS previous_dlq_at",
         filter = job_filter_sql(),
     );
-    bind_filter(sqlx::query_as::<_, ChangedJob>(sqlx::AssertSqlSafe(sql)), filter)
+    let rows = bind_filter(sqlx::query_as::<_, ChangedRow>(sqlx::AssertSqlSafe(sql)), filter)
         .bind(sources_of(to))
         .bind(ids.map(<[Uuid]>::to_vec))
         .bind(limit)
         .bind(to.as_str())
         .fetch_all(&mut **tx)
-        .await
+        .await?;
+    rows.into_iter().map(ChangedJob::try_from).collect()
 }
 
 /// Locks one job row (waiting for whoever holds it) and returns its status.
-pub async fn lock_job(tx: &mut Transaction<'_, Postgres>, job_id: Uuid) -> Result<Option<JobStatus>, sqlx::Error> {
+pub async fn lock_job(tx: &mut Transaction<'_, Postgres>, job_id: Uuid) -> StoreResult<Option<JobStatus>> {
     let status: Option<String> = sqlx::query_scalar("SELECT status FROM jobs WHERE job_id = $1 FOR UPDATE")
         .bind(job_id)
         .fetch_optional(&mut **tx)
         .await?;
-    status.map(|s| s.parse().map_err(|e| sqlx::Error::Protocol(format!("{e}")))).transpose()
+    status.map(|s| s.parse().map_err(|e| StoreError::invariant(format!("{e}")))).transpose()
 }
 
 /// Locks one poison item and returns its status.
-pub async fn lock_poison(tx: &mut Transaction<'_, Postgres>, item_id: Uuid) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT status FROM dlq_poison WHERE item_id = $1 FOR UPDATE")
+pub async fn lock_poison(tx: &mut Transaction<'_, Postgres>, item_id: Uuid) -> StoreResult<Option<String>> {
+    Ok(sqlx::query_scalar("SELECT status FROM dlq_poison WHERE item_id = $1 FOR UPDATE")
         .bind(item_id)
         .fetch_optional(&mut **tx)
-        .await
+        .await?)
 }
 
 /// Deletes live poison items: the ones in `ids`, or up to `limit` of those
@@ -95,8 +123,8 @@ pub async fn delete_poison(
     ids: Option<&[Uuid]>,
     before: Option<DateTime<Utc>>,
     limit: i64,
-) -> Result<Vec<Uuid>, sqlx::Error> {
-    sqlx::query_scalar(
+) -> StoreResult<Vec<Uuid>> {
+    Ok(sqlx::query_scalar(
         "WITH candidates AS ( \
              SELECT item_id FROM dlq_poison \
              WHERE status = 'DLQ' AND ($1::uuid[] IS NULL OR item_id = ANY($1)) \
@@ -112,7 +140,7 @@ pub async fn delete_poison(
     .bind(before)
     .bind(limit)
     .fetch_all(&mut **tx)
-    .await
+    .await?)
 }
 
 /// How many jobs a bulk retry would take now (without locking), and the
@@ -123,7 +151,7 @@ pub async fn count_jobs(
     filter: &DlqFilter,
     ids: Option<&[Uuid]>,
     limit: i64,
-) -> Result<(i64, Vec<Uuid>), sqlx::Error> {
+) -> StoreResult<(i64, Vec<Uuid>)> {
     let sql = format!(
         "WITH matched AS ( \
              SELECT j.job_id, {JOB_DLQ_AT} AS dlq_at FROM jobs j {LAST_DLQ_EVENT} \
@@ -134,18 +162,18 @@ pub async fn count_jobs(
                 coalesce((SELECT array_agg(job_id ORDER BY dlq_at, job_id) FROM (SELECT * FROM matched ORDER BY dlq_at, job_id LIMIT 20) s), '{{}}')",
         filter = job_filter_sql(),
     );
-    bind_filter(sqlx::query_as::<_, (i64, Vec<Uuid>)>(sqlx::AssertSqlSafe(sql)), filter)
+    Ok(bind_filter(sqlx::query_as::<_, (i64, Vec<Uuid>)>(sqlx::AssertSqlSafe(sql)), filter)
         .bind(from.as_str())
         .bind(ids.map(<[Uuid]>::to_vec))
         .bind(limit)
         .fetch_one(pool)
-        .await
+        .await?)
 }
 
 /// Live poison items dead-lettered before `before`.
-pub async fn count_poison_before(pool: &sqlx::PgPool, before: DateTime<Utc>) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT count(*) FROM dlq_poison WHERE status = 'DLQ' AND dlq_at < $1")
+pub async fn count_poison_before(pool: &sqlx::PgPool, before: DateTime<Utc>) -> StoreResult<i64> {
+    Ok(sqlx::query_scalar("SELECT count(*) FROM dlq_poison WHERE status = 'DLQ' AND dlq_at < $1")
         .bind(before)
         .fetch_one(pool)
-        .await
+        .await?)
 }

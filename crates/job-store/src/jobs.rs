@@ -1,31 +1,16 @@
-//! Postgres access for jobs, their events and the outbox. Every write that
+//! Jobs as the API sees them: submit (job, first event and outbox message
+//! in one statement), read, list, and their history. Every write that
 //! changes a job's status also writes its `job_events` row in the same
 //! transaction.
 
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use job_model::{JobMetadata, JobPriority, JobStatus, NewJob, OutboxMessage, StageRecord};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-use crate::job::JOB_COLUMNS;
-use crate::outbox::OutboxMessage;
-use crate::{JobMetadata, JobPriority, JobStatus, NewJob, StageRecord};
-
-/// The schema, embedded at compile time from `migrations/`.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
-
-/// Opens a pool. `acquire_timeout` bounds how long a request waits for a
-/// connection when Postgres is away: the API answers 503 after it.
-pub async fn connect(url: &str, max_connections: u32, acquire_timeout: Duration) -> Result<PgPool, sqlx::Error> {
-    let options: PgConnectOptions = url.parse()?;
-    // Lazy: a service starts (and answers /healthz) while Postgres is still
-    // coming up; requests get 503 until it is reachable.
-    Ok(PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(acquire_timeout)
-        .connect_lazy_with(options))
-}
+use crate::error::{StoreError, StoreResult};
+use crate::row::{self, query_jobs};
 
 /// What submitting a job did.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,7 +40,7 @@ pub async fn submit_job(
     message: &OutboxMessage,
     actor: &str,
     dedup: DedupPolicy,
-) -> Result<SubmitOutcome, sqlx::Error> {
+) -> StoreResult<SubmitOutcome> {
     let mut tx = pool.begin().await?;
 
     if job.idempotency_key.is_none()
@@ -63,28 +48,30 @@ pub async fn submit_job(
     {
         // Serialise submissions of one document so two concurrent ones
         // cannot both miss each other. The lock ends with the transaction.
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('docflow.document:' || $1, 0))")
-            .bind(&job.document_id)
+        sqlx::query!("SELECT pg_advisory_xact_lock(hashtextextended('docflow.document:' || $1, 0))", job.document_id)
             .execute(&mut *tx)
             .await?;
-        let earlier = sqlx::query_as::<_, (Uuid, Vec<u8>)>(
+        let earlier = sqlx::query!(
             "SELECT job_id, request_hash FROM jobs \
-                 WHERE document_id = $1 AND created_at > now() - make_interval(secs => $2) \
-                 ORDER BY job_id DESC LIMIT 1",
+             WHERE document_id = $1 AND created_at > now() - make_interval(secs => $2) \
+             ORDER BY job_id DESC LIMIT 1",
+            job.document_id,
+            window.as_secs_f64(),
         )
-        .bind(&job.document_id)
-        .bind(window.as_secs_f64())
         .fetch_optional(&mut *tx)
         .await?;
-        if let Some((job_id, hash)) = earlier {
+        if let Some(earlier) = earlier {
             tx.rollback().await?;
-            return existing_outcome(pool, job_id, &hash, job).await;
+            return existing_outcome(pool, earlier.job_id, &earlier.request_hash, job).await;
         }
     }
 
+    let tags = serde_json::to_value(&job.tags).expect("a string map serialises");
+    let detail = serde_json::json!({"priority": job.priority});
+    let headers = serde_json::to_value(&message.headers).expect("a string map serialises");
     // The job, its first event and its outbox message in one statement: one
     // round trip for the write path every submission takes.
-    let created = sqlx::query_as::<_, JobMetadata>(sqlx::AssertSqlSafe(format!(
+    let created = query_jobs!(
         "WITH job AS ( \
              INSERT INTO jobs (job_id, document_id, filename, blob_path, file_size, priority, tags, status, \
                                max_retries, idempotency_key, request_hash, trace_id, traceparent) \
@@ -98,27 +85,28 @@ pub async fn submit_job(
              INSERT INTO outbox (exchange, routing_key, payload, headers, expiration_ms) \
              SELECT $15, $16, $17, $18, $19 FROM job \
          ) \
-         SELECT {JOB_COLUMNS} FROM job"
-    )))
-    .bind(job.job_id)
-    .bind(&job.document_id)
-    .bind(&job.filename)
-    .bind(&job.blob_path)
-    .bind(job.file_size)
-    .bind(job.priority.value())
-    .bind(job.tags_json())
-    .bind(job.max_retries)
-    .bind(&job.idempotency_key)
-    .bind(&job.request_hash[..])
-    .bind(&job.trace_id)
-    .bind(&job.traceparent)
-    .bind(actor)
-    .bind(sqlx::types::Json(serde_json::json!({"priority": job.priority})))
-    .bind(&message.exchange)
-    .bind(&message.routing_key)
-    .bind(&message.payload)
-    .bind(sqlx::types::Json(&message.headers))
-    .bind(message.expiration.map(|d| d.as_millis() as i64))
+         SELECT ",
+        " FROM job",
+        job.job_id,
+        job.document_id,
+        job.filename,
+        job.blob_path,
+        job.file_size,
+        job.priority.value(),
+        tags,
+        job.max_retries,
+        job.idempotency_key,
+        &job.request_hash[..],
+        job.trace_id,
+        job.traceparent,
+        actor,
+        detail,
+        message.exchange,
+        message.routing_key,
+        message.payload,
+        headers,
+        message.expiration.map(|d| d.as_millis() as i64),
+    )
     .fetch_optional(&mut *tx)
     .await?;
 
@@ -127,24 +115,19 @@ pub async fn submit_job(
         // while this insert waited on it.
         tx.rollback().await?;
         let key = job.idempotency_key.as_deref().unwrap_or_default();
-        let (job_id, hash) =
-            sqlx::query_as::<_, (Uuid, Vec<u8>)>("SELECT job_id, request_hash FROM jobs WHERE idempotency_key = $1")
-                .bind(key)
-                .fetch_one(pool)
-                .await?;
-        return existing_outcome(pool, job_id, &hash, job).await;
+        let existing = sqlx::query!("SELECT job_id, request_hash FROM jobs WHERE idempotency_key = $1", key)
+            .fetch_one(pool)
+            .await?;
+        return existing_outcome(pool, existing.job_id, &existing.request_hash, job).await;
     };
     tx.commit().await?;
-    Ok(SubmitOutcome::Created(created))
+    Ok(SubmitOutcome::Created(row::job(created)?))
 }
 
-async fn existing_outcome(
-    pool: &PgPool,
-    job_id: Uuid,
-    hash: &[u8],
-    job: &NewJob,
-) -> Result<SubmitOutcome, sqlx::Error> {
-    let existing = get_job(pool, job_id).await?.ok_or(sqlx::Error::RowNotFound)?;
+async fn existing_outcome(pool: &PgPool, job_id: Uuid, hash: &[u8], job: &NewJob) -> StoreResult<SubmitOutcome> {
+    let existing = get_job(pool, job_id)
+        .await?
+        .ok_or_else(|| StoreError::invariant(format!("job {job_id} vanished while its submission was replayed")))?;
     Ok(if hash == job.request_hash { SubmitOutcome::Duplicate(existing) } else { SubmitOutcome::Conflict(existing) })
 }
 
@@ -156,34 +139,40 @@ pub async fn record_event(
     to: JobStatus,
     actor: &str,
     detail: serde_json::Value,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO job_events (job_id, from_status, to_status, actor, detail) VALUES ($1, $2, $3, $4, $5)")
-        .bind(job_id)
-        .bind(from.map(JobStatus::as_str))
-        .bind(to.as_str())
-        .bind(actor)
-        .bind(sqlx::types::Json(detail))
-        .execute(&mut **tx)
-        .await?;
+) -> StoreResult<()> {
+    sqlx::query!(
+        "INSERT INTO job_events (job_id, from_status, to_status, actor, detail) VALUES ($1, $2, $3, $4, $5)",
+        job_id,
+        from.map(JobStatus::as_str),
+        to.as_str(),
+        actor,
+        detail,
+    )
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
-pub async fn get_job(pool: &PgPool, job_id: Uuid) -> Result<Option<JobMetadata>, sqlx::Error> {
-    sqlx::query_as::<_, JobMetadata>(sqlx::AssertSqlSafe(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = $1")))
-        .bind(job_id)
-        .fetch_optional(pool)
-        .await
+pub async fn get_job(pool: &PgPool, job_id: Uuid) -> StoreResult<Option<JobMetadata>> {
+    query_jobs!("SELECT ", " FROM jobs WHERE job_id = $1", job_id).fetch_optional(pool).await?.map(row::job).transpose()
+}
+
+/// The status of each of `ids` that exists.
+pub async fn statuses(pool: &PgPool, ids: &[Uuid]) -> StoreResult<Vec<(Uuid, String)>> {
+    let rows = sqlx::query!("SELECT job_id, status FROM jobs WHERE job_id = ANY($1)", ids).fetch_all(pool).await?;
+    Ok(rows.into_iter().map(|r| (r.job_id, r.status)).collect())
 }
 
 /// Stage records of every attempt, in pipeline order.
-pub async fn job_stages(pool: &PgPool, job_id: Uuid) -> Result<Vec<StageRecord>, sqlx::Error> {
-    sqlx::query_as::<_, StageRecord>(
+pub async fn job_stages(pool: &PgPool, job_id: Uuid) -> StoreResult<Vec<StageRecord>> {
+    Ok(sqlx::query_as!(
+        StageRecord,
         "SELECT attempt, stage, status, started_at, duration_ms, items_processed, bytes_processed, error \
          FROM job_stages WHERE job_id = $1 ORDER BY attempt, seq",
+        job_id
     )
-    .bind(job_id)
     .fetch_all(pool)
-    .await
+    .await?)
 }
 
 /// Filters for listing jobs; all optional, combined with AND.
@@ -201,20 +190,22 @@ pub async fn list_jobs(
     filter: &JobFilter,
     before: Option<Uuid>,
     limit: i64,
-) -> Result<Vec<JobMetadata>, sqlx::Error> {
-    sqlx::query_as::<_, JobMetadata>(sqlx::AssertSqlSafe(format!(
-        "SELECT {JOB_COLUMNS} FROM jobs \
+) -> StoreResult<Vec<JobMetadata>> {
+    let rows = query_jobs!(
+        "SELECT ",
+        " FROM jobs \
          WHERE ($1::text IS NULL OR status = $1) \
            AND ($2::smallint IS NULL OR priority = $2) \
            AND ($3::text IS NULL OR document_id = $3) \
            AND ($4::uuid IS NULL OR job_id < $4) \
-         ORDER BY job_id DESC LIMIT $5"
-    )))
-    .bind(filter.status.map(JobStatus::as_str))
-    .bind(filter.priority.map(JobPriority::value))
-    .bind(&filter.document_id)
-    .bind(before)
-    .bind(limit)
+         ORDER BY job_id DESC LIMIT $5",
+        filter.status.map(JobStatus::as_str),
+        filter.priority.map(JobPriority::value),
+        filter.document_id,
+        before,
+        limit,
+    )
     .fetch_all(pool)
-    .await
+    .await?;
+    row::jobs(rows)
 }

@@ -1,0 +1,36 @@
+//! Every SQL statement of docflow's job tables, in one place. Queries are
+//! `sqlx::query!`-checked against the schema at build time; the offline
+//! data in `.sqlx/` (workspace root) lets the build run without a database,
+//! and `scripts/sqlx-prepare.sh` regenerates it (CI checks it is current).
+//! Every call returns [`StoreError`], whose variant says what to do next.
+
+pub mod dlq;
+pub mod error;
+pub mod jobs;
+pub mod lifecycle;
+pub mod outbox;
+mod row;
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+pub use error::{StoreError, StoreResult};
+pub use jobs::{DedupPolicy, JobFilter, SubmitOutcome};
+pub use lifecycle::{AttemptRecord, ClaimOutcome, Claimed};
+
+/// The schema, embedded at compile time from `migrations/`.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+/// Opens a pool. `acquire_timeout` bounds how long a request waits for a
+/// connection when Postgres is away: the API answers 503 after it.
+pub async fn connect(url: &str, max_connections: u32, acquire_timeout: Duration) -> Result<PgPool, sqlx::Error> {
+    let options: PgConnectOptions = url.parse()?;
+    // Lazy: a service starts (and answers /healthz) while Postgres is still
+    // coming up; requests get 503 until it is reachable.
+    Ok(PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(acquire_timeout)
+        .connect_lazy_with(options))
+}

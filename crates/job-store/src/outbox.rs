@@ -1,0 +1,120 @@
+//! The outbox table: messages committed with the rows that cause them, and
+//! the relay's side (lock a batch, delete what the broker confirmed). The
+//! relay itself, which talks to the broker, lives in the `broker` crate.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use job_model::OutboxMessage;
+use sqlx::{PgPool, Postgres, Transaction};
+
+use crate::error::{StoreError, StoreResult};
+
+/// Adds messages to the outbox inside the caller's transaction, in one
+/// statement however many there are.
+pub async fn enqueue_all(tx: &mut Transaction<'_, Postgres>, messages: &[OutboxMessage]) -> StoreResult<()> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let exchanges: Vec<String> = messages.iter().map(|m| m.exchange.clone()).collect();
+    let keys: Vec<String> = messages.iter().map(|m| m.routing_key.clone()).collect();
+    let payloads: Vec<Vec<u8>> = messages.iter().map(|m| m.payload.clone()).collect();
+    let headers: Vec<serde_json::Value> =
+        messages.iter().map(|m| serde_json::to_value(&m.headers).expect("a string map serialises")).collect();
+    let expirations: Vec<Option<i64>> = messages.iter().map(|m| m.expiration.map(|d| d.as_millis() as i64)).collect();
+    sqlx::query!(
+        "INSERT INTO outbox (exchange, routing_key, payload, headers, expiration_ms) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::bytea[], $4::jsonb[], $5::int8[])",
+        &exchanges,
+        &keys,
+        &payloads,
+        &headers,
+        &expirations as _,
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Adds one message inside the caller's transaction.
+pub async fn enqueue(tx: &mut Transaction<'_, Postgres>, message: &OutboxMessage) -> StoreResult<()> {
+    enqueue_all(tx, std::slice::from_ref(message)).await
+}
+
+/// Messages not yet confirmed by the broker.
+pub async fn backlog(pool: &PgPool) -> StoreResult<i64> {
+    Ok(sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM outbox"#).fetch_one(pool).await?)
+}
+
+/// A message waiting in the outbox, with its row id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub message: OutboxMessage,
+}
+
+/// Rows locked for publishing (`FOR UPDATE SKIP LOCKED`, so relays of
+/// several replicas share the table), held until [`LockedBatch::complete`]
+/// deletes what the broker confirmed. Dropped without completing, the lock
+/// ends and the rows stay for the next relay.
+pub struct LockedBatch {
+    tx: Transaction<'static, Postgres>,
+    pub rows: Vec<OutboxRow>,
+}
+
+/// Locks the oldest `limit` rows nobody else holds.
+pub async fn lock_batch(pool: &PgPool, limit: i64) -> StoreResult<LockedBatch> {
+    let mut tx = pool.begin().await?;
+    let records = sqlx::query!(
+        "SELECT id, exchange, routing_key, payload, headers, expiration_ms FROM outbox \
+         ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+        limit
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let rows = records
+        .into_iter()
+        .map(|r| {
+            let headers: BTreeMap<String, String> = serde_json::from_value(r.headers).map_err(|e| {
+                StoreError::invariant(format!("outbox row {} has headers that are not strings: {e}", r.id))
+            })?;
+            let mut message = OutboxMessage::new(r.exchange, r.routing_key, r.payload, headers);
+            message.expiration = r.expiration_ms.map(|ms| Duration::from_millis(ms.max(0) as u64));
+            Ok(OutboxRow { id: r.id, message })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok(LockedBatch { tx, rows })
+}
+
+impl LockedBatch {
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Deletes the published rows and releases the rest. Were this commit
+    /// lost, the batch would be published again: the at-least-once half of
+    /// the bargain.
+    pub async fn complete(mut self, published: &[i64]) -> StoreResult<()> {
+        if !published.is_empty() {
+            sqlx::query!("DELETE FROM outbox WHERE id = ANY($1)", published).execute(&mut *self.tx).await?;
+        }
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Waits (polling) until the outbox is empty or `timeout` passes; used at
+/// shutdown so the last committed messages leave with this process when
+/// they can. Returns whether it emptied.
+pub async fn wait_until_empty(pool: &PgPool, timeout: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if matches!(backlog(pool).await, Ok(0)) {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
