@@ -8,6 +8,7 @@ mod dlq;
 mod job;
 pub mod message;
 pub mod outbox;
+pub mod outputs;
 mod priority;
 mod stats;
 pub mod status;
@@ -19,6 +20,7 @@ pub use message::{
     AttemptOutcome, ExecutionEvent, JobEnvelope, JobMessage, PoisonReason, ProcessDocument, StageTiming,
 };
 pub use outbox::{JobRoute, OutboxMessage};
+pub use outputs::{AttemptOutputs, ResultRecord, TicketDraft};
 pub use priority::{JobPriority, UnknownPriority};
 pub use stats::QueueStats;
 pub use status::{InvalidTransition, JobStatus};

@@ -64,3 +64,18 @@ impl From<sqlx::Error> for StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_sorted_by_what_to_do_next() {
+        assert!(StoreError::from(sqlx::Error::PoolTimedOut).is_unavailable());
+        assert!(StoreError::from(sqlx::Error::Io(std::io::ErrorKind::ConnectionRefused.into())).is_unavailable());
+        assert!(matches!(StoreError::from(sqlx::Error::RowNotFound), StoreError::Invariant(_)));
+        let decode = sqlx::Error::Decode("not a string map".into());
+        assert!(matches!(StoreError::from(decode), StoreError::Invariant(_)));
+        assert!(!StoreError::invariant("job x: DLQ -> COMPLETED").is_unavailable());
+    }
+}

@@ -9,6 +9,7 @@ pub mod error;
 pub mod jobs;
 pub mod lifecycle;
 pub mod outbox;
+pub mod results;
 mod row;
 
 use std::time::Duration;

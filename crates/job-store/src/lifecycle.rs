@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use job_model::{AttemptOutcome, JobMetadata, JobStatus, OutboxMessage, StageTiming};
+use job_model::{AttemptOutcome, AttemptOutputs, JobMetadata, JobStatus, OutboxMessage, StageTiming};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -127,12 +127,15 @@ pub struct AttemptRecord {
     /// Retry, dead-letter and execution-event messages, published through
     /// the outbox so that they exist if and only if this record commits.
     pub messages: Vec<OutboxMessage>,
+    /// The result row and tickets the stages produced.
+    pub outputs: AttemptOutputs,
     pub detail: serde_json::Value,
 }
 
 /// Records an attempt's end in one transaction: status, event, stage
-/// timings and outbox messages. Returns false (and writes nothing) when this
-/// worker no longer holds the lease.
+/// timings, the stages' outputs (result row, tickets) and outbox messages.
+/// Returns false (and writes nothing) when this worker no longer holds the
+/// lease for this attempt, so an attempt that lost its lease never writes.
 pub async fn record_attempt(pool: &PgPool, worker: &str, record: &AttemptRecord) -> StoreResult<bool> {
     let to = JobStatus::Processing
         .transition(record.outcome.status())
@@ -161,6 +164,7 @@ pub async fn record_attempt(pool: &PgPool, worker: &str, record: &AttemptRecord)
     crate::jobs::record_event(&mut tx, record.job_id, Some(JobStatus::Processing), to, worker, record.detail.clone())
         .await?;
     insert_stages(&mut tx, record).await?;
+    crate::results::write(&mut tx, record.job_id, record.attempt, &record.outputs).await?;
     outbox::enqueue_all(&mut tx, &record.messages).await?;
     tx.commit().await?;
     Ok(true)

@@ -5,13 +5,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{NaiveDate, Utc};
+use job_model::AttemptOutputs;
 use object_store::ObjectStore;
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::config::PipelineConfig;
 use crate::error::{StageError, kind};
+use crate::lookup::EarlierResults;
 use crate::stages::analysis::AnalysisOutput;
 use crate::stages::classification::ClassificationOutput;
 use crate::stages::criteria_detection::CriteriaOutput;
@@ -43,7 +44,8 @@ pub struct Document {
 /// `extensions`.
 pub struct StageContext {
     pub document: Document,
-    pub pool: PgPool,
+    /// Earlier jobs' results (the duplicate rule asks).
+    pub earlier: Arc<dyn EarlierResults>,
     pub blobs: Arc<dyn ObjectStore>,
     pub config: Arc<PipelineConfig>,
     /// The day the document is judged against (e.g. for "overdue"): today
@@ -84,10 +86,15 @@ fn missing(what: &str) -> StageError {
 }
 
 impl StageContext {
-    pub fn new(document: Document, pool: PgPool, blobs: Arc<dyn ObjectStore>, config: Arc<PipelineConfig>) -> Self {
+    pub fn new(
+        document: Document,
+        earlier: Arc<dyn EarlierResults>,
+        blobs: Arc<dyn ObjectStore>,
+        config: Arc<PipelineConfig>,
+    ) -> Self {
         StageContext {
             document,
-            pool,
+            earlier,
             blobs,
             config,
             processing_date: Utc::now().date_naive(),
@@ -125,5 +132,14 @@ impl StageContext {
 
     pub fn criteria_output(&self) -> Result<&CriteriaOutput, StageError> {
         self.criteria.as_ref().ok_or_else(|| missing("criteria_detection"))
+    }
+
+    /// What the stages that ran produced for Postgres (the result row, the
+    /// tickets), for the worker to commit with the attempt's outcome.
+    pub fn outputs(&self) -> AttemptOutputs {
+        AttemptOutputs {
+            result: self.storage.as_ref().map(|s| s.record.clone()),
+            tickets: self.tickets.as_ref().map(|t| t.tickets.clone()).unwrap_or_default(),
+        }
     }
 }

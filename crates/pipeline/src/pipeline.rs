@@ -11,12 +11,12 @@ use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use object_store::ObjectStore;
 use serde::Serialize;
-use sqlx::PgPool;
 use tracing::Instrument;
 
 use crate::config::PipelineConfig;
 use crate::context::{Document, StageContext};
 use crate::error::{ConfigError, StageError, kind};
+use crate::lookup::EarlierResults;
 use crate::rules::RuleSet;
 use crate::stages;
 
@@ -205,8 +205,13 @@ impl Pipeline {
 
     /// A fresh context for one run over `document`, sharing this pipeline's
     /// configuration.
-    pub fn context(&self, document: Document, pool: PgPool, blobs: Arc<dyn ObjectStore>) -> StageContext {
-        StageContext::new(document, pool, blobs, self.config.clone())
+    pub fn context(
+        &self,
+        document: Document,
+        earlier: Arc<dyn EarlierResults>,
+        blobs: Arc<dyn ObjectStore>,
+    ) -> StageContext {
+        StageContext::new(document, earlier, blobs, self.config.clone())
     }
 
     /// Runs the stages in order and stops at the first failure.

@@ -43,7 +43,8 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     RateLimited,
     ServiceUnavailable,
-    InternalError,
+    /// A bug or a broken invariant, never an outage (those are 503).
+    Internal,
 }
 
 impl ErrorCode {
@@ -65,7 +66,7 @@ impl ErrorCode {
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+            Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -122,7 +123,7 @@ impl ApiError {
     /// Logs the cause and answers 500 without showing it.
     pub fn internal(cause: impl fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        ApiError::new(ErrorCode::InternalError, "internal error")
+        ApiError::new(ErrorCode::Internal, "internal error")
     }
 
     /// A store error by its kind: Postgres being away is the client's cue

@@ -8,12 +8,13 @@ use broker::lapin::message::Delivery;
 use broker::{Batch, OutboxRelay, Settle};
 use chrono::Utc;
 use job_model::{
-    AttemptOutcome, ExecutionEvent, JobEnvelope, JobMetadata, JobPriority, RetryPolicy, StageTiming, Topology,
+    AttemptOutcome, AttemptOutputs, ExecutionEvent, JobEnvelope, JobMetadata, JobPriority, RetryPolicy, StageTiming,
+    Topology,
 };
 use job_store::lifecycle::{self, AttemptRecord, ClaimOutcome};
 use job_store::{StoreError, StoreResult};
 use object_store::ObjectStore;
-use pipeline::{Document, Pipeline, PipelineRun, StageError, StageStatus};
+use pipeline::{Document, EarlierResults, Pipeline, PipelineRun, StageError, StageStatus};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -25,6 +26,8 @@ use crate::metrics::{DropLabels, OutcomeLabels, StageLabels, WorkerMetrics};
 /// What every job task shares.
 pub struct Executor {
     pub pool: PgPool,
+    /// Earlier results, for the duplicate rule (the job store).
+    pub earlier: Arc<dyn EarlierResults>,
     pub blobs: Arc<dyn ObjectStore>,
     pub pipeline: Arc<Pipeline>,
     pub topology: Topology,
@@ -141,7 +144,7 @@ impl Executor {
                 file_size: job.file_size,
                 attempt: job.attempt,
             },
-            self.pool.clone(),
+            self.earlier.clone(),
             self.blobs.clone(),
         );
         let run = tokio::select! {
@@ -161,7 +164,7 @@ impl Executor {
             let _ = lifecycle::release_lease(&self.pool, job.job_id, &self.worker_id).await;
             return Settle::Requeue;
         };
-        let record = self.attempt_record(&job, &run, started_at, clock.elapsed());
+        let record = self.attempt_record(&job, &run, ctx.outputs(), started_at, clock.elapsed());
         self.commit(&job, record, abort).await
     }
 
@@ -194,6 +197,7 @@ impl Executor {
         &self,
         job: &JobMetadata,
         run: &PipelineRun,
+        outputs: AttemptOutputs,
         started_at: chrono::DateTime<Utc>,
         elapsed: Duration,
     ) -> AttemptRecord {
@@ -277,6 +281,7 @@ impl Executor {
             error_stage,
             stages,
             messages: messages_out,
+            outputs,
             detail,
         }
     }
@@ -312,6 +317,7 @@ impl Executor {
             error_message: Some(error.clone()),
             error_stage: None,
             stages: Vec::new(),
+            outputs: AttemptOutputs::default(),
             messages: vec![
                 messages::dead_letter(&self.topology, &job, "poison_crashes", &error, None),
                 messages::execution_event(&self.topology, &event),
@@ -373,20 +379,29 @@ fn record_queue_wait(
     span.end();
 }
 
-/// Renews the lease every third of its length; cancels `lost` if it is gone.
+/// Renews the lease every third of its length; cancels `lost` when it is
+/// gone, or when no renewal has succeeded for a whole lease period: by then
+/// the reaper may have handed the job to another worker, and this attempt
+/// stops rather than race its successor.
 async fn heartbeat(pool: PgPool, job_id: uuid::Uuid, worker: String, lease: Duration, lost: CancellationToken) {
     let mut interval = tokio::time::interval(lease / 3);
     interval.tick().await;
+    let mut renewed = Instant::now();
     loop {
         interval.tick().await;
         match lifecycle::renew_lease(&pool, job_id, &worker, lease).await {
-            Ok(true) => {}
+            Ok(true) => renewed = Instant::now(),
             Ok(false) => {
                 lost.cancel();
                 return;
             }
-            // A database blip: keep trying; the lease outlives a few misses.
-            Err(error) => tracing::warn!(%error, %job_id, "lease renewal failed"),
+            // A database blip: keep trying while the lease lasts.
+            Err(error) if renewed.elapsed() < lease => tracing::warn!(%error, %job_id, "lease renewal failed"),
+            Err(error) => {
+                tracing::warn!(%error, %job_id, "no lease renewal for a whole lease period; stopping the attempt");
+                lost.cancel();
+                return;
+            }
         }
     }
 }

@@ -3,6 +3,7 @@
 //! retry, dead-letter and event messages through the outbox) before acking.
 
 pub mod config;
+mod earlier;
 mod executor;
 mod http;
 mod messages;

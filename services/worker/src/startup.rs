@@ -65,6 +65,7 @@ impl Application {
 
         let executor = Arc::new(Executor {
             pool: pool.clone(),
+            earlier: Arc::new(crate::earlier::StoredResults { pool: pool.clone() }),
             blobs,
             pipeline,
             topology: topology.clone(),

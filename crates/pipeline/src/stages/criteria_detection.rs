@@ -9,7 +9,6 @@ use uuid::Uuid;
 
 use super::names;
 use crate::context::StageContext;
-use crate::db;
 use crate::error::StageError;
 use crate::fields::{invoice_key, supplier_key};
 use crate::pipeline::{Stage, StageReport};
@@ -62,7 +61,7 @@ impl Stage for CriteriaDetection {
         };
         let duplicate_of = match keys {
             Some((supplier, number)) if duplicate_rule_applies && !supplier.is_empty() && !number.is_empty() => {
-                db::find_duplicate(&ctx.pool, ctx.document.job_id, &supplier, &number).await?
+                ctx.earlier.duplicate_of(ctx.document.job_id, &supplier, &number).await?
             }
             _ => None,
         };

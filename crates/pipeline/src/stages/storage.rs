@@ -1,10 +1,12 @@
 //! Stage 8: the result document, as JSON in the blob store
-//! (`{results_prefix}/{job_id}.json`) and as a row in `document_results`.
-//! Both writes replace an earlier attempt's, so the stage is idempotent per
-//! job. The blob is written first: a row never points at a missing blob.
+//! (`{results_prefix}/{job_id}.json`, replacing an earlier attempt's), and
+//! as the row for `document_results`, an output the worker commits with the
+//! attempt's outcome. The blob is written first: a row never points at a
+//! missing blob.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use job_model::ResultRecord;
 use object_store::{ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -13,7 +15,6 @@ use super::names;
 use crate::blob::{parse_path, store_error};
 use crate::classify::DocumentType;
 use crate::context::StageContext;
-use crate::db::{self, ResultRow};
 use crate::error::{StageError, kind};
 use crate::fields::{InvoiceFields, invoice_key, supplier_key};
 use crate::pipeline::{Stage, StageReport};
@@ -58,11 +59,13 @@ pub struct ResultDocument {
     pub text: ResultText,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StorageOutput {
     /// Blob path of the result JSON.
     pub result_path: String,
     pub json_bytes: u64,
+    /// The `document_results` row.
+    pub record: ResultRecord,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -122,35 +125,30 @@ impl Stage for Storage {
         ctx.blobs.put(&location, PutPayload::from(json)).await.map_err(|e| store_error("write result", e))?;
 
         let f = &doc.fields;
-        let supplier = f.supplier.as_ref().map(|s| s.value.as_str());
-        let invoice_number = f.invoice_number.as_ref().map(|n| n.value.as_str());
-        let supplier_key = supplier.map(supplier_key).filter(|k| !k.is_empty());
-        let invoice_key = invoice_number.map(invoice_key).filter(|k| !k.is_empty());
-        let row = ResultRow {
-            job_id: doc.job_id,
-            document_id: &doc.document_id,
-            attempt: doc.attempt,
-            document_type: doc.classification.document_type.as_str(),
+        let supplier = f.supplier.as_ref().map(|s| s.value.clone());
+        let invoice_number = f.invoice_number.as_ref().map(|n| n.value.clone());
+        let record = ResultRecord {
+            document_id: doc.document_id.clone(),
+            document_type: doc.classification.document_type.as_str().to_owned(),
             classification_confidence: doc.classification.confidence,
-            mime_type: &doc.mime_type,
-            sha256: &doc.sha256,
-            text_sha256: &doc.text.sha256,
+            mime_type: doc.mime_type.clone(),
+            sha256: doc.sha256.clone(),
+            text_sha256: doc.text.sha256.clone(),
             page_count: i32::try_from(doc.page_count).unwrap_or(i32::MAX),
             needs_ocr: doc.text.needs_ocr,
+            supplier_key: supplier.as_deref().map(supplier_key).filter(|k| !k.is_empty()),
+            invoice_key: invoice_number.as_deref().map(invoice_key).filter(|k| !k.is_empty()),
             supplier,
-            supplier_key: supplier_key.as_deref(),
             invoice_number,
-            invoice_key: invoice_key.as_deref(),
             issue_date: f.issue_date.as_ref().map(|d| d.value),
             due_date: f.due_date.as_ref().map(|d| d.value),
             total_cents: f.total_amount.as_ref().map(|t| t.value.cents()),
-            currency: f.currency.as_ref().map(|c| c.value.as_str()),
+            currency: f.currency.as_ref().map(|c| c.value.clone()),
             findings: i32::try_from(doc.findings.len()).unwrap_or(i32::MAX),
-            result_path: &result_path,
-            result: &value,
+            result_path: result_path.clone(),
+            result: value,
         };
-        db::upsert_result(&ctx.pool, &row).await?;
-        ctx.storage = Some(StorageOutput { result_path, json_bytes });
+        ctx.storage = Some(StorageOutput { result_path, json_bytes, record });
         Ok(StageReport::new(1, json_bytes))
     }
 }

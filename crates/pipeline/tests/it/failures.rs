@@ -9,7 +9,6 @@ use pipeline::stages::names;
 use pipeline::{
     Pipeline, PipelineConfig, PipelineRun, Stage, StageContext, StageError, StageReport, StageStatus, kind,
 };
-use sqlx::postgres::PgPoolOptions;
 
 use crate::support::{UnreachableStore, World, standard};
 
@@ -57,7 +56,7 @@ async fn a_stage_that_panics_fails_the_job_not_the_caller() {
     let doc = world.job("invoice_en.txt").await;
     let job_id = doc.job_id;
     let mut ctx = world.context(&pipeline, doc);
-    let run = pipeline.run(&mut ctx).await;
+    let run = world.run(&pipeline, &mut ctx).await;
     let err = assert_failed_at(&run, 4, kind::PANIC, false);
     assert!(err.message().contains("index out of bounds"), "{err}");
     assert!(ctx.analysis.is_none());
@@ -65,7 +64,7 @@ async fn a_stage_that_panics_fails_the_job_not_the_caller() {
 
     // The pipeline is still usable afterwards.
     let mut again = world.context(&pipeline, world.job("invoice_en.txt").await);
-    assert_failed_at(&pipeline.run(&mut again).await, 4, kind::PANIC, false);
+    assert_failed_at(&world.run(&pipeline, &mut again).await, 4, kind::PANIC, false);
 }
 
 struct Hangs;
@@ -92,7 +91,7 @@ async fn a_stage_over_its_time_limit_fails_retryably() {
     let mut pipeline = Pipeline::standard(config).unwrap();
     pipeline.insert_after(names::UPLOAD, Hangs).unwrap();
     let mut ctx = world.context(&pipeline, world.job("invoice_en.txt").await);
-    let run = pipeline.run(&mut ctx).await;
+    let run = world.run(&pipeline, &mut ctx).await;
     let err = assert_failed_at(&run, 1, kind::TIMEOUT, true);
     assert_eq!(err.message(), "stage hangs exceeded its time limit of 50 ms");
     assert_eq!(run.outcomes[1].stage, "hangs");
@@ -105,7 +104,7 @@ async fn a_broken_pdf_fails_validation_permanently() {
     let doc = world.job("truncated.pdf").await;
     let job_id = doc.job_id;
     let mut ctx = world.context(&pipeline, doc);
-    let run = pipeline.run(&mut ctx).await;
+    let run = world.run(&pipeline, &mut ctx).await;
     assert_failed_at(&run, 1, kind::BROKEN_PDF, false);
     let results: i64 = sqlx::query_scalar("SELECT count(*) FROM document_results WHERE job_id = $1")
         .bind(job_id)
@@ -126,7 +125,7 @@ async fn bad_documents_fail_permanently_with_their_kinds() {
         ("random.bin", kind::UNSUPPORTED_TYPE),
     ] {
         let mut ctx = world.context(&pipeline, world.job(name).await);
-        let run = pipeline.run(&mut ctx).await;
+        let run = world.run(&pipeline, &mut ctx).await;
         assert_failed_at(&run, 1, expected, false);
     }
 }
@@ -138,11 +137,11 @@ async fn a_missing_blob_fails_permanently_and_an_unreachable_store_retryably() {
     let mut doc = world.job("invoice_en.txt").await;
     doc.blob_path = "uploads/gone.txt".into();
     let mut ctx = world.context(&pipeline, doc);
-    assert_failed_at(&pipeline.run(&mut ctx).await, 0, kind::BLOB_MISSING, false);
+    assert_failed_at(&world.run(&pipeline, &mut ctx).await, 0, kind::BLOB_MISSING, false);
 
     let mut ctx =
-        pipeline.context(world.job("invoice_en.txt").await, world.db.pool.clone(), Arc::new(UnreachableStore));
-    assert_failed_at(&pipeline.run(&mut ctx).await, 0, kind::BLOB_STORE_UNAVAILABLE, true);
+        pipeline.context(world.job("invoice_en.txt").await, world.earlier.clone(), Arc::new(UnreachableStore));
+    assert_failed_at(&world.run(&pipeline, &mut ctx).await, 0, kind::BLOB_STORE_UNAVAILABLE, true);
 }
 
 #[tokio::test]
@@ -159,20 +158,25 @@ async fn a_store_failing_on_write_fails_storage_retryably() {
     assert_failed_at(&run, 6, kind::BLOB_STORE_UNAVAILABLE, true);
 }
 
+/// Earlier results that cannot be read (the job store's database down).
+struct Unreadable;
+
+#[async_trait]
+impl pipeline::EarlierResults for Unreadable {
+    async fn duplicate_of(&self, _: uuid::Uuid, _: &str, _: &str) -> Result<Option<uuid::Uuid>, StageError> {
+        Err(StageError::retryable(kind::DATABASE_UNAVAILABLE, "duplicate lookup: connection refused"))
+    }
+}
+
 #[tokio::test]
-async fn an_unreachable_database_is_retryable() {
+async fn a_duplicate_lookup_that_cannot_answer_fails_the_attempt_retryably() {
     let world = World::new().await;
     let pipeline = standard();
-    // Nothing listens on port 1: connecting fails like a Postgres that is down.
-    let down = PgPoolOptions::new()
-        .acquire_timeout(Duration::from_secs(2))
-        .connect_lazy("postgres://postgres@127.0.0.1:1/docflow")
-        .unwrap();
-    let mut ctx = pipeline.context(world.job("rechnung_de.pdf").await, down, world.blobs.clone());
-    let run = pipeline.run(&mut ctx).await;
-    // criteria_detection is the first stage to touch the database (the
-    // duplicate lookup).
+    let mut ctx = pipeline.context(world.job("rechnung_de.pdf").await, Arc::new(Unreadable), world.blobs.clone());
+    let run = world.run(&pipeline, &mut ctx).await;
+    // criteria_detection is the only stage that looks at earlier jobs.
     assert_failed_at(&run, 5, kind::DATABASE_UNAVAILABLE, true);
+    assert!(ctx.tickets.is_none() && ctx.storage.is_none(), "nothing after it ran, so nothing to commit");
 }
 
 #[tokio::test]
@@ -181,6 +185,6 @@ async fn a_pipeline_missing_a_stage_fails_with_missing_input() {
     let mut pipeline = standard();
     pipeline.remove(names::VALIDATION).unwrap();
     let mut ctx = world.context(&pipeline, world.job("invoice_en.txt").await);
-    let err = assert_failed_at(&pipeline.run(&mut ctx).await, 1, kind::MISSING_INPUT, false);
+    let err = assert_failed_at(&world.run(&pipeline, &mut ctx).await, 1, kind::MISSING_INPUT, false);
     assert!(err.message().contains("validation"), "{err}");
 }

@@ -7,13 +7,15 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use futures::stream::{self, BoxStream, StreamExt};
+use job_model::AttemptOutcome;
+use job_store::lifecycle::{self, AttemptRecord};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, ObjectStoreExt,
     PutMultipartOptions, PutOptions, PutPayload, PutResult,
 };
-use pipeline::{Document, Pipeline, PipelineConfig, StageContext};
+use pipeline::{Document, EarlierResults, Pipeline, PipelineConfig, PipelineRun, StageContext, StageError};
 use sha2::{Digest, Sha256};
 use test_support::TestDb;
 use uuid::Uuid;
@@ -36,10 +38,27 @@ pub fn processing_date() -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 3, 15).unwrap()
 }
 
+/// The lease owner the tests commit attempts as.
+const WORKER: &str = "pipeline-test";
+
+/// Earlier results, from the test's database through the job store (as the
+/// worker answers the duplicate rule).
+struct StoredResults(sqlx::PgPool);
+
+#[async_trait]
+impl EarlierResults for StoredResults {
+    async fn duplicate_of(&self, job_id: Uuid, supplier: &str, invoice: &str) -> Result<Option<Uuid>, StageError> {
+        job_store::results::find_duplicate(&self.0, job_id, supplier, invoice)
+            .await
+            .map_err(|e| StageError::retryable(pipeline::kind::DATABASE_ERROR, e.to_string()))
+    }
+}
+
 /// A test's world: its own database and blob directory.
 pub struct World {
     pub db: TestDb,
     pub blobs: Arc<dyn ObjectStore>,
+    pub earlier: Arc<dyn EarlierResults>,
     _dir: tempfile::TempDir,
 }
 
@@ -48,7 +67,8 @@ impl World {
         let db = TestDb::new().await;
         let dir = tempfile::tempdir().unwrap();
         let blobs: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(dir.path()).unwrap());
-        World { db, blobs, _dir: dir }
+        let earlier: Arc<dyn EarlierResults> = Arc::new(StoredResults(db.pool.clone()));
+        World { db, blobs, earlier, _dir: dir }
     }
 
     /// Stores `bytes` as a new job's document and inserts its `jobs` row
@@ -76,15 +96,45 @@ impl World {
     }
 
     pub fn context(&self, pipeline: &Pipeline, document: Document) -> StageContext {
-        let mut ctx = pipeline.context(document, self.db.pool.clone(), self.blobs.clone());
+        let mut ctx = pipeline.context(document, self.earlier.clone(), self.blobs.clone());
         ctx.processing_date = processing_date();
         ctx
     }
 
     pub fn context_with(&self, config: PipelineConfig, document: Document) -> StageContext {
-        let mut ctx = StageContext::new(document, self.db.pool.clone(), self.blobs.clone(), Arc::new(config));
+        let mut ctx = StageContext::new(document, self.earlier.clone(), self.blobs.clone(), Arc::new(config));
         ctx.processing_date = processing_date();
         ctx
+    }
+
+    /// Runs the pipeline and commits the outputs of its stages with the
+    /// attempt's outcome, through the job store, as the worker does.
+    pub async fn run(&self, pipeline: &Pipeline, ctx: &mut StageContext) -> PipelineRun {
+        let run = pipeline.run(ctx).await;
+        let d = &ctx.document;
+        if d.file_size == 0 {
+            return run; // no job row (see job_with)
+        }
+        sqlx::query("UPDATE jobs SET status = 'PROCESSING', attempt = $2, lease_owner = $3 WHERE job_id = $1")
+            .bind(d.job_id)
+            .bind(d.attempt)
+            .bind(WORKER)
+            .execute(&self.db.pool)
+            .await
+            .unwrap();
+        let record = AttemptRecord {
+            job_id: d.job_id,
+            attempt: d.attempt,
+            outcome: if run.succeeded() { AttemptOutcome::Completed } else { AttemptOutcome::Failed },
+            error_message: None,
+            error_stage: None,
+            stages: Vec::new(),
+            messages: Vec::new(),
+            outputs: ctx.outputs(),
+            detail: serde_json::json!({}),
+        };
+        assert!(lifecycle::record_attempt(&self.db.pool, WORKER, &record).await.unwrap(), "the attempt commits");
+        run
     }
 
     pub async fn tickets(&self, job_id: Uuid) -> Vec<(String, String)> {

@@ -65,3 +65,22 @@ async fn submissions_during_a_database_outage_get_503_and_nothing_is_queued() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_row_that_breaks_an_invariant_is_a_500_internal_not_a_503() {
+    let app = TestApp::spawn().await;
+    let response = app.submit(&valid_body("broken-row")).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let job_id = response.json::<Value>().await.unwrap()["job_id"].as_str().unwrap().to_owned();
+    // The schema allows any JSON object as tags; the model holds string
+    // values only. A row written behind the API's back breaks that.
+    sqlx::query("UPDATE jobs SET tags = '{\"customer\": 42}' WHERE job_id = $1::uuid")
+        .bind(&job_id)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let response = app.get(&format!("/api/job/{job_id}/status")).await;
+    assert!(response.headers().get("retry-after").is_none(), "not an outage: nothing to wait for");
+    let body = assert_error(response, StatusCode::INTERNAL_SERVER_ERROR, "internal").await;
+    assert!(!body.to_string().contains("42"), "a 500 shows no internals: {body}");
+}

@@ -1,0 +1,3 @@
+//! The job store against a real, freshly migrated Postgres per test.
+
+mod outputs;
