@@ -4,13 +4,15 @@
 //! ([`Pipeline::standard`]), and for each job creates a [`StageContext`]
 //! ([`Pipeline::context`]) and calls [`Pipeline::run`], which returns a
 //! [`PipelineRun`]: one timed [`StageOutcome`] per stage and, on failure,
-//! the failing stage and a [`StageError`] that says whether to retry.
+//! the failing stage and a [`StageError`] that says whether to retry. The
+//! stages' rows for Postgres (result, tickets) come back from
+//! [`StageContext::outputs`]; the caller commits them with the outcome.
 //!
 //! ```no_run
-//! # async fn example(pool: sqlx::PgPool, blobs: std::sync::Arc<dyn object_store::ObjectStore>, document: pipeline::Document) {
+//! # async fn example(earlier: std::sync::Arc<dyn pipeline::EarlierResults>, blobs: std::sync::Arc<dyn object_store::ObjectStore>, document: pipeline::Document) {
 //! use pipeline::{Pipeline, PipelineConfig};
 //! let pipeline = Pipeline::standard(PipelineConfig::default()).expect("rules parse");
-//! let mut ctx = pipeline.context(document, pool, blobs);
+//! let mut ctx = pipeline.context(document, earlier, blobs);
 //! let run = pipeline.run(&mut ctx).await;
 //! match &run.result {
 //!     Ok(()) => { /* COMPLETED */ }

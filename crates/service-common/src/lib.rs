@@ -11,5 +11,6 @@ pub mod metrics;
 pub mod openapi;
 pub mod request;
 pub mod shutdown;
+pub mod views;
 
 pub use error::{ApiError, ErrorCode};

@@ -1,9 +1,7 @@
 //! What the API returns, as documented in the OpenAPI schema.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Utc};
-use job_model::{JobMetadata, JobPriority, JobStatus, StageRecord};
+use job_model::{JobPriority, StageRecord};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -11,6 +9,7 @@ use crate::domain::{FilterFields, escape_payload};
 use job_model::ItemKind;
 use job_store::dlq::audit::EntryRow;
 use job_store::dlq::items::{EventRow, GroupRow, ItemRow};
+pub use service_common::views::JobView;
 
 /// One DLQ item: a dead-lettered job, or a poison message.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -158,58 +157,6 @@ pub struct DlqGroups {
     pub groups: Vec<DlqGroup>,
     /// Groups in all (the list stops at `limit`).
     pub total_groups: i64,
-}
-
-/// A job row as the detail view shows it.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct JobView {
-    pub job_id: Uuid,
-    pub document_id: String,
-    pub filename: String,
-    pub blob_path: String,
-    pub file_size: i64,
-    pub priority: JobPriority,
-    pub tags: BTreeMap<String, String>,
-    pub status: JobStatus,
-    pub attempt: i32,
-    pub retry_count: i32,
-    pub max_retries: i32,
-    pub crash_count: i32,
-    pub error_message: Option<String>,
-    pub error_stage: Option<String>,
-    pub trace_id: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub started_at: Option<DateTime<Utc>>,
-    pub completed_at: Option<DateTime<Utc>>,
-    pub dlq_at: Option<DateTime<Utc>>,
-}
-
-impl From<JobMetadata> for JobView {
-    fn from(j: JobMetadata) -> Self {
-        JobView {
-            job_id: j.job_id,
-            document_id: j.document_id,
-            filename: j.filename,
-            blob_path: j.blob_path,
-            file_size: j.file_size,
-            priority: j.priority,
-            tags: j.tags,
-            status: j.status,
-            attempt: j.attempt,
-            retry_count: j.retry_count,
-            max_retries: j.max_retries,
-            crash_count: j.crash_count,
-            error_message: j.error_message,
-            error_stage: j.error_stage,
-            trace_id: j.trace_id,
-            created_at: j.created_at,
-            updated_at: j.updated_at,
-            started_at: j.started_at,
-            completed_at: j.completed_at,
-            dlq_at: j.dlq_at,
-        }
-    }
 }
 
 /// One status change in a job's history.
