@@ -11,6 +11,7 @@ pub mod lifecycle;
 pub mod outbox;
 pub mod results;
 mod row;
+pub mod stats;
 
 use std::time::Duration;
 

@@ -14,6 +14,7 @@
 
 use chrono::{DateTime, Utc};
 use job_model::{JobPriority, Topology};
+use job_store::StoreResult;
 use serde::Serialize;
 use sqlx::PgPool;
 
@@ -58,14 +59,9 @@ pub struct AlertInputs {
     pub window: ExecutionAgg,
 }
 
-/// Jobs QUEUED per priority and DLQ in total: a read of the
-/// (status, job_id) index limited to those two statuses.
-pub async fn job_counts(pool: &PgPool) -> Result<(Vec<(JobPriority, i64)>, i64), sqlx::Error> {
-    let rows: Vec<(String, i16, i64)> = sqlx::query_as(
-        "SELECT status, priority, count(*) FROM jobs WHERE status IN ('QUEUED', 'DLQ') GROUP BY status, priority",
-    )
-    .fetch_all(pool)
-    .await?;
+/// Jobs QUEUED per priority and DLQ in total.
+pub async fn job_counts(pool: &PgPool) -> StoreResult<(Vec<(JobPriority, i64)>, i64)> {
+    let rows = job_store::stats::queued_and_dlq(pool).await?;
     let queued = JobPriority::ALL
         .into_iter()
         .map(|p| (p, rows.iter().filter(|(s, pr, _)| s == "QUEUED" && *pr == p.value()).map(|r| r.2).sum()))
@@ -141,7 +137,7 @@ pub fn evaluate(inputs: &AlertInputs, topology: &Topology, alerts: &AlertArgs, s
     active
 }
 
-pub async fn inputs(pool: &PgPool, alerts: &AlertArgs) -> Result<AlertInputs, sqlx::Error> {
+pub async fn inputs(pool: &PgPool, alerts: &AlertArgs) -> StoreResult<AlertInputs> {
     let (queued, dlq) = job_counts(pool).await?;
     let window = crate::report::load_window(pool, i64::from(alerts.alert_window_minutes)).await?.executions;
     Ok(AlertInputs { queued, dlq, window })

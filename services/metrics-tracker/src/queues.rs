@@ -3,22 +3,14 @@
 
 pub use broker::probe::{BrokerProbe, BrokerQueue};
 use job_model::{JobPriority, QueueStats, Topology};
+use job_store::StoreResult;
 use sqlx::PgPool;
-
-/// Jobs per priority and status, over the whole `jobs` table.
-pub async fn status_counts(pool: &PgPool) -> Result<Vec<(i16, String, i64)>, sqlx::Error> {
-    sqlx::query_as("SELECT priority, status, count(*) FROM jobs GROUP BY priority, status").fetch_all(pool).await
-}
 
 /// One entry per priority queue, then one for the DLQ (no priority; its job
 /// counts cover every priority).
-pub async fn queue_stats(
-    pool: &PgPool,
-    topology: &Topology,
-    probe: &BrokerProbe,
-) -> Result<Vec<QueueStats>, sqlx::Error> {
-    let counts = status_counts(pool).await?;
-    let oldest = crate::report::queued_now(pool).await?;
+pub async fn queue_stats(pool: &PgPool, topology: &Topology, probe: &BrokerProbe) -> StoreResult<Vec<QueueStats>> {
+    let counts = job_store::stats::status_counts(pool).await?;
+    let oldest = job_store::stats::queued_now(pool).await?;
     let mut names: Vec<String> = JobPriority::ALL.into_iter().map(|p| topology.job_queue(p)).collect();
     names.push(topology.dlq_queue());
     let broker = probe.inspect(&names).await;

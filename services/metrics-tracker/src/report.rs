@@ -279,20 +279,6 @@ pub struct Report {
     pub sketch: SketchInfo,
 }
 
-/// QUEUED jobs and the oldest one's wait, per priority, from `jobs`.
-pub async fn queued_now(pool: &PgPool) -> Result<BTreeMap<i16, (i64, Option<f64>)>, sqlx::Error> {
-    // Served by jobs_status_job_id_idx: only QUEUED rows are read. A job's
-    // updated_at is when it last entered QUEUED (submission, retry by an
-    // admin, rescue after a crash).
-    let rows: Vec<(i16, i64, Option<f64>)> = sqlx::query_as(
-        "SELECT priority, count(*), EXTRACT(EPOCH FROM now() - min(updated_at))::float8 \
-         FROM jobs WHERE status = 'QUEUED' GROUP BY priority",
-    )
-    .fetch_all(pool)
-    .await?;
-    Ok(rows.into_iter().map(|(p, n, age)| (p, (n, age))).collect())
-}
-
 pub fn compute_report(
     data: &WindowData,
     hours: u32,
@@ -386,9 +372,9 @@ pub fn compute_report(
 }
 
 /// The whole report for the last `hours`.
-pub async fn report(pool: &PgPool, hours: u32, sla: &SlaArgs) -> Result<Report, sqlx::Error> {
+pub async fn report(pool: &PgPool, hours: u32, sla: &SlaArgs) -> job_store::StoreResult<Report> {
     let data = load_window(pool, i64::from(hours) * 60).await?;
-    let queued = queued_now(pool).await?;
+    let queued = job_store::stats::queued_now(pool).await?;
     Ok(compute_report(&data, hours, sla, &queued))
 }
 

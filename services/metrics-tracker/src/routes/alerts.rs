@@ -19,7 +19,7 @@ use crate::state::AppState;
 )]
 #[get("/api/alerts")]
 pub async fn active_alerts(_reader: Reader, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let inputs = alerts::inputs(&state.pool, &state.alerts).await.map_err(ApiError::database)?;
+    let inputs = alerts::inputs(&state.pool, &state.alerts).await.map_err(ApiError::store)?;
     let active = alerts::evaluate(&inputs, &state.topology, &state.alerts, &state.sla);
     Ok(HttpResponse::Ok().json(AlertsResponse {
         evaluated_at: Utc::now(),

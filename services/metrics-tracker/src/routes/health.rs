@@ -40,13 +40,13 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 
 /// Reads the state gauges from Postgres, bounded so a slow database cannot
 /// hang a scrape (the gauges then keep their last values).
-async fn sample_gauges(state: &AppState) -> Result<(), sqlx::Error> {
+async fn sample_gauges(state: &AppState) -> job_store::StoreResult<()> {
     let (queued, dlq) = crate::alerts::job_counts(&state.pool).await?;
     for (priority, depth) in queued {
         state.metrics.queue_depth.get_or_create(&QueueLabels { queue: state.topology.job_queue(priority) }).set(depth);
     }
     state.metrics.dlq_size.set(dlq);
-    let oldest = crate::report::queued_now(&state.pool).await?;
+    let oldest = job_store::stats::queued_now(&state.pool).await?;
     for priority in JobPriority::ALL {
         let age = oldest.get(&priority.value()).and_then(|(_, age)| *age).unwrap_or(0.0);
         state.metrics.oldest_queued_age.get_or_create(&PriorityLabels { priority: priority.as_str() }).set(age);

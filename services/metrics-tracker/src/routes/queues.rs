@@ -28,6 +28,6 @@ pub struct QueuesResponse {
 #[get("/api/queues")]
 pub async fn queues(_reader: Reader, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let queues =
-        crate::queues::queue_stats(&state.pool, &state.topology, &state.probe).await.map_err(ApiError::database)?;
+        crate::queues::queue_stats(&state.pool, &state.topology, &state.probe).await.map_err(ApiError::store)?;
     Ok(HttpResponse::Ok().json(QueuesResponse { queues }))
 }

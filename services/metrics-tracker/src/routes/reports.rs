@@ -37,7 +37,7 @@ pub async fn metrics_report(
 ) -> Result<HttpResponse, ApiError> {
     let q: WindowQuery = query(&req)?;
     let hours = hours(q.hours, state.max_report_hours)?;
-    let report = report::report(&state.pool, hours, &state.sla).await.map_err(ApiError::database)?;
+    let report = report::report(&state.pool, hours, &state.sla).await.map_err(ApiError::store)?;
     Ok(HttpResponse::Ok().json(report))
 }
 
