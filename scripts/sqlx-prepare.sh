@@ -35,5 +35,6 @@ if $check; then
 else
     rm -rf .sqlx
     cp -r "$out" .sqlx
+    chmod 755 .sqlx
     echo "wrote $(ls .sqlx | wc -l) queries to .sqlx/"
 fi

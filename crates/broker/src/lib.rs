@@ -20,6 +20,16 @@ pub use consume::{Batch, Consumer, ConsumerConfig, Handler, QueueSpec, Settle};
 pub use publisher::{Outgoing, PublishError, Publisher};
 pub use relay::{OutboxRelay, RelayConfig, RelayStats};
 
+/// A string header of a delivery (the ones docflow sets are long strings).
+pub fn header(delivery: &lapin::message::Delivery, name: &str) -> Option<String> {
+    let headers = delivery.properties.headers().as_ref()?;
+    match headers.inner().get(name)? {
+        lapin::types::AMQPValue::LongString(s) => Some(s.to_string()),
+        lapin::types::AMQPValue::ShortString(s) => Some(s.to_string()),
+        _ => None,
+    }
+}
+
 /// Re-exported so handlers can read deliveries without naming lapin's
 /// version themselves.
 pub use lapin;

@@ -25,6 +25,10 @@ pub enum ClaimOutcome {
     AlreadyFinished(JobStatus),
     /// Another worker holds a live lease; a duplicate delivery to drop.
     HeldElsewhere,
+    /// The job waits out a retry backoff and this message is not its retry
+    /// (an older copy, redelivered or published twice): claiming it would
+    /// end the backoff early. A stale delivery to drop.
+    Stale { job_attempt: i32 },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -37,17 +41,26 @@ pub struct Claimed {
 /// Claims a job for one attempt: QUEUED or RETRYING jobs, and PROCESSING
 /// jobs whose lease has expired or was released. The conditional UPDATE is
 /// the only way into PROCESSING, so two deliveries of one job can never
-/// both run it.
-pub async fn claim(pool: &PgPool, job_id: Uuid, worker: &str, lease: Duration) -> StoreResult<ClaimOutcome> {
+/// both run it. `message_attempt` is the attempt the message was sent for
+/// (its `x-attempt` header): a RETRYING job is claimed only by the message
+/// of its next attempt, so that a stale copy cannot cut its backoff short.
+pub async fn claim(
+    pool: &PgPool,
+    job_id: Uuid,
+    worker: &str,
+    lease: Duration,
+    message_attempt: Option<i32>,
+) -> StoreResult<ClaimOutcome> {
     let claimable: Vec<String> = JobStatus::sources_of(JobStatus::Processing)
         .into_iter()
         .filter(|s| *s != JobStatus::Processing)
         .map(|s| s.as_str().to_owned())
         .collect();
     let claimed = query_jobs!(
-        from_status = "from_status";
+        from_status = "from_status",
+        crashed = "crashed";
         "WITH prev AS ( \
-             SELECT job_id, status, lease_owner, lease_expires_at FROM jobs WHERE job_id = $1 FOR UPDATE \
+             SELECT job_id, status, attempt, lease_owner, lease_expires_at FROM jobs WHERE job_id = $1 FOR UPDATE \
          ), claimed AS ( \
              UPDATE jobs j SET status = 'PROCESSING', attempt = j.attempt + 1, \
                  crash_count = j.crash_count + CASE WHEN prev.status = 'PROCESSING' AND prev.lease_owner IS NOT NULL THEN 1 ELSE 0 END, \
@@ -55,13 +68,15 @@ pub async fn claim(pool: &PgPool, job_id: Uuid, worker: &str, lease: Duration) -
                  started_at = COALESCE(j.started_at, now()), updated_at = now() \
              FROM prev \
              WHERE j.job_id = prev.job_id \
-               AND (prev.status = ANY($4) \
+               AND ((prev.status = ANY($4) \
+                     AND NOT (prev.status = 'RETRYING' AND $5::int IS NOT NULL AND $5::int <> prev.attempt + 1)) \
                     OR (prev.status = 'PROCESSING' AND (prev.lease_expires_at IS NULL OR prev.lease_expires_at < now()))) \
-             RETURNING j.*, prev.status AS from_status \
+             RETURNING j.*, prev.status AS from_status, \
+                       (prev.status = 'PROCESSING' AND prev.lease_owner IS NOT NULL) AS crashed \
          ), event AS ( \
              INSERT INTO job_events (job_id, from_status, to_status, actor, detail) \
              SELECT job_id, from_status, 'PROCESSING', $2, \
-                    jsonb_build_object('attempt', attempt, 'recovered_from_crash', from_status = 'PROCESSING') \
+                    jsonb_build_object('attempt', attempt, 'recovered_from_crash', crashed) \
              FROM claimed \
          ) \
          SELECT ",
@@ -70,19 +85,24 @@ pub async fn claim(pool: &PgPool, job_id: Uuid, worker: &str, lease: Duration) -
         worker,
         lease.as_secs_f64(),
         &claimable,
+        message_attempt,
     )
     .fetch_optional(pool)
     .await?;
     if let Some(claimed) = claimed {
-        let recovered_from_crash = claimed.from_status.as_deref() == Some(JobStatus::Processing.as_str());
+        let recovered_from_crash = claimed.crashed == Some(true);
         return Ok(ClaimOutcome::Claimed(Box::new(Claimed { job: row::job(claimed)?, recovered_from_crash })));
     }
-    let status = sqlx::query_scalar!("SELECT status FROM jobs WHERE job_id = $1", job_id).fetch_optional(pool).await?;
-    Ok(match status.map(|s| s.parse::<JobStatus>()) {
-        None => ClaimOutcome::NotFound,
-        Some(Ok(JobStatus::Processing)) => ClaimOutcome::HeldElsewhere,
-        Some(Ok(status)) => ClaimOutcome::AlreadyFinished(status),
-        Some(Err(e)) => return Err(StoreError::invariant(format!("job {job_id}: {e}"))),
+    let Some(now) =
+        sqlx::query!("SELECT status, attempt FROM jobs WHERE job_id = $1", job_id).fetch_optional(pool).await?
+    else {
+        return Ok(ClaimOutcome::NotFound);
+    };
+    let status: JobStatus = now.status.parse().map_err(|e| StoreError::invariant(format!("job {job_id}: {e}")))?;
+    Ok(match status {
+        JobStatus::Processing => ClaimOutcome::HeldElsewhere,
+        JobStatus::Retrying => ClaimOutcome::Stale { job_attempt: now.attempt },
+        status => ClaimOutcome::AlreadyFinished(status),
     })
 }
 
@@ -102,10 +122,14 @@ pub async fn renew_lease(pool: &PgPool, job_id: Uuid, worker: &str, lease: Durat
 }
 
 /// Gives a job back without counting a crash (graceful shutdown past its
-/// grace period): the redelivered message can claim it at once.
+/// grace period): the redelivered message can claim it at once. The lease
+/// is left expired, not cleared, so that if no message comes back (the nack
+/// was lost, the broker is away, the redelivery was dropped as a duplicate)
+/// the reaper finds the job and queues it again: no job is left PROCESSING
+/// with nobody to rescue it.
 pub async fn release_lease(pool: &PgPool, job_id: Uuid, worker: &str) -> StoreResult<bool> {
     let updated = sqlx::query!(
-        "UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL, updated_at = now() \
+        "UPDATE jobs SET lease_owner = NULL, lease_expires_at = now(), updated_at = now() \
          WHERE job_id = $1 AND lease_owner = $2 AND status = 'PROCESSING'",
         job_id,
         worker,

@@ -94,12 +94,12 @@ impl Executor {
         let current = tracing::Span::current();
         current.record("messaging.message.id", job_id.to_string());
         current.record("docflow.job_id", job_id.to_string());
+        let sent_for = broker::header(delivery, job_model::message::headers::ATTEMPT).and_then(|a| a.parse().ok());
         let claim =
-            match self.with_db_retry(abort, || lifecycle::claim(&self.pool, job_id, &self.worker_id, self.lease)).await
-            {
-                Some(claim) => claim,
-                None => return Settle::Requeue,
-            };
+            self.with_db_retry(abort, || lifecycle::claim(&self.pool, job_id, &self.worker_id, self.lease, sent_for));
+        let Some(claim) = claim.await else {
+            return Settle::Requeue;
+        };
         match claim {
             ClaimOutcome::Claimed(claimed) => {
                 if claimed.recovered_from_crash {
@@ -115,6 +115,12 @@ impl Executor {
             ClaimOutcome::AlreadyFinished(status) => {
                 tracing::info!(%job_id, %status, ?priority, "duplicate delivery of a finished job; dropped");
                 self.metrics.dropped.get_or_create(&DropLabels { reason: "duplicate" }).inc();
+                Settle::Ack
+            }
+            ClaimOutcome::Stale { job_attempt } => {
+                // The job's own retry message is still waiting in its tier.
+                tracing::info!(%job_id, ?sent_for, job_attempt, "stale copy of a retrying job's message; dropped");
+                self.metrics.dropped.get_or_create(&DropLabels { reason: "stale" }).inc();
                 Settle::Ack
             }
             ClaimOutcome::HeldElsewhere => {

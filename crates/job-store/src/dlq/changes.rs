@@ -61,8 +61,9 @@ impl ChangedJob {
 
 /// Moves up to `limit` jobs matching `filter` (and `ids`, when given) from
 /// a status that may reach `to` into `to`, oldest DLQ entries first, skipping
-/// rows another transaction holds. A move to QUEUED starts a fresh retry
-/// budget (`retry_count` = 0); `attempt` keeps counting.
+/// rows another transaction holds. A move to QUEUED is a fresh start: retry
+/// and crash counts back to 0 (a job quarantined for crashing its workers
+/// would otherwise go straight back to the DLQ); `attempt` keeps counting.
 pub async fn move_jobs(
     tx: &mut Transaction<'_, Postgres>,
     to: JobStatus,
@@ -81,6 +82,7 @@ pub async fn move_jobs(
          ) \
          UPDATE jobs j SET status = $13::text, \
              retry_count = CASE WHEN $13::text = 'QUEUED' THEN 0 ELSE j.retry_count END, \
+             crash_count = CASE WHEN $13::text = 'QUEUED' THEN 0 ELSE j.crash_count END, \
              lease_owner = NULL, lease_expires_at = NULL, updated_at = now() \
          FROM candidates c \
          WHERE j.job_id = c.job_id AND j.status = ANY($10) \

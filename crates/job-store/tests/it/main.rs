@@ -1,3 +1,4 @@
 //! The job store against a real, freshly migrated Postgres per test.
 
+mod lifecycle;
 mod outputs;

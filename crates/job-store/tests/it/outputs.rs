@@ -12,9 +12,9 @@ use sha2::{Digest, Sha256};
 use test_support::TestDb;
 use uuid::Uuid;
 
-const LEASE: Duration = Duration::from_secs(30);
+pub const LEASE: Duration = Duration::from_secs(30);
 
-async fn submit(db: &TestDb) -> Uuid {
+pub async fn submit(db: &TestDb) -> Uuid {
     let job_id = Uuid::now_v7();
     let job = NewJob {
         job_id,
@@ -69,7 +69,7 @@ fn outputs(attempt: i32) -> AttemptOutputs {
     }
 }
 
-fn record(job_id: Uuid, attempt: i32, outcome: AttemptOutcome) -> AttemptRecord {
+pub fn record(job_id: Uuid, attempt: i32, outcome: AttemptOutcome) -> AttemptRecord {
     AttemptRecord {
         job_id,
         attempt,
@@ -101,14 +101,14 @@ async fn counts(db: &TestDb, job_id: Uuid) -> (i64, i64) {
 async fn an_attempt_that_lost_its_lease_writes_no_outputs() {
     let db = TestDb::new().await;
     let job_id = submit(&db).await;
-    assert!(matches!(lifecycle::claim(&db.pool, job_id, "w1", LEASE).await.unwrap(), ClaimOutcome::Claimed(_)));
+    assert!(matches!(lifecycle::claim(&db.pool, job_id, "w1", LEASE, None).await.unwrap(), ClaimOutcome::Claimed(_)));
     // The lease expires and another worker claims the job (attempt 2).
     sqlx::query("UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE job_id = $1")
         .bind(job_id)
         .execute(&db.pool)
         .await
         .unwrap();
-    assert!(matches!(lifecycle::claim(&db.pool, job_id, "w2", LEASE).await.unwrap(), ClaimOutcome::Claimed(_)));
+    assert!(matches!(lifecycle::claim(&db.pool, job_id, "w2", LEASE, None).await.unwrap(), ClaimOutcome::Claimed(_)));
 
     let committed = lifecycle::record_attempt(&db.pool, "w1", &record(job_id, 1, AttemptOutcome::Completed)).await;
     assert!(!committed.unwrap(), "the first worker no longer holds the lease");
@@ -122,9 +122,9 @@ async fn an_attempt_that_lost_its_lease_writes_no_outputs() {
 async fn a_retry_replaces_the_result_and_keeps_one_ticket_per_rule() {
     let db = TestDb::new().await;
     let job_id = submit(&db).await;
-    lifecycle::claim(&db.pool, job_id, "w1", LEASE).await.unwrap();
+    lifecycle::claim(&db.pool, job_id, "w1", LEASE, None).await.unwrap();
     assert!(lifecycle::record_attempt(&db.pool, "w1", &record(job_id, 1, AttemptOutcome::Retrying)).await.unwrap());
-    lifecycle::claim(&db.pool, job_id, "w1", LEASE).await.unwrap();
+    lifecycle::claim(&db.pool, job_id, "w1", LEASE, None).await.unwrap();
     assert!(lifecycle::record_attempt(&db.pool, "w1", &record(job_id, 2, AttemptOutcome::Completed)).await.unwrap());
 
     assert_eq!(counts(&db, job_id).await, (1, 1));

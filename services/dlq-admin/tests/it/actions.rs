@@ -186,3 +186,20 @@ async fn an_item_shows_its_history_and_stage_timings() {
     assert_eq!(stages.len(), 4);
     assert_eq!((stages[3]["attempt"].as_i64(), stages[3]["stage"].as_str()), (Some(2), Some("extraction")));
 }
+
+#[tokio::test]
+async fn a_retry_of_a_job_quarantined_for_crashing_its_workers_starts_with_no_crashes() {
+    let world = World::new().await;
+    let app = world.app(&[]).await;
+    let [job] = DlqJobs::default().insert(world.pool()).await[..] else { panic!() };
+    // As the worker parks a job that killed WORKER_MAX_CRASHES workers.
+    sqlx::query("UPDATE jobs SET crash_count = 3 WHERE job_id = $1").bind(job).execute(world.pool()).await.unwrap();
+
+    assert_eq!(app.retry(job).await.status(), StatusCode::OK);
+    let crashes: i32 = sqlx::query_scalar("SELECT crash_count FROM jobs WHERE job_id = $1")
+        .bind(job)
+        .fetch_one(world.pool())
+        .await
+        .unwrap();
+    assert_eq!(crashes, 0, "otherwise its next claim quarantines it again at once");
+}
