@@ -59,11 +59,14 @@ impl JobStatus {
     pub fn next_allowed(self) -> &'static [JobStatus] {
         use JobStatus::*;
         match self {
-            Queued => &[Processing],
+            // QUEUED/RETRYING -> DLQ: the broker dead-lettered the job's
+            // message (its delivery limit); the job is parked where an admin
+            // can retry it, instead of waiting for a message that is gone.
+            Queued => &[Processing, Dlq],
             // PROCESSING -> PROCESSING is a re-claim after the holder's lease expired
             // (a crashed worker); it is an attempt of its own.
             Processing => &[Processing, Completed, Failed, Retrying, Dlq],
-            Retrying => &[Processing],
+            Retrying => &[Processing, Dlq],
             // A poison job can be quarantined before it is ever claimed again.
             Dlq => &[Queued, Deleted],
             Completed | Failed | Deleted => &[],
@@ -146,10 +149,15 @@ mod tests {
         let err = Queued.transition(Completed).unwrap_err();
         assert_eq!(err, InvalidTransition { from: Queued, to: Completed });
         assert_eq!(err.to_string(), "a job cannot move from QUEUED to COMPLETED");
-        assert!(Queued.transition(Dlq).is_err());
         assert!(Retrying.transition(Completed).is_err());
         assert!(Dlq.transition(Processing).is_err());
         assert!(Queued.transition(Deleted).is_err());
+    }
+
+    #[test]
+    fn a_job_whose_message_the_broker_dead_lettered_can_be_parked() {
+        assert_eq!(Queued.transition(Dlq), Ok(Dlq));
+        assert_eq!(Retrying.transition(Dlq), Ok(Dlq));
     }
 
     #[test]

@@ -55,6 +55,9 @@ pub enum ImportOutcome {
     Duplicate(Uuid),
     /// A job message whose job has left the DLQ already.
     Stale,
+    /// The broker dead-lettered the message of a job still waiting for it:
+    /// the job itself is now in the DLQ, retryable.
+    Parked,
 }
 
 impl ImportOutcome {
@@ -64,6 +67,7 @@ impl ImportOutcome {
             ImportOutcome::Poison(_) => "poison",
             ImportOutcome::Duplicate(_) => "duplicate",
             ImportOutcome::Stale => "stale",
+            ImportOutcome::Parked => "parked",
         }
     }
 }
@@ -221,6 +225,24 @@ async fn import_as_is(pool: &PgPool, letter: &DeadLetter) -> StoreResult<ImportO
                     document_id,
                 ),
                 Some(status) => match letter.broker_death() {
+                    Some((reason, queue))
+                        if dlq_reason.is_none()
+                            && [JobStatus::Queued.as_str(), JobStatus::Retrying.as_str()]
+                                .contains(&status.as_str()) =>
+                    {
+                        let from = queue.as_deref().map(|q| format!(" from {q}")).unwrap_or_default();
+                        let error = format!(
+                            "the broker dead-lettered this job's message ({reason}){from} while the job was {status}; \
+                             no message was left to deliver it"
+                        );
+                        let detail = json!({"reason": reason, "error_kind": "broker_dead_letter", "queue": queue});
+                        if store::park_lost_job(pool, job_id, attempt, &reason, &error, detail).await? {
+                            tracing::warn!(%job_id, %status, %reason, "the broker dead-lettered a waiting job's message; job parked in the DLQ");
+                            return Ok(ImportOutcome::Parked);
+                        }
+                        // It moved on meanwhile (claimed through another copy).
+                        return Ok(ImportOutcome::Stale);
+                    }
                     Some((reason, queue)) if dlq_reason.is_none() => {
                         let from = queue.map(|q| format!(" from {q}")).unwrap_or_default();
                         letter.poison(

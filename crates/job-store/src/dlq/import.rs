@@ -23,6 +23,54 @@ pub async fn job_status(pool: &PgPool, job_id: Uuid) -> StoreResult<Option<Strin
     Ok(sqlx::query_scalar("SELECT status FROM jobs WHERE job_id = $1").bind(job_id).fetch_optional(pool).await?)
 }
 
+/// Parks a job whose message the broker dead-lettered by itself (the
+/// quorum queue's delivery limit) while the job waited for it, QUEUED or
+/// RETRYING: nothing would ever deliver it again. The job moves to DLQ,
+/// with its event, where an admin can retry it. False if the job had moved
+/// on meanwhile (then the message is stale).
+pub async fn park_lost_job(
+    pool: &PgPool,
+    job_id: Uuid,
+    attempt: Option<i32>,
+    reason: &str,
+    error_message: &str,
+    detail: serde_json::Value,
+) -> StoreResult<bool> {
+    let mut tx = pool.begin().await?;
+    let parked = sqlx::query_scalar!(
+        r#"WITH prev AS (SELECT job_id, status FROM jobs WHERE job_id = $1 FOR UPDATE)
+           UPDATE jobs j SET status = 'DLQ', error_message = $2, error_stage = NULL, dlq_at = now(), updated_at = now(),
+                  lease_owner = NULL, lease_expires_at = NULL
+           FROM prev WHERE j.job_id = prev.job_id AND prev.status IN ('QUEUED', 'RETRYING')
+           RETURNING prev.status AS "from_status!""#,
+        job_id,
+        error_message,
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(from) = parked else {
+        tx.rollback().await?;
+        return Ok(false);
+    };
+    let from: job_model::JobStatus =
+        from.parse().map_err(|e| crate::StoreError::invariant(format!("job {job_id}: {e}")))?;
+    from.transition(job_model::JobStatus::Dlq)
+        .map_err(|e| crate::StoreError::invariant(format!("job {job_id}: {e}")))?;
+    crate::jobs::record_event(&mut tx, job_id, Some(from), job_model::JobStatus::Dlq, "dlq-admin:importer", detail)
+        .await?;
+    sqlx::query!(
+        "INSERT INTO dlq_job_messages (job_id, attempt, reason) VALUES ($1, $2, $3) \
+         ON CONFLICT (job_id) DO UPDATE SET attempt = EXCLUDED.attempt, reason = EXCLUDED.reason, seen_at = now()",
+        job_id,
+        attempt,
+        reason,
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
 /// Notes that a DLQ job's own message reached `jobs.dlq`.
 pub async fn mark_seen(pool: &PgPool, job_id: Uuid, attempt: Option<i32>, reason: Option<&str>) -> StoreResult<()> {
     sqlx::query(

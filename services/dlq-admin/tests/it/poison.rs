@@ -17,6 +17,31 @@ async fn wait_for_items(app: &TestApp, query: &str, n: usize) -> Vec<Value> {
     .await
 }
 
+/// Takes the queue's message and gives it back until the quorum queue's
+/// delivery limit dead-letters it (x-death: delivery_limit), as a message
+/// that keeps crashing its consumers would be.
+async fn nack_until_dead_lettered(world: &World, queue: &str) {
+    let conn = world.broker.connect().await;
+    let channel = conn.create_channel().await.unwrap();
+    let mut rejected = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match channel.basic_get(queue.into(), BasicGetOptions::default()).await.unwrap() {
+            Some(m) => {
+                m.delivery.acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await.unwrap();
+                rejected += 1;
+            }
+            None if rejected > job_model::topology::DELIVERY_LIMIT => break,
+            None => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the broker never dead-lettered the message ({rejected} rejections)"
+        );
+    }
+    let _ = conn.close(200, "done".into()).await;
+}
+
 async fn importer_connected(app: &TestApp) {
     eventually(Duration::from_secs(30), "the importer to consume", || async {
         let metrics = app.get("/metrics", None).await.text().await.ok()?;
@@ -75,26 +100,8 @@ async fn a_message_the_broker_dead_lettered_is_imported_with_the_death_reason() 
     // A message no consumer can get through: nacked and requeued until the
     // quorum queue's delivery limit dead-letters it (x-death: delivery_limit).
     world.publish(&world.broker.topology.jobs_exchange(), "low", b"\x00\x01 not a job", &[]).await;
-    let conn = world.broker.connect().await;
-    let channel = conn.create_channel().await.unwrap();
     let queue = world.broker.topology.job_queue(JobPriority::Low);
-    let mut rejected = 0;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        match channel.basic_get(queue.as_str().into(), BasicGetOptions::default()).await.unwrap() {
-            Some(m) => {
-                m.delivery.acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await.unwrap();
-                rejected += 1;
-            }
-            None if rejected > job_model::topology::DELIVERY_LIMIT => break,
-            None => tokio::time::sleep(Duration::from_millis(20)).await,
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the broker never dead-lettered the message ({rejected} rejections)"
-        );
-    }
-    let _ = conn.close(200, "done".into()).await;
+    nack_until_dead_lettered(&world, &queue).await;
 
     let items = wait_for_items(&app, "kind=poison", 1).await;
     assert_eq!(items[0]["dlq_reason"], "delivery_limit", "{}", items[0]);
@@ -154,4 +161,40 @@ async fn a_dlq_jobs_own_dead_letter_is_noted_not_duplicated_and_stale_ones_are_d
             "{outcome}: {metrics}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_waiting_job_whose_message_the_broker_dead_lettered_is_parked_and_retryable() {
+    let world = World::new().await;
+    let app = world.app(&[]).await;
+    importer_connected(&app).await;
+    // A job waiting on its queue (QUEUED) whose message hits the delivery
+    // limit: ten SIGTERMs that each gave it back, say.
+    let [job_id] = DlqJobs::default().insert(world.pool()).await[..] else { panic!() };
+    sqlx::query("UPDATE jobs SET status = 'QUEUED', dlq_at = NULL WHERE job_id = $1")
+        .bind(job_id)
+        .execute(world.pool())
+        .await
+        .unwrap();
+    let job = job_store::jobs::get_job(world.pool(), job_id).await.unwrap().unwrap();
+    let body = JobEnvelope::for_job(ProcessDocument::from(&job)).encode();
+    let id = job_id.to_string();
+    world
+        .publish(&world.broker.topology.jobs_exchange(), "normal", &body, &[("x-job-id", &id), ("x-attempt", "5")])
+        .await;
+    nack_until_dead_lettered(&world, &world.broker.topology.job_queue(JobPriority::Normal)).await;
+
+    eventually(Duration::from_secs(30), "the job parked in the DLQ", || async {
+        (world.status_of(job_id).await == "DLQ").then_some(())
+    })
+    .await;
+    let items = wait_for_items(&app, "kind=job", 1).await;
+    assert_eq!(items[0]["id"], id, "a job item, not a poison one: {}", items[0]);
+    assert_eq!(items[0]["dlq_reason"], "delivery_limit", "{}", items[0]);
+    assert_eq!(app.read("/api/dlq?kind=poison").await["items"].as_array().unwrap().len(), 0);
+
+    // An admin can bring it back.
+    let response = app.retry(job_id).await;
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    assert_eq!(world.status_of(job_id).await, "QUEUED");
 }
