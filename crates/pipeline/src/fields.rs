@@ -21,17 +21,52 @@ use crate::parse::iban::find_ibans;
 use crate::parse::mask;
 use crate::parse::vat_id::{VatCheck, find_vat_ids};
 
-/// A value and how sure the analysis is of it (0..1).
+/// Where a field's value was read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// UN/CEFACT CII XML (ZUGFeRD, Factur-X, XRechnung CII), exact.
+    Cii,
+    /// UBL 2.1 XML, exact.
+    Ubl,
+    /// The visible text of a PDF.
+    PdfText,
+    /// A text document (plain text, CSV, XML that is not an e-invoice).
+    #[default]
+    Text,
+}
+
+/// A value, how sure the analysis is of it (0..1), and where it was read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Field<T> {
     pub value: T,
     pub confidence: f64,
+    #[serde(default)]
+    pub source: Source,
 }
 
 impl<T> Field<T> {
-    fn new(value: T, confidence: f64) -> Self {
-        Field { value, confidence: (confidence * 100.0).round() / 100.0 }
+    /// A value guessed from text (the source is set by the caller that knows
+    /// what the text came from, see [`InvoiceFields::set_text_source`]).
+    pub fn new(value: T, confidence: f64) -> Self {
+        Field { value, confidence: (confidence * 100.0).round() / 100.0, source: Source::Text }
     }
+
+    /// A value read from structured XML: exact, confidence 1.0.
+    pub fn exact(value: T, source: Source) -> Self {
+        Field { value, confidence: 1.0, source }
+    }
+}
+
+/// What a structured e-invoice contributed to the fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StructuredOrigin {
+    pub syntax: crate::einvoice::Syntax,
+    /// The PDF attachment the XML came from (`factur-x.xml`, ...); `None`
+    /// for a bare XML document.
+    pub attachment: Option<String>,
+    /// BT-3 invoice type code.
+    pub type_code: Option<String>,
 }
 
 /// The fields analysis looks for. Every one is optional: a receipt has no
@@ -51,6 +86,22 @@ pub struct InvoiceFields {
     /// Compact form with country prefix (`DE136695976`).
     pub vat_id: Option<Field<String>>,
     pub supplier: Option<Field<String>>,
+    /// BT-44 buyer name (structured e-invoices only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buyer: Option<Field<String>>,
+    /// BT-115 amount due for payment (structured e-invoices only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount_due: Option<Field<Amount>>,
+    /// BG-25 invoice lines (structured e-invoices only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub line_items: Vec<crate::einvoice::LineItem>,
+    /// Set when the fields were read from e-invoice XML.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub structured: Option<StructuredOrigin>,
+    /// Why e-invoice XML that the document carries was not used (broken,
+    /// invalid, over a limit): the fields then come from the visible text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub structured_error: Option<String>,
 }
 
 /// Names of the fields, as used in rule files.
@@ -87,6 +138,65 @@ impl FieldName {
 }
 
 impl InvoiceFields {
+    /// The exact fields of a structured e-invoice.
+    pub fn from_einvoice(inv: &crate::einvoice::EInvoice, attachment: Option<String>) -> Self {
+        let source = match inv.syntax {
+            crate::einvoice::Syntax::Cii => Source::Cii,
+            crate::einvoice::Syntax::Ubl => Source::Ubl,
+        };
+        let exact = |v| Field::exact(v, source);
+        InvoiceFields {
+            invoice_number: inv.number.clone().map(exact),
+            issue_date: inv.issue_date.map(|d| Field::exact(d, source)),
+            due_date: inv.due_date.map(|d| Field::exact(d, source)),
+            net_amount: inv.net_amount.map(|a| Field::exact(a, source)),
+            vat_amount: inv.vat_amount.map(|a| Field::exact(a, source)),
+            total_amount: inv.total_amount.map(|a| Field::exact(a, source)),
+            currency: inv.currency.clone().map(exact),
+            iban: inv.iban.clone().map(exact),
+            vat_id: inv.seller_vat_id.clone().map(exact),
+            supplier: inv.seller_name.clone().map(exact),
+            buyer: inv.buyer_name.clone().map(exact),
+            amount_due: inv.amount_due.map(|a| Field::exact(a, source)),
+            line_items: inv.lines.clone(),
+            structured: Some(StructuredOrigin { syntax: inv.syntax, attachment, type_code: inv.type_code.clone() }),
+            structured_error: None,
+        }
+    }
+
+    /// Takes the mandatory terms of EN 16931 (number, issue date, currency,
+    /// total) that these fields lack from `other`.
+    pub fn fill_missing_mandatory(&mut self, other: InvoiceFields) {
+        self.invoice_number = self.invoice_number.take().or(other.invoice_number);
+        self.issue_date = self.issue_date.take().or(other.issue_date);
+        self.currency = self.currency.take().or(other.currency);
+        self.total_amount = self.total_amount.take().or(other.total_amount);
+    }
+
+    /// Marks every field found in text as read from `source` (`PdfText` for
+    /// a PDF's visible text).
+    pub fn set_text_source(&mut self, source: Source) {
+        fn set<T>(f: &mut Option<Field<T>>, source: Source) {
+            if let Some(f) = f
+                && matches!(f.source, Source::Text | Source::PdfText)
+            {
+                f.source = source;
+            }
+        }
+        set(&mut self.invoice_number, source);
+        set(&mut self.issue_date, source);
+        set(&mut self.due_date, source);
+        set(&mut self.net_amount, source);
+        set(&mut self.vat_amount, source);
+        set(&mut self.total_amount, source);
+        set(&mut self.currency, source);
+        set(&mut self.iban, source);
+        set(&mut self.vat_id, source);
+        set(&mut self.supplier, source);
+        set(&mut self.buyer, source);
+        set(&mut self.amount_due, source);
+    }
+
     pub fn is_present(&self, field: FieldName) -> bool {
         match field {
             FieldName::InvoiceNumber => self.invoice_number.is_some(),

@@ -81,6 +81,12 @@ pub fn load(bytes: &[u8]) -> Result<PdfDocument, PdfProblem> {
     Ok(doc)
 }
 
+/// Runs `f` over parsed PDF objects, turning a panic into an error: lopdf
+/// and our walkers over its objects see untrusted structures.
+pub fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|p| format!("panicked reading the PDF: {}", panic_message(p.as_ref())))
+}
+
 /// Text of a PDF, page by page.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PdfText {
