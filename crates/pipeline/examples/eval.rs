@@ -7,12 +7,16 @@
 //! Scores the structured reader (XML preferred, bare and embedded) and the
 //! visible-text extractor (PDFs with their XML ignored) against the XML's
 //! values; prints per-field accuracy and documents/s; `--json` writes both
-//! reports.
+//! reports. `--stream-order` reads PDF text in content-stream order (the
+//! engine before layout analysis), to compare.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use pipeline::eval::{Mode, corpus_files, evaluate};
+use pipeline::DocumentFormat;
+use pipeline::document::{DocumentAnalysis, fields_of};
+use pipeline::eval::{Mode, corpus_files, evaluate_by, evaluate_with};
+use pipeline::pdf::TextEngine;
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -20,10 +24,17 @@ fn main() -> ExitCode {
     let mut json: Option<PathBuf> = None;
     let mut modes = vec![Mode::Structured, Mode::Generic];
     let mut show_mismatches = false;
+    let mut engine = TextEngine::Layout;
+    let mut text_dir: Option<PathBuf> = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--json" => json = args.next().map(PathBuf::from),
             "--mismatches" => show_mismatches = true,
+            // The content-stream order of lopdf's extract_text, for comparison.
+            "--stream-order" => engine = TextEngine::StreamOrder,
+            // Text made by another extractor: DIR/<path in corpus>.txt per
+            // PDF (generic mode; scores the candidate, not the pipeline).
+            "--text-dir" => text_dir = args.next().map(PathBuf::from),
             "--mode" => {
                 modes = match args.next().as_deref() {
                     Some("structured") => vec![Mode::Structured],
@@ -36,14 +47,18 @@ fn main() -> ExitCode {
                 }
             }
             "-h" | "--help" => {
-                println!("usage: eval CORPUS_DIR [--mode structured|generic|both] [--json FILE] [--mismatches]");
+                println!(
+                    "usage: eval CORPUS_DIR [--mode structured|generic|both] [--json FILE] [--mismatches] [--stream-order]"
+                );
                 return ExitCode::SUCCESS;
             }
             _ => dir = Some(PathBuf::from(arg)),
         }
     }
     let Some(dir) = dir else {
-        eprintln!("usage: eval CORPUS_DIR [--mode structured|generic|both] [--json FILE] [--mismatches]");
+        eprintln!(
+            "usage: eval CORPUS_DIR [--mode structured|generic|both] [--json FILE] [--mismatches] [--stream-order]"
+        );
         return ExitCode::from(2);
     };
     let files = match corpus_files(&dir) {
@@ -57,7 +72,20 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let reports: Vec<_> = modes.iter().map(|m| evaluate(&dir, &files, *m)).collect();
+    let reports: Vec<_> = match &text_dir {
+        None => modes.iter().map(|m| evaluate_with(&dir, &files, *m, engine)).collect(),
+        Some(texts) => {
+            let run = |path: &std::path::Path, _: &[u8], _: &pipeline::document::AnalyseOptions| {
+                let rel = path.strip_prefix(&dir).unwrap_or(path);
+                let text = std::fs::read_to_string(texts.join(rel).with_extension("pdf.txt")).unwrap_or_default();
+                let mut a = DocumentAnalysis::empty(DocumentFormat::Pdf);
+                a.fields = fields_of(DocumentFormat::Pdf, &text, None);
+                a.text = text;
+                Ok(a)
+            };
+            vec![evaluate_by(&dir, &files, Mode::Generic, engine, &run)]
+        }
+    };
     for r in &reports {
         print!("{}", r.render());
         if show_mismatches {

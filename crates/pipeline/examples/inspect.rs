@@ -4,18 +4,23 @@
 //! database or blob store.
 //!
 //! ```text
-//! cargo run -p pipeline --example inspect -- samples/invoice_en.pdf [--text] [--no-xml]
+//! cargo run -p pipeline --example inspect -- samples/invoice_en.pdf [--text] [--no-xml] [--stream-order]
 //! ```
 //!
 //! `--no-xml` ignores e-invoice XML (bare or embedded) and reads the visible
-//! text, as the evaluation harness does in its generic mode.
+//! text, as the evaluation harness does in its generic mode;
+//! `--stream-order` reads PDF text in content-stream order instead of by
+//! layout.
 
 use pipeline::document::{AnalyseOptions, analyse};
+use pipeline::pdf::TextEngine;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let show_text = args.iter().any(|a| a == "--text");
-    let options = AnalyseOptions { ignore_structured: args.iter().any(|a| a == "--no-xml") };
+    let text_engine =
+        if args.iter().any(|a| a == "--stream-order") { TextEngine::StreamOrder } else { TextEngine::Layout };
+    let options = AnalyseOptions { ignore_structured: args.iter().any(|a| a == "--no-xml"), text_engine };
     for path in args.iter().filter(|a| !a.starts_with("--")) {
         println!("== {path}");
         let bytes = match std::fs::read(path) {

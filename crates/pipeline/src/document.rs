@@ -19,6 +19,8 @@ pub struct AnalyseOptions {
     /// Read the visible text only, as if the document had no structured
     /// e-invoice XML (the harness scores the text extractor this way).
     pub ignore_structured: bool,
+    /// How PDF text is read (the harness compares engines).
+    pub text_engine: pdf::TextEngine,
 }
 
 /// What the document stages find.
@@ -127,8 +129,9 @@ pub fn analyse(filename: &str, bytes: &[u8], options: &AnalyseOptions) -> Result
     let structured = if options.ignore_structured { None } else { structured_of(format, bytes, doc.as_ref()) };
     let (peek, text, page_count) = match (&doc, format) {
         (Some(doc), _) => {
-            let out = pdf::extract_text(doc, None);
-            let first = pdf::extract_text(doc, Some(1)).text;
+            let out = pdf::text(doc, None, options.text_engine);
+            // Classification peeks at the first page, as its stage does.
+            let first = pdf::text(doc, Some(1), options.text_engine).text;
             (first, out.text, out.pages)
         }
         (None, f) if f.is_text() => {

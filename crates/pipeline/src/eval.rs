@@ -19,7 +19,7 @@ use chrono::NaiveDate;
 use roxmltree::Node;
 use serde::Serialize;
 
-use crate::document::{AnalyseOptions, analyse};
+use crate::document::{AnalyseOptions, DocumentAnalysis, Rejected, analyse};
 use crate::einvoice::{attachment, xml};
 use crate::fields::{InvoiceFields, invoice_key, supplier_key};
 use crate::sniff::{DocumentFormat, Sniffed, sniff};
@@ -158,6 +158,29 @@ pub fn corpus_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 /// Scores `files` (paths shown relative to `root`).
 pub fn evaluate(root: &Path, files: &[PathBuf], mode: Mode) -> Report {
+    evaluate_with(root, files, mode, crate::pdf::TextEngine::default())
+}
+
+/// Scores `files` with a given PDF text engine (to compare candidates).
+pub fn evaluate_with(root: &Path, files: &[PathBuf], mode: Mode, engine: crate::pdf::TextEngine) -> Report {
+    evaluate_by(root, files, mode, engine, &|path: &Path, bytes: &[u8], options: &AnalyseOptions| {
+        let filename = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        analyse(filename, bytes, options)
+    })
+}
+
+/// How a document is run: [`analyse`], or a stand-in that reads text made
+/// by another tool (to score candidate PDF text extractors).
+pub type Runner<'a> = dyn Fn(&Path, &[u8], &AnalyseOptions) -> Result<DocumentAnalysis, Rejected> + 'a;
+
+/// Scores `files`, each run by `run`.
+pub fn evaluate_by(
+    root: &Path,
+    files: &[PathBuf],
+    mode: Mode,
+    engine: crate::pdf::TextEngine,
+    run: &Runner<'_>,
+) -> Report {
     let mut scores: Vec<FieldScore> = FIELDS
         .iter()
         .map(|(f, bt)| FieldScore { field: (*f).to_owned(), business_term: (*bt).to_owned(), ..Default::default() })
@@ -195,10 +218,9 @@ pub fn evaluate(root: &Path, files: &[PathBuf], mode: Mode) -> Report {
             continue;
         }
         let truth = truth_of(format, &bytes);
-        let options = AnalyseOptions { ignore_structured: mode == Mode::Generic };
-        let filename = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let options = AnalyseOptions { ignore_structured: mode == Mode::Generic, text_engine: engine };
         let started = Instant::now();
-        let analysis = analyse(filename, &bytes, &options);
+        let analysis = run(path, &bytes, &options);
         elapsed += started.elapsed().as_secs_f64();
         report.documents += 1;
         let analysis = match analysis {
@@ -208,7 +230,7 @@ pub fn evaluate(root: &Path, files: &[PathBuf], mode: Mode) -> Report {
                 // Still scored when there is truth: a rejected invoice has
                 // every field wrong.
                 match &truth {
-                    Ok(_) => crate::document::DocumentAnalysis::empty(format),
+                    Ok(_) => DocumentAnalysis::empty(format),
                     Err(_) => continue,
                 }
             }

@@ -30,6 +30,7 @@ pub mod einvoice;
 pub mod error;
 pub mod eval;
 pub mod fields;
+pub mod layout;
 pub mod limits;
 pub mod parse;
 pub mod pdf;

@@ -10,5 +10,6 @@ mod support;
 mod analysis;
 mod einvoice;
 mod failures;
+mod layout;
 mod pipeline_runs;
 mod stages;

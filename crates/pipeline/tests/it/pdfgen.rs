@@ -74,3 +74,38 @@ pub fn pdf(texts: &[Placed<'_>], attachment: Option<(&str, &[u8])>) -> Vec<u8> {
     doc.save_to(&mut out).expect("PDF saves");
     out
 }
+
+/// A one-page PDF whose content stream is `content` as given (Flate
+/// compressed when `compress`), with the font of [`pdf`] as `F1`.
+pub fn pdf_with_content(content: Vec<u8>, compress: bool) -> Vec<u8> {
+    let mut doc = Document::with_version("1.7");
+    let pages_id = doc.new_object_id();
+    let font_id = doc.add_object(dictionary! {
+        "Type" => "Font",
+        "Subtype" => "Type1",
+        "BaseFont" => "Helvetica",
+        "Encoding" => "WinAnsiEncoding",
+    });
+    let resources_id = doc.add_object(dictionary! { "Font" => dictionary! { "F1" => font_id } });
+    let mut stream = Stream::new(dictionary! {}, content);
+    if compress {
+        stream.compress().expect("content compresses");
+    }
+    let content_id = doc.add_object(stream);
+    let page_id = doc.add_object(dictionary! { "Type" => "Page", "Parent" => pages_id, "Contents" => content_id });
+    doc.objects.insert(
+        pages_id,
+        Object::Dictionary(dictionary! {
+            "Type" => "Pages",
+            "Kids" => vec![page_id.into()],
+            "Count" => 1,
+            "Resources" => resources_id,
+            "MediaBox" => vec![0.into(), 0.into(), 595.into(), 842.into()],
+        }),
+    );
+    let catalog_id = doc.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
+    doc.trailer.set("Root", catalog_id);
+    let mut out = Vec::new();
+    doc.save_to(&mut out).expect("PDF saves");
+    out
+}
