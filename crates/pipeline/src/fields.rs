@@ -19,7 +19,7 @@ use crate::parse::amount::{Amount, find_amounts};
 use crate::parse::date::find_dates;
 use crate::parse::iban::find_ibans;
 use crate::parse::mask;
-use crate::parse::vat_id::{VatCheck, find_vat_ids};
+use crate::parse::vat_id::{VatCheck, find_vat_ids, find_vat_ids_lenient};
 
 /// Where a field's value was read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -325,23 +325,23 @@ const LABELS: &[(Label, u8, &str)] = &[
     (Label::Total, 2, r"total\s+(?:amount\s+)?due"),
     (Label::Total, 2, r"amount\s+due"),
     (Label::Total, 2, r"balance\s+due"),
-    (Label::Total, 2, r"grand\s+total"),
-    (Label::Total, 2, r"total\s+(?:incl\.?|including|inc\.?)(?:\s+(?:of\s+)?(?:vat|tax))?"),
+    (Label::Total, 3, r"grand\s+total"),
+    (Label::Total, 3, r"total\s+(?:incl\.?|including|inc\.?)(?:\s+(?:of\s+)?(?:vat|tax))?"),
     (Label::Total, 2, r"(?:amount|total)\s+payable"),
     (Label::Total, 2, r"payable\s+amount"),
-    (Label::Total, 2, r"gesamtbetrag"),
-    (Label::Total, 2, r"rechnungsbetrag"),
-    (Label::Total, 2, r"gutschriftsbetrag"),
-    (Label::Total, 2, r"endbetrag"),
-    (Label::Total, 2, r"bruttobetrag"),
-    (Label::Total, 2, r"gesamtsumme"),
-    (Label::Total, 2, r"(?:summe|gesamt)\s+brutto"),
+    (Label::Total, 3, r"gesamtbetrag"),
+    (Label::Total, 3, r"rechnungsbetrag"),
+    (Label::Total, 3, r"gutschriftsbetrag"),
+    (Label::Total, 3, r"endbetrag"),
+    (Label::Total, 3, r"bruttobetrag"),
+    (Label::Total, 3, r"gesamtsumme"),
+    (Label::Total, 3, r"(?:summe|gesamt)\s+brutto"),
     (Label::Total, 2, r"zu\s+zahlen(?:der\s+betrag)?"),
-    (Label::Total, 2, r"(?:total|montant)\s+t\.?t\.?c\.?"),
+    (Label::Total, 3, r"(?:total|montant)\s+t\.?t\.?c\.?"),
     (Label::Total, 2, r"net\s+[àa]\s+payer"),
     (Label::Total, 2, r"montant\s+d[ûu]"),
-    (Label::Total, 2, r"totaal\s+incl\.?(?:\s+btw)?"),
-    (Label::Total, 2, r"totaalbedrag"),
+    (Label::Total, 3, r"totaal\s+incl\.?(?:\s+btw)?"),
+    (Label::Total, 3, r"totaalbedrag"),
     (Label::Total, 2, r"te\s+betalen(?:\s+bedrag)?"),
     (Label::Total, 1, r"total"),
     (Label::Total, 1, r"summe"),
@@ -377,6 +377,117 @@ const LABELS: &[(Label, u8, &str)] = &[
     (Label::Ignore, 3, r"(?:customer|client|kunden)\s*-?\s*(?:no\.?|number|nr\.?|nummer|id)"),
     (Label::Ignore, 3, r"(?:order|po|purchase\s+order|bestell|auftrags)\s*-?\s*(?:no\.?|number|nr\.?|nummer|#)"),
     (Label::Ignore, 3, r"(?:tel|phone|fax|telefon)\.?"),
+    // A document title with its number: "Handelsrechnung (380) Nr. 471102",
+    // "Rechnung des Versicherers Nr.", "Invoice # RE-1", "Gutschrift
+    // (Selbst ausgestellte Rechnung) Nr.", "Facture n°", "Factura nº",
+    // "Fattura n.", "Faktura VAT nr".
+    (
+        Label::InvoiceNumber,
+        2,
+        r"(?:\w*rechnung\w*|gutschrift|invoice|facture|avoir|factuur|creditnota|factura|fattura|faktura(?:\s+vat)?|nota\s+de\s+cr[ée]dito|nota\s+di\s+credito|faktura\s+korygująca)(?:\s*\([^)\t]{1,40}\))*(?:\s+(?:des|der|du|de|del)\s+\w+)?(?:\s*\([^)\t]{1,40}\))*\s*(?:nr\.?|no\.?|n[°ºo]\.?|n\.|#|nummer|number|num\.?|núm\.?|numero|número|numer)",
+    ),
+    (Label::InvoiceNumber, 2, r"(?:belegnummer|beleg-nr\.?|dokumentnummer)"),
+    (Label::InvoiceNumber, 2, r"(?:n[úu]mero\s+de\s+factura|numero\s+(?:di\s+)?fattura|numer\s+faktury|nr\s+faktury)"),
+    (Label::InvoiceNumber, 2, r"(?:invoice|bill)\s+(?:reference|ref\.?)"),
+    (Label::IssueDate, 2, r"(?:belegdatum|dokumentdatum|rechnungs\s*-?\s*datum)"),
+    (Label::IssueDate, 2, r"(?:issued\s+(?:at|on)|date\s+issued|invoice\s+dated|dated)"),
+    (
+        Label::IssueDate,
+        2,
+        r"(?:fecha\s+(?:de\s+)?(?:la\s+)?(?:factura|emisi[óo]n|expedici[óo]n)|data\s+(?:della\s+)?fattura|data\s+(?:di\s+)?emissione|data\s+wystawienia|data\s+faktury)",
+    ),
+    (Label::IssueDate, 1, r"(?:fecha|data|datum\s+faktury)"),
+    (
+        Label::DueDate,
+        2,
+        r"(?:zahlbar|zahlung|zahlungsziel|überweisen\s+sie)[^\t\d]{0,50}?\bbis(?:\s+(?:zum|spätestens))?",
+    ),
+    (Label::DueDate, 2, r"(?:please\s+)?(?:remit|pay(?:ment)?|payable)\s+(?:until|by|before|no\s+later\s+than)"),
+    (Label::DueDate, 2, r"(?:f[äa]lligkeit|f[äa]llig\s+am|zahlungstermin)"),
+    (
+        Label::DueDate,
+        2,
+        r"(?:fecha\s+de\s+vencimiento|vencimiento|data\s+(?:di\s+)?scadenza|scadenza|termin\s+p[łl]atno[śs]ci|payable\s+le|date\s+limite\s+de\s+paiement|betalen\s+v[oó][oó]r)",
+    ),
+    (Label::Net, 3, r"(?:rechnungs)?summe\s+(?:ohne|exkl\.?|excl\.?|netto)(?:\s+(?:ust|mwst|umsatzsteuer)\.?)?"),
+    (Label::Net, 3, r"(?:rechnungssumme|gesamtsumme|gesamtbetrag)\s+netto"),
+    (
+        Label::Net,
+        3,
+        r"(?:net\s+total|total\s+net|total\s+h\.?t\.?|montant\s+h\.?t\.?|total\s+hors\s+taxes?|base\s+imponible|imponibile|totale\s+imponibile|razem\s+netto|warto[śs][ćc]\s+netto|totaal\s+excl\.?(?:\s+btw)?)",
+    ),
+    (
+        Label::Net,
+        3,
+        r"(?:total\s+(?:excl\.?|excluding|before|ex\.?|without)\s+(?:vat|tax)|amount\s+(?:excl\.?|excluding|before|without)\s+(?:vat|tax)|net\s+amount)",
+    ),
+    (Label::Net, 2, r"(?:nettosumme|warenwert\s+netto)"),
+    (
+        Label::Vat,
+        2,
+        r"(?:steuerbetrag|summe\s+(?:umsatzsteuer|mwst|ust)|(?:zzgl|zuzügl|zuzüglich|zzgl)\.?\s*(?:ust|mwst|umsatzsteuer)\.?|umsatzsteuerbetrag|mehrwertsteuerbetrag)",
+    ),
+    (
+        Label::Vat,
+        2,
+        r"(?:vat\s+total|total\s+vat|total\s+tax(?:es)?|tax\s+total|plus\s+vat|total\s+tva|montant\s+(?:de\s+la\s+)?tva|tva\s+(?:totale|total)|total\s+iva|cuota\s+(?:de\s+)?iva|importe\s+(?:del\s+)?iva|totale\s+iva|imposta|kwota\s+vat|podatek\s+vat|razem\s+vat|btw\s+bedrag|totaal\s+btw)",
+    ),
+    (Label::Vat, 1, r"(?:iva|podatek)"),
+    (
+        Label::Total,
+        3,
+        r"(?:bruttosumme|rechnungssumme\s+brutto|summe\s+(?:inkl|incl)\.?\s*(?:ust|mwst|umsatzsteuer)\.?|gesamtbetrag\s+brutto|rechnungsbetrag\s+brutto|total\s+amount|invoice\s+total|total\s+invoice\s+amount|totale\s+fattura|totale\s+documento|importe\s+total|total\s+factura|razem\s+brutto|warto[śs][ćc]\s+brutto|do\s+zap[łl]aty|total\s+(?:à|a)\s+payer|montant\s+total\s+t\.?t\.?c\.?|totaal\s+te\s+betalen)",
+    ),
+    (
+        Label::Total,
+        2,
+        r"(?:zahlbetrag|due\s+payable|amount\s+payable|rechnungsbeitrag|beitrag\s+gesamt|total\s+due|importe\s+a\s+pagar|da\s+pagare|netto\s+a\s+pagare)",
+    ),
+    (Label::Supplier, 2, r"(?:vendedor|proveedor|emisor|fornitore|venditore|cedente|sprzedawca|dostawca|wystawca)"),
+    (
+        Label::Customer,
+        2,
+        r"(?:k[äa]ufer|leistungsempf[äa]nger|buyer|acheteur|koper|comprador|cliente|destinatario|cessionario|nabywca|odbiorca)",
+    ),
+    // Other numbers that are not the invoice's.
+    (
+        Label::Ignore,
+        3,
+        r"(?:kunden|customer|client|klant|cliente|klienta)\s*-?\s*(?:no\.?|number|nr\.?|nummer|id|n[°º]|code|konto)",
+    ),
+    (
+        Label::Ignore,
+        3,
+        r"(?:ihre|unsere|your|our)\s+(?:nummer|number|referenz|reference|zeichen|order|bestellung|auftrag)",
+    ),
+    (
+        Label::Ignore,
+        3,
+        r"(?:auftrags|bestell|liefer(?:schein)?|order|delivery\s+note|purchase\s+order|commande|bon\s+de\s+commande|pedido|ordine|zam[óo]wienie|vertrags|contract|projekt|project|mandats?|lieferanten|supplier|vendor|account|konto|steuer|tax|handelsregister|registration|hr[ab]?)\s*-?\s*(?:no\.?|number|nr\.?|nummer|id|n[°º]|#|referenz|ref\.?)",
+    ),
+    (
+        Label::Ignore,
+        3,
+        r"(?:steuernummer|st\.?\s*-?\s*nr\.?|tax\s+number|siret|siren|kvk|nip|regon|hrb|hra|gln|ean|gtin|bic|swift|blz|bankleitzahl)",
+    ),
+    (Label::Ignore, 3, r"(?:gesamtbetrag|summe)\s+(?:der\s+)?(?:zu|ab)schl[äa]ge"),
+    (
+        Label::Ignore,
+        3,
+        r"(?:erhaltene\s+)?(?:anzahlungen|vorauszahlungen|bereits\s+gezahlt|prepaid|paid\s+amount|already\s+paid)",
+    ),
+    (
+        Label::Ignore,
+        3,
+        r"(?:positionssumme|summe\s+positionen|line\s+total|zeilensumme|basisbetrag|warenwert|steuerbasisbetrag|steuersatz|tax\s+basis|taxable\s+amount|net\s+amou?nt\s+(?:per|by)\s+rate)",
+    ),
+    (
+        Label::Ignore,
+        3,
+        r"(?:liefer|leistungs)\s*-?\s*(?:und\s+leistungs)?\s*-?\s*datum|(?:liefer|leistungs)zeitraum|abrechnungszeitraum|rechnungszeitraum|zeitraum|date\s+of\s+delivery|delivery\s+period|p[ée]riode",
+    ),
+    (Label::Ignore, 3, r"(?:seite|page|pagina|p[áa]gina|strona)\s*\d+\s*(?:von|of|de|di|z|/)\s*\d+"),
+    (Label::Ignore, 3, r"skonto|escompte|cash\s+discount|sconto"),
 ];
 
 struct LabelMatcher {
@@ -446,7 +557,7 @@ static PAYMENT_DAYS: LazyLock<Regex> = LazyLock::new(|| {
 static CURRENCY_CODE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\b(EUR|USD|GBP|CHF|SEK|NOK|DKK|PLN|CZK|HUF|JPY|CAD|AUD)\b").expect("static regex"));
 static COMPANY_SUFFIX: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?:^|[\s,])(?:GmbH|AG|KG|OHG|UG|e\.\s?K\.|Ltd\.?|Limited|LLC|Inc\.?|Corp\.?|Corporation|PLC|plc|LLP|B\.V\.|BV|N\.V\.|NV|SARL|S\.A\.R\.L\.|SAS|S\.A\.S\.|S\.A\.|SA|SE|Oy|AB|ApS|A/S|S\.p\.A\.|SpA|S\.r\.l\.|Srl|GbR|mbH)(?:$|[\s,.;)])")
+    Regex::new(r"(?:^|[\s,])(?:(?i:gmbh)|a\.\s?G\.|e\.\s?V\.|&\s+Co\.(?:\s+KG)?|S\.L\.|S\.L\.U\.|Sp\.\s+z\s+o\.\s?o\.|AG|KG|OHG|UG|e\.\s?K\.|Ltd\.?|Limited|LLC|Inc\.?|Corp\.?|Corporation|PLC|plc|LLP|B\.V\.|BV|N\.V\.|NV|SARL|S\.A\.R\.L\.|SAS|S\.A\.S\.|S\.A\.|SA|SE|Oy|AB|ApS|A/S|S\.p\.A\.|SpA|S\.r\.l\.|Srl|GbR|mbH)(?:$|[\s,.;)])")
         .expect("static regex")
 });
 
@@ -545,6 +656,24 @@ fn company_part(line: &str) -> Option<String> {
     first
 }
 
+/// A "Name: ..." line of an address block, in the vocabularies supported.
+static NAME_LINE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^\s*(?:name|firma|firmenname|company(?:\s+name)?|raison\s+sociale|nom|naam|bedrijfsnaam|nombre|raz[óo]n\s+social|ragione\s+sociale|denominazione|nazwa(?:\s+firmy)?)\s*[:\t]\s*(.*)$")
+        .expect("static regex")
+});
+
+/// The name in a seller block under a heading ("Verkäufer", "Seller"):
+/// its "Name:" line, else its first line with a legal form, else its first
+/// line that is not a "label: value" pair.
+fn seller_block_name(block: &[&str]) -> Option<String> {
+    let block = &block[..block.len().min(8)];
+    block
+        .iter()
+        .find_map(|l| NAME_LINE.captures(l).and_then(|c| c.get(1)).and_then(|m| company_part(m.as_str())))
+        .or_else(|| block.iter().find(|l| COMPANY_SUFFIX.is_match(l)).and_then(|l| company_part(l)))
+        .or_else(|| block.first().filter(|l| !l.contains(':') && !l.contains('\t')).and_then(|l| company_part(l)))
+}
+
 /// Title words that are not a supplier name.
 static TITLE_LINE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)^\s*(?:tax\s+)?(?:invoice|rechnung|facture|factuur|credit\s+note|gutschrift|creditnota|avoir|receipt|quittung|kassenbon|reçu|kassabon|page|seite)\b")
@@ -594,6 +723,18 @@ pub fn extract_fields(text: &str) -> InvoiceFields {
                         .filter(|v| v.chars().any(|c| c.is_ascii_digit()));
                     if let Some(value) = value {
                         numbers.push(candidate(value, hit, idx));
+                        // The date on the number's line is the issue date
+                        // ("Rechnung Nr. 1 vom 05.03.2018", "Invoice # 1
+                        // issued at ..."), unless another label claims it.
+                        if let Some(&(p, d)) = line.dates.iter().find(|(p, _)| *p >= hit.end) {
+                            let free = line
+                                .hits
+                                .iter()
+                                .all(|h| h.start < hit.end || h.start >= p || matches!(h.label, Label::IssueDate));
+                            if free {
+                                issue.push(Candidate { value: d, strength: 2, line: idx });
+                            }
+                        }
                     }
                 }
                 Label::IssueDate => {
@@ -621,8 +762,9 @@ pub fn extract_fields(text: &str) -> InvoiceFields {
                     let rest = &line.text[hit.end..];
                     let labelled = rest.trim_start().starts_with([':', '\t']) || rest.trim().is_empty();
                     if at_line_start && labelled && supplier_labelled.is_none() {
-                        supplier_labelled =
-                            clean_name(rest).or_else(|| raw_lines.get(idx + 1).and_then(|n| company_part(n)));
+                        supplier_labelled = clean_name(rest)
+                            .filter(|n| !NAME_LINE.is_match(n))
+                            .or_else(|| seller_block_name(&raw_lines[idx + 1..]));
                     }
                 }
                 Label::Customer => {
@@ -729,16 +871,30 @@ pub fn extract_fields(text: &str) -> InvoiceFields {
     // VAT id: the supplier's, i.e. the first one outside the customer block.
     let vat_ids: Vec<(usize, crate::parse::vat_id::VatIdMatch)> =
         lines.iter().enumerate().flat_map(|(idx, l)| find_vat_ids(l.text).into_iter().map(move |m| (idx, m))).collect();
-    fields.vat_id =
-        vat_ids.iter().find(|(idx, _)| !customer_lines.contains(idx)).or_else(|| vat_ids.first()).map(|(idx, m)| {
+    fields.vat_id = vat_ids
+        .iter()
+        .find(|(idx, _)| !customer_lines.contains(idx))
+        .or_else(|| vat_ids.first())
+        .map(|(idx, m)| {
             let labelled = vat_id_labelled_lines.contains(idx);
             let c = match (m.check, labelled) {
                 (VatCheck::Checksum, true) => 0.97,
                 (VatCheck::Checksum, false) => 0.9,
                 (VatCheck::FormatOnly, true) => 0.8,
                 (VatCheck::FormatOnly, false) => 0.7,
+                (VatCheck::ChecksumFailed, _) => 0.4,
             };
             Field::new(m.vat_id.clone(), c)
+        })
+        .or_else(|| {
+            // What the document states next to a VAT-id label, even with
+            // wrong check digits (a typo, a test number): reported with a
+            // low confidence so that a rule or a person looks at it.
+            vat_id_labelled_lines
+                .iter()
+                .filter(|idx| !customer_lines.contains(idx))
+                .find_map(|&idx| find_vat_ids_lenient(lines[idx].text).into_iter().next())
+                .map(|m| Field::new(m.vat_id, 0.4))
         });
 
     fields.supplier = supplier_labelled.map(|s| Field::new(s, 0.9)).or_else(|| {

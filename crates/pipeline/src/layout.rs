@@ -62,6 +62,10 @@ struct Run {
 /// What the interpreter needs of a font.
 struct FontInfo<'a> {
     encoding: Option<Encoding<'a>>,
+    /// The font's `/ToUnicode` CMap, read here: lopdf falls back to the
+    /// standard encoding on CMaps it cannot parse (LibreOffice's, among
+    /// others), which turns a whole document into symbols.
+    to_unicode: Option<ToUnicode>,
     /// CID fonts (Type0) use two-byte codes.
     two_byte: bool,
     first_char: u32,
@@ -99,6 +103,96 @@ fn approximate_width(c: char) -> f32 {
     }
 }
 
+/// A ToUnicode CMap (PDF 32000-1 §9.10.3): `bfchar` and `bfrange`
+/// mappings from codes to UTF-16BE strings.
+struct ToUnicode {
+    map: HashMap<u32, String>,
+    /// Bytes per code, from the source codes' hex length.
+    code_len: usize,
+}
+
+impl ToUnicode {
+    fn parse(data: &[u8]) -> Option<ToUnicode> {
+        let text = String::from_utf8_lossy(data);
+        let mut map = HashMap::new();
+        let mut lens: HashMap<usize, usize> = HashMap::new();
+        let hex = |t: &str| -> Option<(u32, usize)> {
+            let h = t.strip_prefix('<')?.strip_suffix('>')?;
+            if h.is_empty() || h.len() > 8 {
+                return None;
+            }
+            u32::from_str_radix(h, 16).ok().map(|v| (v, h.len().div_ceil(2)))
+        };
+        let utf16 = |t: &str| -> Option<String> {
+            let h = t.strip_prefix('<')?.strip_suffix('>')?;
+            let units: Vec<u16> = h
+                .as_bytes()
+                .chunks(4)
+                .filter_map(|c| std::str::from_utf8(c).ok().and_then(|c| u16::from_str_radix(c, 16).ok()))
+                .collect();
+            Some(String::from_utf16_lossy(&units))
+        };
+        // Tokens: hex strings, brackets and words, whatever the spacing.
+        let spaced = text.replace('<', " <").replace('>', "> ").replace('[', " [ ").replace(']', " ] ");
+        let tokens: Vec<&str> = spaced.split_whitespace().collect();
+        let mut i = 0;
+        let mut section = "";
+        while i < tokens.len() && map.len() < 65536 {
+            match tokens[i] {
+                "beginbfchar" => section = "char",
+                "beginbfrange" => section = "range",
+                "endbfchar" | "endbfrange" => section = "",
+                t if section == "char" => {
+                    if let (Some((code, len)), Some(dst)) = (hex(t), tokens.get(i + 1).and_then(|d| utf16(d))) {
+                        map.insert(code, dst);
+                        *lens.entry(len).or_default() += 1;
+                        i += 1;
+                    }
+                }
+                t if section == "range" => {
+                    let (Some((lo, len)), Some((hi, _))) = (hex(t), tokens.get(i + 1).and_then(|h| hex(h))) else {
+                        i += 1;
+                        continue;
+                    };
+                    *lens.entry(len).or_default() += 1;
+                    let hi = hi.min(lo.saturating_add(65535));
+                    match tokens.get(i + 2).copied() {
+                        Some("[") => {
+                            let mut j = i + 3;
+                            let mut code = lo;
+                            while j < tokens.len() && tokens[j] != "]" {
+                                if let Some(dst) = utf16(tokens[j]) {
+                                    map.insert(code, dst);
+                                }
+                                code = code.saturating_add(1);
+                                j += 1;
+                            }
+                            i = j;
+                        }
+                        Some(d) => {
+                            if let Some(start) = utf16(d) {
+                                let mut units: Vec<u16> = start.encode_utf16().collect();
+                                for code in lo..=hi {
+                                    map.insert(code, String::from_utf16_lossy(&units));
+                                    if let Some(last) = units.last_mut() {
+                                        *last = last.wrapping_add(1);
+                                    }
+                                }
+                            }
+                            i += 2;
+                        }
+                        None => {}
+                    }
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        let code_len = lens.into_iter().max_by_key(|(_, n)| *n).map_or(1, |(l, _)| l.clamp(1, 4));
+        (!map.is_empty()).then_some(ToUnicode { map, code_len })
+    }
+}
+
 fn number(o: &Object) -> Option<f32> {
     o.as_float().ok().filter(|f| f.is_finite())
 }
@@ -110,8 +204,16 @@ fn deref<'a>(doc: &'a Document, o: &'a Object) -> &'a Object {
 fn font_info<'a>(doc: &'a Document, font: &'a Dictionary) -> FontInfo<'a> {
     let encoding = font.get_font_encoding_with_limit(doc, limits::MAX_PAGE_CONTENT_BYTES).ok();
     let subtype = font.get(b"Subtype").and_then(Object::as_name).unwrap_or(b"");
+    let to_unicode = font
+        .get(b"ToUnicode")
+        .ok()
+        .map(|o| deref(doc, o))
+        .and_then(|o| o.as_stream().ok())
+        .and_then(|s| s.decompressed_content_with_limit(limits::MAX_CMAP_BYTES).ok())
+        .and_then(|data| ToUnicode::parse(&data));
     let mut info = FontInfo {
         encoding,
+        to_unicode,
         two_byte: subtype == b"Type0",
         first_char: 0,
         widths: Vec::new(),
@@ -382,12 +484,26 @@ impl<'a> Interpreter<'a, '_> {
 
     fn show(&mut self, bytes: &[u8], font_id: Option<ObjectId>, ts: &TextState, tm: &mut Matrix, ctm: &Matrix) {
         let Some(font) = font_id.and_then(|id| self.fonts.get(&id)) else { return };
-        let text = match &font.encoding {
-            Some(enc) => enc.bytes_to_string(bytes).unwrap_or_default(),
-            None => bytes.iter().map(|&b| b as char).collect(),
+        let step = match &font.to_unicode {
+            Some(cmap) if font.two_byte || cmap.code_len > 1 => cmap.code_len.max(if font.two_byte { 2 } else { 1 }),
+            _ if font.two_byte => 2,
+            _ => 1,
+        };
+        let text = match (&font.to_unicode, &font.encoding) {
+            (Some(cmap), _) => bytes
+                .chunks(step)
+                .map(|c| {
+                    let code = c.iter().fold(0u32, |acc, &b| (acc << 8) | u32::from(b));
+                    cmap.map.get(&code).cloned().unwrap_or_else(|| {
+                        // Unmapped codes of a simple font: the encoding's guess.
+                        font.encoding.as_ref().and_then(|e| e.bytes_to_string(c).ok()).unwrap_or_default()
+                    })
+                })
+                .collect(),
+            (None, Some(enc)) => enc.bytes_to_string(bytes).unwrap_or_default(),
+            (None, None) => bytes.iter().map(|&b| b as char).collect(),
         };
         let chars: Vec<char> = text.chars().collect();
-        let step = if font.two_byte { 2 } else { 1 };
         let codes: Vec<u32> =
             bytes.chunks(step).map(|c| c.iter().fold(0u32, |acc, &b| (acc << 8) | u32::from(b))).collect();
         let trm = mul(&[ts.size * ts.scale, 0.0, 0.0, ts.size, 0.0, ts.rise], &mul(tm, ctm));

@@ -32,6 +32,8 @@ pub const MAX_PAGE_CONTENT_BYTES: usize = 8 * 1024 * 1024;
 pub const MAX_DOCUMENT_CONTENT_BYTES: usize = 64 * 1024 * 1024;
 /// Content-stream operators interpreted per page (form XObjects included).
 pub const MAX_PDF_OPERATORS: usize = 1_000_000;
+/// Decompressed bytes of one font's ToUnicode CMap.
+pub const MAX_CMAP_BYTES: usize = 1024 * 1024;
 /// Glyph runs kept per page.
 pub const MAX_PAGE_RUNS: usize = 200_000;
 /// Wall-clock spent on the text of one document; what is read by then is
