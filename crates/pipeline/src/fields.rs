@@ -384,7 +384,7 @@ const LABELS: &[(Label, u8, &str)] = &[
     (
         Label::InvoiceNumber,
         2,
-        r"(?:\w*rechnung\w*|gutschrift|invoice|facture|avoir|factuur|creditnota|factura|fattura|faktura(?:\s+vat)?|nota\s+de\s+cr[ée]dito|nota\s+di\s+credito|faktura\s+korygująca)(?:\s*\([^)\t]{1,40}\))*(?:\s+(?:des|der|du|de|del)\s+\w+)?(?:\s*\([^)\t]{1,40}\))*\s*(?:nr\.?|no\.?|n[°ºo]\.?|n\.|#|nummer|number|num\.?|núm\.?|numero|número|numer)",
+        r"(?:\w*rechnung\w*|gutschrift|invoice|facture|avoir|factuur|creditnota|factura|fattura|faktura(?:\s+vat)?|nota\s+de\s+cr[ée]dito|nota\s+di\s+credito|faktura\s+korygująca)(?:\s*\([^)\t]{1,40}\))*(?:\s+(?:des|der|du|de|del|zur|zum|für|for|of|pour)\s+\w+)?(?:\s*\([^)\t]{1,40}\))*\s*(?:nr\.?|no\.?|n[°ºo]\.?|n\.|#|nummer|number|num\.?|núm\.?|numero|número|numer)",
     ),
     (Label::InvoiceNumber, 2, r"(?:belegnummer|beleg-nr\.?|dokumentnummer)"),
     (Label::InvoiceNumber, 2, r"(?:n[úu]mero\s+de\s+factura|numero\s+(?:di\s+)?fattura|numer\s+faktury|nr\s+faktury)"),
@@ -433,6 +433,11 @@ const LABELS: &[(Label, u8, &str)] = &[
         r"(?:vat\s+total|total\s+vat|total\s+tax(?:es)?|tax\s+total|plus\s+vat|total\s+tva|montant\s+(?:de\s+la\s+)?tva|tva\s+(?:totale|total)|total\s+iva|cuota\s+(?:de\s+)?iva|importe\s+(?:del\s+)?iva|totale\s+iva|imposta|kwota\s+vat|podatek\s+vat|razem\s+vat|btw\s+bedrag|totaal\s+btw)",
     ),
     (Label::Vat, 1, r"(?:iva|podatek)"),
+    (
+        Label::Vat,
+        3,
+        r"(?:ust|mwst|umsatzsteuer|mehrwertsteuer|vat|tva|btw|iva)\.?\s*(?:gesamt|gesamtbetrag|summe|total|totale)",
+    ),
     (
         Label::Total,
         3,
@@ -528,7 +533,10 @@ fn label_hits(line: &str) -> Vec<Hit> {
             let ends_word = found.as_str().chars().last().is_some_and(|c| !c.is_alphanumeric())
                 || line[found.end()..].chars().next().is_none_or(|c| !c.is_alphanumeric());
             if ends_word {
-                hits.push(Hit { start: found.start(), end: found.end(), label: m.label, strength: m.strength });
+                // "Rechnungssumme Brutto (inkl. USt.)": the qualifier is
+                // part of the label, not a label of its own.
+                let end = QUALIFIER.find(&line[found.end()..]).map_or(found.end(), |q| found.end() + q.end());
+                hits.push(Hit { start: found.start(), end, label: m.label, strength: m.strength });
             }
         }
     }
@@ -543,6 +551,7 @@ fn label_hits(line: &str) -> Vec<Hit> {
     kept
 }
 
+static QUALIFIER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^ ?\([^()\t\d]{1,30}\)").expect("static regex"));
 static INVOICE_NUMBER_VALUE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^[\s:#.\-–—]*(?:n[°º]\s*)?([A-Za-z0-9](?:[A-Za-z0-9\-/._]*[A-Za-z0-9])?)").expect("static regex")
 });
@@ -596,9 +605,45 @@ impl Line<'_> {
     }
 }
 
-fn analyse_line(text: &str) -> Line<'_> {
+/// Slash dates whose reading is unambiguous: `11/17/2026` is month-first,
+/// `17/11/2026` day-first.
+static SLASH_DATE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\b(\d{1,2})/(\d{1,2})/(\d{2}|\d{4})\b").expect("static regex"));
+
+/// Whether the document writes dates month-first: the date order is a
+/// property of the document, so one `11/17/2026` decides how `11/03/2026`
+/// reads elsewhere in it.
+fn month_first_document(text: &str) -> bool {
+    let (mut month_first, mut day_first) = (0, 0);
+    for c in SLASH_DATE.captures_iter(text) {
+        let a: u32 = c[1].parse().unwrap_or(0);
+        let b: u32 = c[2].parse().unwrap_or(0);
+        match (a <= 12, b <= 12) {
+            (true, false) if b <= 31 => month_first += 1,
+            (false, true) if a <= 31 => day_first += 1,
+            _ => {}
+        }
+    }
+    month_first > 0 && day_first == 0
+}
+
+fn analyse_line(text: &str, month_first: bool) -> Line<'_> {
     let hits = label_hits(text);
-    let dates = find_dates(text);
+    let mut dates = find_dates(text);
+    if month_first {
+        for d in dates.iter_mut() {
+            let raw = &text[d.start..d.end];
+            if let Some(c) = SLASH_DATE.captures(raw).filter(|c| c.get(0).is_some_and(|m| m.len() == raw.len())) {
+                let (a, b): (u32, u32) = (c[1].parse().unwrap_or(0), c[2].parse().unwrap_or(0));
+                if a <= 12 && b <= 12 && a != b {
+                    use chrono::Datelike;
+                    if let Some(swapped) = NaiveDate::from_ymd_opt(d.date.year(), a, b) {
+                        d.date = swapped;
+                    }
+                }
+            }
+        }
+    }
     // Dates, IBANs and VAT ids hold digits that are not amounts.
     let mut masked: Vec<(usize, usize)> = dates.iter().map(|d| (d.start, d.end)).collect();
     masked.extend(find_ibans(text).iter().map(|m| (m.start, m.end)));
@@ -606,6 +651,42 @@ fn analyse_line(text: &str) -> Line<'_> {
     let amounts =
         find_amounts(&mask(text, &masked)).into_iter().filter(|a| !a.percent).map(|a| (a.start, a.amount)).collect();
     Line { text, hits, dates: dates.iter().map(|d| (d.start, d.date)).collect(), amounts }
+}
+
+/// The byte ranges of a line's tab-separated cells.
+fn cells(text: &str) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, c) in text.char_indices() {
+        if c == '\t' {
+            out.push(start..i);
+            start = i + 1;
+        }
+    }
+    out.push(start..text.len());
+    out
+}
+
+/// The cell of `next` under the label `hit` of `line` (see its use), if it
+/// holds no label of its own.
+fn cell_below<'l, 'a>(
+    line: &Line<'_>,
+    hit: &Hit,
+    next: Option<&'l Line<'a>>,
+) -> Option<(&'l Line<'a>, std::ops::Range<usize>)> {
+    let next = next?;
+    let own = cells(line.text);
+    let below = cells(next.text);
+    let col = own.iter().position(|r| r.contains(&hit.start))?;
+    let range = if own.len() == below.len() && own.len() > 1 {
+        below.get(col)?.clone()
+    } else if col + 1 == own.len() && below.len() > 1 {
+        below.last()?.clone()
+    } else {
+        return None;
+    };
+    let labelled = next.hits.iter().any(|h| range.contains(&h.start) && h.label != Label::Ignore);
+    (!labelled && !next.text[range.clone()].trim().is_empty()).then_some((next, range))
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -683,7 +764,8 @@ static TITLE_LINE: LazyLock<Regex> = LazyLock::new(|| {
 /// Extracts invoice fields from document text.
 pub fn extract_fields(text: &str) -> InvoiceFields {
     let raw_lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-    let lines: Vec<Line<'_>> = raw_lines.iter().map(|l| analyse_line(l)).collect();
+    let month_first = month_first_document(text);
+    let lines: Vec<Line<'_>> = raw_lines.iter().map(|l| analyse_line(l, month_first)).collect();
 
     let mut numbers: Vec<Candidate<String>> = Vec::new();
     let mut issue: Vec<Candidate<NaiveDate>> = Vec::new();
@@ -701,25 +783,59 @@ pub fn extract_fields(text: &str) -> InvoiceFields {
             let boundary = line.hits.get(h_i + 1).map_or(line.text.len(), |n| n.start);
             let in_segment = |pos: usize| pos >= hit.end && pos < boundary;
             let next = lines.get(idx + 1).filter(|n| line.empty_after(hit.end) && n.is_value_only());
+            // A label that ends its cell takes its value from the cell
+            // below: the same column of a table row with as many cells, or
+            // the last cell of the next line (a label alone in the right
+            // column of a header block).
+            let below = if line.empty_after(hit.end) && next.is_none() {
+                cell_below(line, hit, lines.get(idx + 1))
+            } else {
+                None
+            };
             let first_date = line
                 .dates
                 .iter()
                 .find(|(p, _)| in_segment(*p))
                 .map(|&(_, d)| d)
-                .or_else(|| next.and_then(|n| n.dates.first().map(|&(_, d)| d)));
+                .or_else(|| next.and_then(|n| n.dates.first().map(|&(_, d)| d)))
+                .or_else(|| {
+                    below.clone().and_then(|(n, r)| n.dates.iter().find(|(p, _)| r.contains(p)).map(|&(_, d)| d))
+                });
             let last_amount = line
                 .amounts
                 .iter()
                 .rev()
                 .find(|(p, _)| in_segment(*p))
                 .map(|&(_, a)| a)
-                .or_else(|| next.and_then(|n| n.amounts.first().map(|&(_, a)| a)));
+                .or_else(|| next.and_then(|n| n.amounts.first().map(|&(_, a)| a)))
+                .or_else(|| {
+                    below.clone().and_then(|(n, r)| n.amounts.iter().find(|(p, _)| r.contains(p)).map(|&(_, a)| a))
+                });
+            // A column header over a table holds many values: the one below
+            // it counts for less than a value beside its label.
+            let from_below = below.is_some()
+                && line.dates.iter().all(|(p, _)| !in_segment(*p))
+                && line.amounts.iter().all(|(p, _)| !in_segment(*p));
+            let weakened =
+                Hit { strength: if from_below { hit.strength.saturating_sub(1).max(1) } else { hit.strength }, ..*hit };
+            let hit = &weakened;
             match hit.label {
                 Label::InvoiceNumber => {
                     let value = INVOICE_NUMBER_VALUE
                         .captures(&line.text[hit.end..boundary])
                         .and_then(|c| c.get(1))
                         .map(|m| m.as_str().to_owned())
+                        .or_else(|| {
+                            // A number alone in the cell below.
+                            below.clone().and_then(|(n, r)| {
+                                let cell = n.text[r].trim();
+                                INVOICE_NUMBER_VALUE
+                                    .captures(cell)
+                                    .and_then(|c| c.get(1))
+                                    .filter(|m| m.as_str().len() == cell.len())
+                                    .map(|m| m.as_str().to_owned())
+                            })
+                        })
                         .filter(|v| v.chars().any(|c| c.is_ascii_digit()));
                     if let Some(value) = value {
                         numbers.push(candidate(value, hit, idx));
@@ -733,6 +849,23 @@ pub fn extract_fields(text: &str) -> InvoiceFields {
                                 .all(|h| h.start < hit.end || h.start >= p || matches!(h.label, Label::IssueDate));
                             if free {
                                 issue.push(Candidate { value: d, strength: 2, line: idx });
+                            }
+                        } else if let Some(n) = lines.get(idx + 1).filter(|n| {
+                            // "Nr. 471102 vom" / "05.03.2018"
+                            line.hits.last().is_some_and(|h| h.label == Label::IssueDate && line.empty_after(h.end))
+                                && n.is_value_only()
+                        }) {
+                            if let Some(&(_, d)) = n.dates.first() {
+                                issue.push(Candidate { value: d, strength: 2, line: idx + 1 });
+                            }
+                        } else if let Some(n) = lines.get(idx + 1) {
+                            // ... or continues on the next line ("vom 31.10.2018").
+                            let starts_dated = n
+                                .hits
+                                .first()
+                                .is_some_and(|h| h.label == Label::IssueDate && n.text[..h.start].trim().is_empty());
+                            if let (true, Some(&(_, d))) = (starts_dated, n.dates.first()) {
+                                issue.push(Candidate { value: d, strength: 2, line: idx + 1 });
                             }
                         }
                     }

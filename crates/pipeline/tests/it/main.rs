@@ -4,6 +4,7 @@
 //! document stages over the shared e-invoice corpus (`corpus`).
 
 mod corpus;
+mod corpus_floor;
 mod pdfgen;
 mod support;
 
