@@ -384,7 +384,7 @@ const LABELS: &[(Label, u8, &str)] = &[
     (
         Label::InvoiceNumber,
         2,
-        r"(?:\w*rechnung\w*|gutschrift|invoice|facture|avoir|factuur|creditnota|factura|fattura|faktura(?:\s+vat)?|nota\s+de\s+cr[ée]dito|nota\s+di\s+credito|faktura\s+korygująca)(?:\s*\([^)\t]{1,40}\))*(?:\s+(?:des|der|du|de|del|zur|zum|für|for|of|pour)\s+\w+)?(?:\s*\([^)\t]{1,40}\))*\s*(?:nr\.?|no\.?|n[°ºo]\.?|n\.|#|nummer|number|num\.?|núm\.?|numero|número|numer)",
+        r"(?:\w*rechnung\w*|gutschrift|invoice|facture|avoir|factuur|creditnota|factura|fattura|faktura(?:\s+vat)?|nota\s+de\s+cr[ée]dito|nota\s+di\s+credito|faktura\s+korygująca)(?:\s+\p{Lu}[\p{L}\-]*)?(?:\s*\([^)\t]{1,40}\))*(?:\s+(?:des|der|du|de|del|zur|zum|für|for|of|pour)\s+\w+)?(?:\s*\([^)\t]{1,40}\))*\s*(?:nr\.?|no\.?|n[°ºo]\.?|n\.|#|nummer|number|num\.?|núm\.?|numero|número|numer)",
     ),
     (Label::InvoiceNumber, 2, r"(?:belegnummer|beleg-nr\.?|dokumentnummer)"),
     (Label::InvoiceNumber, 2, r"(?:n[úu]mero\s+de\s+factura|numero\s+(?:di\s+)?fattura|numer\s+faktury|nr\s+faktury)"),
@@ -755,6 +755,12 @@ fn seller_block_name(block: &[&str]) -> Option<String> {
         .or_else(|| block.first().filter(|l| !l.contains(':') && !l.contains('\t')).and_then(|l| company_part(l)))
 }
 
+/// A document title alone before a date.
+static TITLE_BEFORE_DATE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^\s*(?:\w*rechnung|invoice|facture|factuur|factura|fattura|faktura|gutschrift|credit\s+note|avoir)\w*\s*[:\-–]?\s*$")
+        .expect("static regex")
+});
+
 /// Title words that are not a supplier name.
 static TITLE_LINE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)^\s*(?:tax\s+)?(?:invoice|rechnung|facture|factuur|credit\s+note|gutschrift|creditnota|avoir|receipt|quittung|kassenbon|reçu|kassabon|page|seite)\b")
@@ -881,7 +887,39 @@ pub fn extract_fields(text: &str) -> InvoiceFields {
                     }
                 }
                 Label::Net | Label::Vat | Label::Total => {
-                    if let Some(a) = last_amount {
+                    // The last column of a totals table ("Warenwert ...
+                    // Nettobetrag MwSt-Betrag Endbetrag" over rows of
+                    // amounts): the last amount of its last row.
+                    let table_total = (hit.label == Label::Total
+                        && last_amount.is_none()
+                        && line.hits.len() >= 3
+                        && line.hits.last().is_some_and(|h| h.start == hit.start)
+                        && line.empty_after(hit.end))
+                    .then(|| {
+                        lines[idx + 1..]
+                            .iter()
+                            .enumerate()
+                            .take(12)
+                            .take_while(|(_, n)| {
+                                n.amounts.len() >= 2 && n.hits.iter().all(|h| h.label == Label::Ignore)
+                            })
+                            .last()
+                            .and_then(|(k, n)| n.amounts.last().map(|&(_, a)| (idx + 1 + k, n, a)))
+                    })
+                    .flatten()
+                    .map(|(row_idx, row, t)| {
+                        // Net and VAT are the adjacent pair of the row that
+                        // adds up to the total.
+                        let values: Vec<Amount> = row.amounts.iter().map(|&(_, a)| a).collect();
+                        if let Some(w) =
+                            values[..values.len() - 1].windows(2).rev().find(|w| w[0].checked_add(w[1]) == Some(t))
+                        {
+                            net.push(Candidate { value: w[0], strength: 2, line: row_idx });
+                            vat.push(Candidate { value: w[1], strength: 2, line: row_idx });
+                        }
+                        t
+                    });
+                    if let Some(a) = last_amount.or(table_total) {
                         let c = candidate(a, hit, idx);
                         match hit.label {
                             Label::Net => net.push(c),
@@ -921,6 +959,17 @@ pub fn extract_fields(text: &str) -> InvoiceFields {
             }
         }
     }
+
+    // A title with nothing but a date beside it ("Beitragsrechnung  24.
+    // Januar 2014", "Invoice 03/11/2026"): the issue date.
+    for (idx, line) in lines.iter().enumerate().take(40) {
+        if let Some(&(p, d)) = line.dates.first()
+            && TITLE_BEFORE_DATE.is_match(&line.text[..p])
+        {
+            issue.push(Candidate { value: d, strength: 2, line: idx });
+        }
+    }
+    issue.sort_by_key(|c| c.line);
 
     let mut fields = InvoiceFields::default();
 
