@@ -46,6 +46,14 @@ fn main() -> ExitCode {
                     }
                 }
             }
+            // Time the PDF text engines alone (no fields): ms per page.
+            "--bench-text" => {
+                let Some(dir) = args.next().map(PathBuf::from) else {
+                    eprintln!("--bench-text DIR");
+                    return ExitCode::from(2);
+                };
+                return bench_text(&dir);
+            }
             "-h" | "--help" => {
                 println!(
                     "usage: eval CORPUS_DIR [--mode structured|generic|both] [--json FILE] [--mismatches] [--stream-order]"
@@ -99,6 +107,9 @@ fn main() -> ExitCode {
         println!();
     }
     if let Some(path) = json {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            let _ = std::fs::create_dir_all(parent);
+        }
         let body = serde_json::json!({ "reports": reports });
         match serde_json::to_string_pretty(&body).map(|s| std::fs::write(&path, s)) {
             Ok(Ok(())) => println!("wrote {}", path.display()),
@@ -111,6 +122,36 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         }
+    }
+    ExitCode::SUCCESS
+}
+
+/// Times each PDF text engine over every PDF under `dir` (loading excluded).
+fn bench_text(dir: &std::path::Path) -> ExitCode {
+    let Ok(files) = corpus_files(dir) else {
+        eprintln!("cannot read {}", dir.display());
+        return ExitCode::FAILURE;
+    };
+    let docs: Vec<_> = files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e.eq_ignore_ascii_case("pdf")))
+        .filter_map(|f| std::fs::read(f).ok())
+        .filter_map(|b| pipeline::pdf::load(&b).ok())
+        .collect();
+    let pages: usize = docs.iter().map(|d| d.get_pages().len()).sum();
+    for (name, engine) in [("layout", TextEngine::Layout), ("stream order", TextEngine::StreamOrder)] {
+        let started = std::time::Instant::now();
+        let mut chars = 0;
+        for d in &docs {
+            chars += pipeline::pdf::text(d, None, engine).text.len();
+        }
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "{name:>12}: {} PDFs, {pages} pages, {:.2} ms/page, {:.0} pages/s, {chars} bytes of text",
+            docs.len(),
+            secs * 1000.0 / pages.max(1) as f64,
+            pages as f64 / secs
+        );
     }
     ExitCode::SUCCESS
 }

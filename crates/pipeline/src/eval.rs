@@ -68,6 +68,12 @@ pub struct FieldScore {
     pub present: usize,
     pub correct: usize,
     pub accuracy: f64,
+    /// Misses whose true value does not appear in the document's text at
+    /// all (the PDF shows something else than its XML): no text extractor
+    /// can get them. Counted in the generic mode only.
+    pub unreachable: usize,
+    /// `correct / (present - unreachable)`.
+    pub accuracy_reachable: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -76,6 +82,8 @@ pub struct Mismatch {
     pub field: String,
     pub expected: Value,
     pub got: Option<Value>,
+    /// Whether the true value appears in the text at all (generic mode).
+    pub in_text: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -96,6 +104,8 @@ pub struct Report {
     pub present: usize,
     pub correct: usize,
     pub accuracy: f64,
+    pub unreachable: usize,
+    pub accuracy_reachable: f64,
     /// Time in the document stages only (truth reading excluded).
     pub seconds: f64,
     pub documents_per_second: f64,
@@ -115,16 +125,36 @@ impl Report {
             "mode {:?} on {}: {} documents, {} scored\n",
             self.mode, self.corpus, self.documents, self.scored_documents
         );
-        out.push_str(&format!("  {:<16} {:<7} {:>7} {:>7} {:>8}\n", "field", "BT", "present", "correct", "accuracy"));
+        let generic = self.mode == Mode::Generic;
+        out.push_str(&format!("  {:<16} {:<7} {:>7} {:>7} {:>8}", "field", "BT", "present", "correct", "accuracy"));
+        out.push_str(if generic { "  not in text  of the rest\n" } else { "\n" });
+        let row = |name: &str, bt: &str, present, correct, accuracy, unreachable, reachable| {
+            let mut r = format!("  {name:<16} {bt:<7} {present:>7} {correct:>7} {accuracy:>8.3}");
+            if generic {
+                r.push_str(&format!("  {unreachable:>11}  {reachable:>10.3}"));
+            }
+            r.push('\n');
+            r
+        };
         for f in &self.fields {
-            out.push_str(&format!(
-                "  {:<16} {:<7} {:>7} {:>7} {:>8.3}\n",
-                f.field, f.business_term, f.present, f.correct, f.accuracy
+            out.push_str(&row(
+                &f.field,
+                &f.business_term,
+                f.present,
+                f.correct,
+                f.accuracy,
+                f.unreachable,
+                f.accuracy_reachable,
             ));
         }
-        out.push_str(&format!(
-            "  {:<16} {:<7} {:>7} {:>7} {:>8.3}\n",
-            "TOTAL", "", self.present, self.correct, self.accuracy
+        out.push_str(&row(
+            "TOTAL",
+            "",
+            self.present,
+            self.correct,
+            self.accuracy,
+            self.unreachable,
+            self.accuracy_reachable,
         ));
         out.push_str(&format!(
             "  {:.1} documents/s ({} documents in {:.2} s)\n",
@@ -194,6 +224,8 @@ pub fn evaluate_by(
         present: 0,
         correct: 0,
         accuracy: 0.0,
+        unreachable: 0,
+        accuracy_reachable: 0.0,
         seconds: 0.0,
         documents_per_second: 0.0,
         skipped: Vec::new(),
@@ -251,21 +283,29 @@ pub fn evaluate_by(
             if got.as_ref().is_some_and(|g| matches(&score.field, expected, g)) {
                 score.correct += 1;
             } else {
+                let in_text = mode == Mode::Structured || appears_in(&analysis.text, expected);
+                if !in_text {
+                    score.unreachable += 1;
+                }
                 report.mismatches.push(Mismatch {
                     file: shown.clone(),
                     field: score.field.clone(),
                     expected: expected.clone(),
                     got,
+                    in_text,
                 });
             }
         }
     }
     for s in scores.iter_mut() {
         s.accuracy = ratio(s.correct, s.present);
+        s.accuracy_reachable = ratio(s.correct, s.present - s.unreachable);
     }
     report.present = scores.iter().map(|s| s.present).sum();
     report.correct = scores.iter().map(|s| s.correct).sum();
+    report.unreachable = scores.iter().map(|s| s.unreachable).sum();
     report.accuracy = ratio(report.correct, report.present);
+    report.accuracy_reachable = ratio(report.correct, report.present - report.unreachable);
     report.fields = scores;
     report.seconds = elapsed;
     report.documents_per_second = if elapsed > 0.0 { report.documents as f64 / elapsed } else { 0.0 };
@@ -293,6 +333,23 @@ fn matches(field: &str, expected: &Value, got: &Value) -> bool {
 
 fn compact(s: &str) -> String {
     s.chars().filter(|c| c.is_alphanumeric()).collect::<String>().to_uppercase()
+}
+
+/// Whether a true value is shown anywhere in `text`: as letters and digits
+/// (numbers, ids), as a supplier key, as a date, or as an amount (either
+/// sign: a credit note may print its amounts negative).
+fn appears_in(text: &str, expected: &Value) -> bool {
+    match expected {
+        Value::Text(t) => {
+            let (hay, needle) = (compact(text), compact(t));
+            (!needle.is_empty() && hay.contains(&needle)) || {
+                let (hay, needle) = (supplier_key(text), supplier_key(t));
+                !needle.is_empty() && hay.contains(&needle)
+            }
+        }
+        Value::Date(d) => crate::parse::date::find_dates(text).iter().any(|m| m.date == *d),
+        Value::Cents(c) => crate::parse::amount::find_amounts(text).iter().any(|a| a.amount.cents().abs() == c.abs()),
+    }
 }
 
 /// The pipeline's fields as comparable values.

@@ -1,5 +1,5 @@
-//! Invoice fields from text: labels in English, German, French and Dutch,
-//! values read with the parsers in `parse`.
+//! Invoice fields from text: labels in English, German, French, Dutch,
+//! Spanish, Italian and Polish, values read with the parsers in `parse`.
 //!
 //! The text is read line by line. On each line the labels are found
 //! (longest match wins, so "Total excl. VAT" is a net label, not a total
@@ -1027,7 +1027,9 @@ pub fn extract_fields(text: &str) -> InvoiceFields {
     let value = |f: &Option<Field<Amount>>| f.as_ref().map(|f| f.value);
     match (value(&net_f), value(&vat_f), value(&total_f)) {
         (Some(n), Some(v), Some(t)) => {
-            let c = if n.checked_add(v) == Some(t) { 0.98 } else { 0.6 };
+            // Within a cent: producers round VAT per line or per rate.
+            let adds_up = n.checked_add(v).and_then(|sum| sum.checked_sub(t)).is_some_and(|d| d.cents().abs() <= 1);
+            let c = if adds_up { 0.98 } else { 0.6 };
             for f in [&mut net_f, &mut vat_f, &mut total_f].into_iter().flatten() {
                 f.confidence = c;
             }
