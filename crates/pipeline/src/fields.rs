@@ -350,6 +350,7 @@ const LABELS: &[(Label, u8, &str)] = &[
     (Label::VatId, 2, r"vat\s*(?:id|no\.?|number|reg(?:istration)?\.?(?:\s*(?:no\.?|number))?)"),
     (Label::VatId, 2, r"tax\s*id"),
     (Label::VatId, 2, r"ust\.?\s*-?\s*id\.?\s*-?\s*(?:nr\.?)?"),
+    (Label::VatId, 2, r"ust\.?\s*-?\s*ident(?:ifikations)?\s*-?\s*(?:nr\.?|nummer)"),
     (Label::VatId, 2, r"umsatzsteuer\s*-?\s*identifikationsnummer"),
     (Label::VatId, 2, r"n[°º]\s*(?:de\s+)?tva(?:\s+intracommunautaire)?"),
     (Label::VatId, 2, r"num[ée]ro\s+de\s+tva(?:\s+intracommunautaire)?"),
@@ -748,12 +749,35 @@ static NAME_LINE: LazyLock<Regex> = LazyLock::new(|| {
 /// line that is not a "label: value" pair.
 fn seller_block_name(block: &[&str]) -> Option<String> {
     let block = &block[..block.len().min(8)];
+    // The block ends where the buyer's begins.
+    let end =
+        block.iter().position(|l| label_hits(l).iter().any(|h| h.label == Label::Customer)).unwrap_or(block.len());
+    let block = &block[..end];
     block
         .iter()
         .find_map(|l| NAME_LINE.captures(l).and_then(|c| c.get(1)).and_then(|m| company_part(m.as_str())))
         .or_else(|| block.iter().find(|l| COMPANY_SUFFIX.is_match(l)).and_then(|l| company_part(l)))
-        .or_else(|| block.first().filter(|l| !l.contains(':') && !l.contains('\t')).and_then(|l| company_part(l)))
+        .or_else(|| {
+            // The first line that is neither "label: value" nor an address.
+            block
+                .iter()
+                .find(|l| {
+                    !l.contains(':')
+                        && !l.contains('\t')
+                        && !l.trim_start().starts_with(|c: char| c.is_ascii_digit())
+                        && !POSTCODE_LINE.is_match(l)
+                        && l.chars().filter(|c| c.is_alphabetic()).count() >= 3
+                })
+                .and_then(|l| company_part(l))
+        })
 }
+
+/// A copyright notice ("(c) AWV e.V. 2020"), not a letterhead.
+static COPYRIGHT: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)(?:\(c\)|©|copyright)").expect("static regex"));
+
+/// "DE 80333 München", "80333 München", "F-75001 Paris": an address line.
+static POSTCODE_LINE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^\s*(?:[A-Z]{1,2}[\s\-])?\d{4,5}\s+\p{L}").expect("static regex"));
 
 /// A document title alone before a date.
 static TITLE_BEFORE_DATE: LazyLock<Regex> = LazyLock::new(|| {
@@ -798,6 +822,14 @@ pub fn extract_fields(text: &str) -> InvoiceFields {
             } else {
                 None
             };
+            // A date-column header ("Beschreibung  Fälligkeit  Teilzahlung")
+            // over a row with one date.
+            let ends_cell =
+                line.text[hit.end..].split('\t').next().is_some_and(|r| r.chars().all(|c| !c.is_alphanumeric()));
+            let date_below = lines
+                .get(idx + 1)
+                .filter(|n| ends_cell && n.dates.len() == 1 && n.hits.iter().all(|h| h.label == Label::Ignore))
+                .and_then(|n| n.dates.first().map(|&(_, d)| d));
             let first_date = line
                 .dates
                 .iter()
@@ -806,7 +838,8 @@ pub fn extract_fields(text: &str) -> InvoiceFields {
                 .or_else(|| next.and_then(|n| n.dates.first().map(|&(_, d)| d)))
                 .or_else(|| {
                     below.clone().and_then(|(n, r)| n.dates.iter().find(|(p, _)| r.contains(p)).map(|&(_, d)| d))
-                });
+                })
+                .or(date_below);
             let last_amount = line
                 .amounts
                 .iter()
@@ -1084,8 +1117,13 @@ pub fn extract_fields(text: &str) -> InvoiceFields {
     fields.supplier = supplier_labelled.map(|s| Field::new(s, 0.9)).or_else(|| {
         // The letterhead is at the top; lines with dates are records (a
         // statement's transactions), not a sender.
-        let head =
-            || lines.iter().enumerate().take(10).filter(|(i, l)| !customer_lines.contains(i) && l.dates.is_empty());
+        let head = || {
+            lines
+                .iter()
+                .enumerate()
+                .take(10)
+                .filter(|(i, l)| !customer_lines.contains(i) && l.dates.is_empty() && !COPYRIGHT.is_match(l.text))
+        };
         head()
             .find(|(_, l)| COMPANY_SUFFIX.is_match(l.text))
             .and_then(|(i, l)| company_part(l.text).map(|s| Field::new(s, if i < 3 { 0.8 } else { 0.6 })))
