@@ -434,6 +434,7 @@ const LABELS: &[(Label, u8, &str)] = &[
         r"(?:vat\s+total|total\s+vat|total\s+tax(?:es)?|tax\s+total|plus\s+vat|total\s+tva|montant\s+(?:de\s+la\s+)?tva|tva\s+(?:totale|total)|total\s+iva|cuota\s+(?:de\s+)?iva|importe\s+(?:del\s+)?iva|totale\s+iva|imposta|kwota\s+vat|podatek\s+vat|razem\s+vat|btw\s+bedrag|totaal\s+btw)",
     ),
     (Label::Vat, 1, r"(?:iva|podatek)"),
+    (Label::Total, 1, r"(?:brutto|totale|razem)"),
     (
         Label::Vat,
         3,
@@ -1331,6 +1332,59 @@ mod tests {
         assert_eq!(f.iban, None);
         assert_eq!(val(&f.vat_id).as_deref(), Some("DE136695976"));
         assert_eq!(val(&f.supplier).as_deref(), Some("Jansen Logistics"));
+    }
+
+    #[test]
+    fn spanish_italian_and_polish_invoices() {
+        let es = "Suministros Ibéricos S.L.\nFactura nº: F-2026/117\nFecha de factura: 03/02/2026\n\
+            Fecha de vencimiento: 05/03/2026\nNº de pedido: P-99\nBase imponible\t1.000,00 €\nIVA 21%\t210,00 €\n\
+            Total factura\t1.210,00 €\n";
+        let f = extract_fields(es);
+        assert_eq!(val(&f.invoice_number).as_deref(), Some("F-2026/117"));
+        assert_eq!(val(&f.issue_date), Some(date(2026, 2, 3)));
+        assert_eq!(val(&f.due_date), Some(date(2026, 3, 5)));
+        assert_eq!(val(&f.net_amount), Some(Amount::from_cents(100_000)));
+        assert_eq!(val(&f.vat_amount), Some(Amount::from_cents(21_000)));
+        assert_eq!(val(&f.total_amount), Some(Amount::from_cents(121_000)));
+        assert_eq!(f.total_amount.as_ref().unwrap().confidence, 0.98);
+
+        let it = "Forniture Lombarde S.r.l.\nFattura n. 2026/45 del 10/01/2026\nCodice cliente: C-123\n\
+            Data di scadenza: 09/02/2026\nImponibile\t500,00\nIVA 22%\t110,00\nTotale documento\t610,00 EUR\n";
+        let f = extract_fields(it);
+        assert_eq!(val(&f.invoice_number).as_deref(), Some("2026/45"));
+        assert_eq!(val(&f.issue_date), Some(date(2026, 1, 10)));
+        assert_eq!(val(&f.due_date), Some(date(2026, 2, 9)));
+        assert_eq!(val(&f.total_amount), Some(Amount::from_cents(61_000)));
+        assert_eq!(val(&f.vat_amount), Some(Amount::from_cents(11_000)));
+
+        let pl = "Hurtownia Mazowsze Sp. z o.o.\nFaktura VAT nr FV/2026/03/17\nData wystawienia: 17.03.2026\n\
+            Termin płatności: 31.03.2026\nNr zamówienia: 4711\nRazem netto\t2 000,00 zł\nKwota VAT\t460,00 zł\n\
+            Razem brutto\t2 460,00 PLN\n";
+        let f = extract_fields(pl);
+        assert_eq!(val(&f.invoice_number).as_deref(), Some("FV/2026/03/17"));
+        assert_eq!(val(&f.issue_date), Some(date(2026, 3, 17)));
+        assert_eq!(val(&f.due_date), Some(date(2026, 3, 31)));
+        assert_eq!(val(&f.vat_amount), Some(Amount::from_cents(46_000)));
+        assert_eq!(val(&f.currency).as_deref(), Some("PLN"));
+    }
+
+    #[test]
+    fn order_and_customer_numbers_are_not_the_invoice_number() {
+        let text = "Kundennummer: 100200\nAuftragsnummer: A-5555\nIhre Bestellung: PO-1\nRechnungsnummer: 2026-0042\n";
+        assert_eq!(val(&extract_fields(text).invoice_number).as_deref(), Some("2026-0042"));
+        let text = "Customer no. 77\nOrder number: 12345\nInvoice # INV-9\n";
+        assert_eq!(val(&extract_fields(text).invoice_number).as_deref(), Some("INV-9"));
+    }
+
+    #[test]
+    fn labelled_total_beats_the_largest_number() {
+        let text = "Invoice no: 5\nContract value 99,999.00\nSubtotal 100.00\nVAT 20.00\nTotal 120.00\n";
+        let f = extract_fields(text);
+        assert_eq!(val(&f.total_amount), Some(Amount::from_cents(12_000)));
+        assert_eq!(f.total_amount.as_ref().unwrap().confidence, 0.98);
+        // A contradiction lowers all three.
+        let f = extract_fields("Subtotal 100.00\nVAT 20.00\nTotal 150.00\n");
+        assert_eq!(f.total_amount.as_ref().unwrap().confidence, 0.6);
     }
 
     #[test]
