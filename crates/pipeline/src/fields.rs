@@ -1162,15 +1162,28 @@ fn choose_vat(cands: &[Candidate<Amount>], net: Option<Amount>, total: Option<Am
     if last.value == expected {
         return Some(last);
     }
-    let mut lines_seen = Vec::new();
-    let mut sum = Amount::ZERO;
+    let mut per_line: Vec<&Candidate<Amount>> = Vec::new();
     for c in cands {
-        if !lines_seen.contains(&c.line) {
-            lines_seen.push(c.line);
-            sum = sum.checked_add(c.value)?;
+        if !per_line.iter().any(|p| p.line == c.line) {
+            per_line.push(c);
         }
     }
-    Some(if sum == expected { Candidate { value: sum, ..last } } else { last })
+    let sum = per_line.iter().try_fold(Amount::ZERO, |acc, c| acc.checked_add(c.value))?;
+    if sum == expected {
+        return Some(Candidate { value: sum, ..last });
+    }
+    // One VAT line, or a run of consecutive ones (the rows of a VAT
+    // breakdown), that makes net and total add up.
+    for start in 0..per_line.len() {
+        let mut run = Amount::ZERO;
+        for c in &per_line[start..] {
+            run = run.checked_add(c.value)?;
+            if run == expected {
+                return Some(Candidate { value: run, ..last });
+            }
+        }
+    }
+    Some(last)
 }
 
 /// The document's currency: the one on the total's line, else the most

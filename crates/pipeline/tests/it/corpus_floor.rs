@@ -59,7 +59,7 @@ const FLOORS: &[(&str, f64)] = &[
     ("due_date", 0.78),
     ("currency", 0.98),
     ("net_amount", 0.9),
-    ("vat_amount", 0.86),
+    ("vat_amount", 0.89),
     ("total_amount", 0.92),
     ("supplier", 0.96),
     ("vat_id", 0.91),
