@@ -161,3 +161,22 @@ async fn the_pipeline_stages_read_an_embedded_factur_x() {
     assert_eq!(fields.total_amount.as_ref().map(|f| f.value), Some(Amount::from_cents(52_987)));
     assert_eq!(fields.line_items.len(), 2);
 }
+
+#[tokio::test]
+async fn the_pipeline_completes_a_pdf_with_incomplete_xml_from_its_text() {
+    let world = World::new().await;
+    let pipeline = standard();
+    let name = "MustangGnuaccountingBeispielRE-20151008_504.pdf";
+    let bytes = std::fs::read(corpus_file(&format!("ZUGFeRDv1/correct/Mustangproject/{name}"))).expect("corpus file");
+    let doc = world.job_with(name, &bytes).await;
+    let mut ctx = world.context(&pipeline, doc);
+    let run = pipeline.run(&mut ctx).await;
+    assert!(run.succeeded(), "{:?}", run.result);
+    // The result document says where each field came from and why the XML
+    // was not enough.
+    let result = pipeline::stages::storage::result_document(&ctx).expect("result document");
+    let json = serde_json::to_value(&result).expect("serialises");
+    assert_eq!(json["fields"]["currency"]["source"], "pdf_text", "{json:#}");
+    assert_eq!(json["fields"]["invoice_number"]["source"], "cii", "{json:#}");
+    assert!(json["fields"]["structured_error"].as_str().is_some_and(|e| e.contains("BT-5")), "{json:#}");
+}
