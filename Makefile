@@ -33,8 +33,15 @@ bench: services ## Benchmarks (release): ingest throughput vs a direct-transacti
 	cargo bench -p ingest-api --bench submit
 	cargo bench -p metrics-tracker --bench report
 
+CORPUS ?= ../shared/corpus/einvoice-zugferd
+EVAL_JSON ?= target/eval.json
+
+eval: ## Score field extraction on the e-invoice corpus (structured reader and visible text), JSON to $(EVAL_JSON)
+	@test -d "$(CORPUS)" || { echo "corpus not found at $(CORPUS) (set CORPUS=...)"; exit 1; }
+	cargo run --release -p pipeline --example eval -- "$(CORPUS)" --json "$(EVAL_JSON)" $(EVAL_ARGS)
+
 lint: ## Formatting and clippy, warnings as errors
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-.PHONY: help services nextest test sqlx-prepare run build bench lint
+.PHONY: help services nextest test sqlx-prepare run build bench eval lint

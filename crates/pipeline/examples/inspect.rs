@@ -4,35 +4,23 @@
 //! database or blob store.
 //!
 //! ```text
-//! cargo run -p pipeline --example inspect -- samples/invoice_en.pdf [--text]
+//! cargo run -p pipeline --example inspect -- samples/invoice_en.pdf [--text] [--no-xml] [--stream-order]
 //! ```
+//!
+//! `--no-xml` ignores e-invoice XML (bare or embedded) and reads the visible
+//! text, as the evaluation harness does in its generic mode;
+//! `--stream-order` reads PDF text in content-stream order instead of by
+//! layout.
 
-use pipeline::pdf::{self, PdfProblem};
-use pipeline::sniff::{Sniffed, sniff};
-use pipeline::{DocumentFormat, classify, extract_fields};
-
-fn text_of(format: DocumentFormat, bytes: &[u8]) -> Result<String, String> {
-    match format {
-        DocumentFormat::Pdf => match pdf::load(bytes) {
-            Ok(doc) => Ok(pdf::extract_text(&doc, None).text),
-            Err(PdfProblem::Encrypted) => Err("encrypted".into()),
-            Err(PdfProblem::Broken(why)) => Err(format!("broken_pdf: {why}")),
-        },
-        f if f.is_image() => Ok(String::new()),
-        f => {
-            let text = pipeline::text::decode(bytes).ok_or("invalid text")?;
-            Ok(match f {
-                DocumentFormat::Csv => pipeline::text::csv_to_text(text),
-                DocumentFormat::Xml => pipeline::text::xml_to_text(text),
-                _ => text.to_owned(),
-            })
-        }
-    }
-}
+use pipeline::document::{AnalyseOptions, analyse};
+use pipeline::pdf::TextEngine;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let show_text = args.iter().any(|a| a == "--text");
+    let text_engine =
+        if args.iter().any(|a| a == "--stream-order") { TextEngine::StreamOrder } else { TextEngine::Layout };
+    let options = AnalyseOptions { ignore_structured: args.iter().any(|a| a == "--no-xml"), text_engine };
     for path in args.iter().filter(|a| !a.starts_with("--")) {
         println!("== {path}");
         let bytes = match std::fs::read(path) {
@@ -42,32 +30,20 @@ fn main() {
                 continue;
             }
         };
-        if bytes.is_empty() {
-            println!("   empty");
-            continue;
-        }
-        let format = match sniff(&bytes) {
-            Sniffed::Supported(f) => f,
-            other => {
-                println!("   unsupported: {other:?}");
+        let a = match analyse(path, &bytes, &options) {
+            Ok(a) => a,
+            Err(why) => {
+                println!("   rejected: {why}");
                 continue;
             }
         };
-        println!("   format: {}", format.as_str());
-        let text = match text_of(format, &bytes) {
-            Ok(t) => t,
-            Err(e) => {
-                println!("   rejected: {e}");
-                continue;
-            }
-        };
+        println!("   format: {}, {} page(s)", a.format.as_str(), a.page_count);
         if show_text {
-            println!("--- text\n{text}---");
+            println!("--- text\n{}---", a.text);
         }
-        let c = classify(path, format, &text);
+        let c = &a.classification;
         println!("   type: {} ({:.2}) {:?}", c.document_type, c.confidence, c.matched);
-        let fields = extract_fields(&text);
-        match serde_json::to_string_pretty(&fields) {
+        match serde_json::to_string_pretty(&a.fields) {
             Ok(json) => println!("{json}"),
             Err(e) => println!("   fields: {e}"),
         }

@@ -1,5 +1,5 @@
-//! Invoice fields from text: labels in English, German, French and Dutch,
-//! values read with the parsers in `parse`.
+//! Invoice fields from text: labels in English, German, French, Dutch,
+//! Spanish, Italian and Polish, values read with the parsers in `parse`.
 //!
 //! The text is read line by line. On each line the labels are found
 //! (longest match wins, so "Total excl. VAT" is a net label, not a total
@@ -19,19 +19,54 @@ use crate::parse::amount::{Amount, find_amounts};
 use crate::parse::date::find_dates;
 use crate::parse::iban::find_ibans;
 use crate::parse::mask;
-use crate::parse::vat_id::{VatCheck, find_vat_ids};
+use crate::parse::vat_id::{VatCheck, find_vat_ids, find_vat_ids_lenient};
 
-/// A value and how sure the analysis is of it (0..1).
+/// Where a field's value was read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// UN/CEFACT CII XML (ZUGFeRD, Factur-X, XRechnung CII), exact.
+    Cii,
+    /// UBL 2.1 XML, exact.
+    Ubl,
+    /// The visible text of a PDF.
+    PdfText,
+    /// A text document (plain text, CSV, XML that is not an e-invoice).
+    #[default]
+    Text,
+}
+
+/// A value, how sure the analysis is of it (0..1), and where it was read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Field<T> {
     pub value: T,
     pub confidence: f64,
+    #[serde(default)]
+    pub source: Source,
 }
 
 impl<T> Field<T> {
-    fn new(value: T, confidence: f64) -> Self {
-        Field { value, confidence: (confidence * 100.0).round() / 100.0 }
+    /// A value guessed from text (the source is set by the caller that knows
+    /// what the text came from, see [`InvoiceFields::set_text_source`]).
+    pub fn new(value: T, confidence: f64) -> Self {
+        Field { value, confidence: (confidence * 100.0).round() / 100.0, source: Source::Text }
     }
+
+    /// A value read from structured XML: exact, confidence 1.0.
+    pub fn exact(value: T, source: Source) -> Self {
+        Field { value, confidence: 1.0, source }
+    }
+}
+
+/// What a structured e-invoice contributed to the fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StructuredOrigin {
+    pub syntax: crate::einvoice::Syntax,
+    /// The PDF attachment the XML came from (`factur-x.xml`, ...); `None`
+    /// for a bare XML document.
+    pub attachment: Option<String>,
+    /// BT-3 invoice type code.
+    pub type_code: Option<String>,
 }
 
 /// The fields analysis looks for. Every one is optional: a receipt has no
@@ -51,6 +86,22 @@ pub struct InvoiceFields {
     /// Compact form with country prefix (`DE136695976`).
     pub vat_id: Option<Field<String>>,
     pub supplier: Option<Field<String>>,
+    /// BT-44 buyer name (structured e-invoices only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buyer: Option<Field<String>>,
+    /// BT-115 amount due for payment (structured e-invoices only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount_due: Option<Field<Amount>>,
+    /// BG-25 invoice lines (structured e-invoices only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub line_items: Vec<crate::einvoice::LineItem>,
+    /// Set when the fields were read from e-invoice XML.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub structured: Option<StructuredOrigin>,
+    /// Why e-invoice XML that the document carries was not used (broken,
+    /// invalid, over a limit): the fields then come from the visible text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub structured_error: Option<String>,
 }
 
 /// Names of the fields, as used in rule files.
@@ -87,6 +138,65 @@ impl FieldName {
 }
 
 impl InvoiceFields {
+    /// The exact fields of a structured e-invoice.
+    pub fn from_einvoice(inv: &crate::einvoice::EInvoice, attachment: Option<String>) -> Self {
+        let source = match inv.syntax {
+            crate::einvoice::Syntax::Cii => Source::Cii,
+            crate::einvoice::Syntax::Ubl => Source::Ubl,
+        };
+        let exact = |v| Field::exact(v, source);
+        InvoiceFields {
+            invoice_number: inv.number.clone().map(exact),
+            issue_date: inv.issue_date.map(|d| Field::exact(d, source)),
+            due_date: inv.due_date.map(|d| Field::exact(d, source)),
+            net_amount: inv.net_amount.map(|a| Field::exact(a, source)),
+            vat_amount: inv.vat_amount.map(|a| Field::exact(a, source)),
+            total_amount: inv.total_amount.map(|a| Field::exact(a, source)),
+            currency: inv.currency.clone().map(exact),
+            iban: inv.iban.clone().map(exact),
+            vat_id: inv.seller_vat_id.clone().map(exact),
+            supplier: inv.seller_name.clone().map(exact),
+            buyer: inv.buyer_name.clone().map(exact),
+            amount_due: inv.amount_due.map(|a| Field::exact(a, source)),
+            line_items: inv.lines.clone(),
+            structured: Some(StructuredOrigin { syntax: inv.syntax, attachment, type_code: inv.type_code.clone() }),
+            structured_error: None,
+        }
+    }
+
+    /// Takes the mandatory terms of EN 16931 (number, issue date, currency,
+    /// total) that these fields lack from `other`.
+    pub fn fill_missing_mandatory(&mut self, other: InvoiceFields) {
+        self.invoice_number = self.invoice_number.take().or(other.invoice_number);
+        self.issue_date = self.issue_date.take().or(other.issue_date);
+        self.currency = self.currency.take().or(other.currency);
+        self.total_amount = self.total_amount.take().or(other.total_amount);
+    }
+
+    /// Marks every field found in text as read from `source` (`PdfText` for
+    /// a PDF's visible text).
+    pub fn set_text_source(&mut self, source: Source) {
+        fn set<T>(f: &mut Option<Field<T>>, source: Source) {
+            if let Some(f) = f
+                && matches!(f.source, Source::Text | Source::PdfText)
+            {
+                f.source = source;
+            }
+        }
+        set(&mut self.invoice_number, source);
+        set(&mut self.issue_date, source);
+        set(&mut self.due_date, source);
+        set(&mut self.net_amount, source);
+        set(&mut self.vat_amount, source);
+        set(&mut self.total_amount, source);
+        set(&mut self.currency, source);
+        set(&mut self.iban, source);
+        set(&mut self.vat_id, source);
+        set(&mut self.supplier, source);
+        set(&mut self.buyer, source);
+        set(&mut self.amount_due, source);
+    }
+
     pub fn is_present(&self, field: FieldName) -> bool {
         match field {
             FieldName::InvoiceNumber => self.invoice_number.is_some(),
@@ -215,23 +325,23 @@ const LABELS: &[(Label, u8, &str)] = &[
     (Label::Total, 2, r"total\s+(?:amount\s+)?due"),
     (Label::Total, 2, r"amount\s+due"),
     (Label::Total, 2, r"balance\s+due"),
-    (Label::Total, 2, r"grand\s+total"),
-    (Label::Total, 2, r"total\s+(?:incl\.?|including|inc\.?)(?:\s+(?:of\s+)?(?:vat|tax))?"),
+    (Label::Total, 3, r"grand\s+total"),
+    (Label::Total, 3, r"total\s+(?:incl\.?|including|inc\.?)(?:\s+(?:of\s+)?(?:vat|tax))?"),
     (Label::Total, 2, r"(?:amount|total)\s+payable"),
     (Label::Total, 2, r"payable\s+amount"),
-    (Label::Total, 2, r"gesamtbetrag"),
-    (Label::Total, 2, r"rechnungsbetrag"),
-    (Label::Total, 2, r"gutschriftsbetrag"),
-    (Label::Total, 2, r"endbetrag"),
-    (Label::Total, 2, r"bruttobetrag"),
-    (Label::Total, 2, r"gesamtsumme"),
-    (Label::Total, 2, r"(?:summe|gesamt)\s+brutto"),
+    (Label::Total, 3, r"gesamtbetrag"),
+    (Label::Total, 3, r"rechnungsbetrag"),
+    (Label::Total, 3, r"gutschriftsbetrag"),
+    (Label::Total, 3, r"endbetrag"),
+    (Label::Total, 3, r"bruttobetrag"),
+    (Label::Total, 3, r"gesamtsumme"),
+    (Label::Total, 3, r"(?:summe|gesamt)\s+brutto"),
     (Label::Total, 2, r"zu\s+zahlen(?:der\s+betrag)?"),
-    (Label::Total, 2, r"(?:total|montant)\s+t\.?t\.?c\.?"),
+    (Label::Total, 3, r"(?:total|montant)\s+t\.?t\.?c\.?"),
     (Label::Total, 2, r"net\s+[àa]\s+payer"),
     (Label::Total, 2, r"montant\s+d[ûu]"),
-    (Label::Total, 2, r"totaal\s+incl\.?(?:\s+btw)?"),
-    (Label::Total, 2, r"totaalbedrag"),
+    (Label::Total, 3, r"totaal\s+incl\.?(?:\s+btw)?"),
+    (Label::Total, 3, r"totaalbedrag"),
     (Label::Total, 2, r"te\s+betalen(?:\s+bedrag)?"),
     (Label::Total, 1, r"total"),
     (Label::Total, 1, r"summe"),
@@ -240,6 +350,7 @@ const LABELS: &[(Label, u8, &str)] = &[
     (Label::VatId, 2, r"vat\s*(?:id|no\.?|number|reg(?:istration)?\.?(?:\s*(?:no\.?|number))?)"),
     (Label::VatId, 2, r"tax\s*id"),
     (Label::VatId, 2, r"ust\.?\s*-?\s*id\.?\s*-?\s*(?:nr\.?)?"),
+    (Label::VatId, 2, r"ust\.?\s*-?\s*ident(?:ifikations)?\s*-?\s*(?:nr\.?|nummer)"),
     (Label::VatId, 2, r"umsatzsteuer\s*-?\s*identifikationsnummer"),
     (Label::VatId, 2, r"n[°º]\s*(?:de\s+)?tva(?:\s+intracommunautaire)?"),
     (Label::VatId, 2, r"num[ée]ro\s+de\s+tva(?:\s+intracommunautaire)?"),
@@ -267,6 +378,123 @@ const LABELS: &[(Label, u8, &str)] = &[
     (Label::Ignore, 3, r"(?:customer|client|kunden)\s*-?\s*(?:no\.?|number|nr\.?|nummer|id)"),
     (Label::Ignore, 3, r"(?:order|po|purchase\s+order|bestell|auftrags)\s*-?\s*(?:no\.?|number|nr\.?|nummer|#)"),
     (Label::Ignore, 3, r"(?:tel|phone|fax|telefon)\.?"),
+    // A document title with its number: "Handelsrechnung (380) Nr. 471102",
+    // "Rechnung des Versicherers Nr.", "Invoice # RE-1", "Gutschrift
+    // (Selbst ausgestellte Rechnung) Nr.", "Facture n°", "Factura nº",
+    // "Fattura n.", "Faktura VAT nr".
+    (
+        Label::InvoiceNumber,
+        2,
+        r"(?:\w*rechnung\w*|gutschrift|invoice|facture|avoir|factuur|creditnota|factura|fattura|faktura(?:\s+vat)?|nota\s+de\s+cr[ée]dito|nota\s+di\s+credito|faktura\s+korygująca)(?:\s+\p{Lu}[\p{L}\-]*)?(?:\s*\([^)\t]{1,40}\))*(?:\s+(?:des|der|du|de|del|zur|zum|für|for|of|pour)\s+\w+)?(?:\s*\([^)\t]{1,40}\))*\s*(?:nr\.?|no\.?|n[°ºo]\.?|n\.|#|nummer|number|num\.?|núm\.?|numero|número|numer)",
+    ),
+    (Label::InvoiceNumber, 2, r"(?:belegnummer|beleg-nr\.?|dokumentnummer)"),
+    (Label::InvoiceNumber, 2, r"(?:n[úu]mero\s+de\s+factura|numero\s+(?:di\s+)?fattura|numer\s+faktury|nr\s+faktury)"),
+    (Label::InvoiceNumber, 2, r"(?:invoice|bill)\s+(?:reference|ref\.?)"),
+    (Label::IssueDate, 2, r"(?:belegdatum|dokumentdatum|rechnungs\s*-?\s*datum)"),
+    (Label::IssueDate, 2, r"(?:issued\s+(?:at|on)|date\s+issued|invoice\s+dated|dated)"),
+    (
+        Label::IssueDate,
+        2,
+        r"(?:fecha\s+(?:de\s+)?(?:la\s+)?(?:factura|emisi[óo]n|expedici[óo]n)|data\s+(?:della\s+)?fattura|data\s+(?:di\s+)?emissione|data\s+wystawienia|data\s+faktury)",
+    ),
+    (Label::IssueDate, 1, r"(?:fecha|data|datum\s+faktury)"),
+    (
+        Label::DueDate,
+        2,
+        r"(?:zahlbar|zahlung|zahlungsziel|überweisen\s+sie)[^\t\d]{0,50}?\bbis(?:\s+(?:zum|spätestens))?",
+    ),
+    (Label::DueDate, 2, r"(?:please\s+)?(?:remit|pay(?:ment)?|payable)\s+(?:until|by|before|no\s+later\s+than)"),
+    (Label::DueDate, 2, r"(?:f[äa]lligkeit|f[äa]llig\s+am|zahlungstermin)"),
+    (
+        Label::DueDate,
+        2,
+        r"(?:fecha\s+de\s+vencimiento|vencimiento|data\s+(?:di\s+)?scadenza|scadenza|termin\s+p[łl]atno[śs]ci|payable\s+le|date\s+limite\s+de\s+paiement|betalen\s+v[oó][oó]r)",
+    ),
+    (Label::Net, 3, r"(?:rechnungs)?summe\s+(?:ohne|exkl\.?|excl\.?|netto)(?:\s+(?:ust|mwst|umsatzsteuer)\.?)?"),
+    (Label::Net, 3, r"(?:rechnungssumme|gesamtsumme|gesamtbetrag)\s+netto"),
+    (
+        Label::Net,
+        3,
+        r"(?:net\s+total|total\s+net|total\s+h\.?t\.?|montant\s+h\.?t\.?|total\s+hors\s+taxes?|base\s+imponible|imponibile|totale\s+imponibile|razem\s+netto|warto[śs][ćc]\s+netto|totaal\s+excl\.?(?:\s+btw)?)",
+    ),
+    (
+        Label::Net,
+        3,
+        r"(?:total\s+(?:excl\.?|excluding|before|ex\.?|without)\s+(?:vat|tax)|amount\s+(?:excl\.?|excluding|before|without)\s+(?:vat|tax)|net\s+amount)",
+    ),
+    (Label::Net, 2, r"(?:nettosumme|warenwert\s+netto)"),
+    (
+        Label::Vat,
+        2,
+        r"(?:steuerbetrag|summe\s+(?:umsatzsteuer|mwst|ust)|(?:zzgl|zuzügl|zuzüglich|zzgl)\.?\s*(?:ust|mwst|umsatzsteuer)\.?|umsatzsteuerbetrag|mehrwertsteuerbetrag)",
+    ),
+    (
+        Label::Vat,
+        2,
+        r"(?:vat\s+total|total\s+vat|total\s+tax(?:es)?|tax\s+total|plus\s+vat|total\s+tva|montant\s+(?:de\s+la\s+)?tva|tva\s+(?:totale|total)|total\s+iva|cuota\s+(?:de\s+)?iva|importe\s+(?:del\s+)?iva|totale\s+iva|imposta|kwota\s+vat|podatek\s+vat|razem\s+vat|btw\s+bedrag|totaal\s+btw)",
+    ),
+    (Label::Vat, 1, r"(?:iva|podatek)"),
+    (Label::Total, 1, r"(?:brutto|totale|razem)"),
+    (
+        Label::Vat,
+        3,
+        r"(?:ust|mwst|umsatzsteuer|mehrwertsteuer|vat|tva|btw|iva)\.?\s*(?:gesamt|gesamtbetrag|summe|total|totale)",
+    ),
+    (
+        Label::Total,
+        3,
+        r"(?:bruttosumme|rechnungssumme\s+brutto|summe\s+(?:inkl|incl)\.?\s*(?:ust|mwst|umsatzsteuer)\.?|gesamtbetrag\s+brutto|rechnungsbetrag\s+brutto|total\s+amount|invoice\s+total|total\s+invoice\s+amount|totale\s+fattura|totale\s+documento|importe\s+total|total\s+factura|razem\s+brutto|warto[śs][ćc]\s+brutto|do\s+zap[łl]aty|total\s+(?:à|a)\s+payer|montant\s+total\s+t\.?t\.?c\.?|totaal\s+te\s+betalen)",
+    ),
+    (
+        Label::Total,
+        2,
+        r"(?:zahlbetrag|due\s+payable|amount\s+payable|rechnungsbeitrag|beitrag\s+gesamt|total\s+due|importe\s+a\s+pagar|da\s+pagare|netto\s+a\s+pagare)",
+    ),
+    (Label::Supplier, 2, r"(?:vendedor|proveedor|emisor|fornitore|venditore|cedente|sprzedawca|dostawca|wystawca)"),
+    (
+        Label::Customer,
+        2,
+        r"(?:k[äa]ufer|leistungsempf[äa]nger|buyer|acheteur|koper|comprador|cliente|destinatario|cessionario|nabywca|odbiorca)",
+    ),
+    // Other numbers that are not the invoice's.
+    (
+        Label::Ignore,
+        3,
+        r"(?:kunden|customer|client|klant|cliente|klienta)\s*-?\s*(?:no\.?|number|nr\.?|nummer|id|n[°º]|code|konto)",
+    ),
+    (
+        Label::Ignore,
+        3,
+        r"(?:ihre|unsere|your|our)\s+(?:nummer|number|referenz|reference|zeichen|order|bestellung|auftrag)",
+    ),
+    (
+        Label::Ignore,
+        3,
+        r"(?:auftrags|bestell|liefer(?:schein)?|order|delivery\s+note|purchase\s+order|commande|bon\s+de\s+commande|pedido|ordine|zam[óo]wienie|vertrags|contract|projekt|project|mandats?|lieferanten|supplier|vendor|account|konto|steuer|tax|handelsregister|registration|hr[ab]?)\s*-?\s*(?:no\.?|number|nr\.?|nummer|id|n[°º]|#|referenz|ref\.?)",
+    ),
+    (
+        Label::Ignore,
+        3,
+        r"(?:steuernummer|st\.?\s*-?\s*nr\.?|tax\s+number|siret|siren|kvk|nip|regon|hrb|hra|gln|ean|gtin|bic|swift|blz|bankleitzahl)",
+    ),
+    (Label::Ignore, 3, r"(?:gesamtbetrag|summe)\s+(?:der\s+)?(?:zu|ab)schl[äa]ge"),
+    (
+        Label::Ignore,
+        3,
+        r"(?:erhaltene\s+)?(?:anzahlungen|vorauszahlungen|bereits\s+gezahlt|prepaid|paid\s+amount|already\s+paid)",
+    ),
+    (
+        Label::Ignore,
+        3,
+        r"(?:positionssumme|summe\s+positionen|line\s+total|zeilensumme|basisbetrag|warenwert|steuerbasisbetrag|steuersatz|tax\s+basis|taxable\s+amount|net\s+amou?nt\s+(?:per|by)\s+rate)",
+    ),
+    (
+        Label::Ignore,
+        3,
+        r"(?:liefer|leistungs)\s*-?\s*(?:und\s+leistungs)?\s*-?\s*datum|(?:liefer|leistungs)zeitraum|abrechnungszeitraum|rechnungszeitraum|zeitraum|date\s+of\s+delivery|delivery\s+period|p[ée]riode",
+    ),
+    (Label::Ignore, 3, r"(?:seite|page|pagina|p[áa]gina|strona)\s*\d+\s*(?:von|of|de|di|z|/)\s*\d+"),
+    (Label::Ignore, 3, r"skonto|escompte|cash\s+discount|sconto"),
 ];
 
 struct LabelMatcher {
@@ -307,7 +535,10 @@ fn label_hits(line: &str) -> Vec<Hit> {
             let ends_word = found.as_str().chars().last().is_some_and(|c| !c.is_alphanumeric())
                 || line[found.end()..].chars().next().is_none_or(|c| !c.is_alphanumeric());
             if ends_word {
-                hits.push(Hit { start: found.start(), end: found.end(), label: m.label, strength: m.strength });
+                // "Rechnungssumme Brutto (inkl. USt.)": the qualifier is
+                // part of the label, not a label of its own.
+                let end = QUALIFIER.find(&line[found.end()..]).map_or(found.end(), |q| found.end() + q.end());
+                hits.push(Hit { start: found.start(), end, label: m.label, strength: m.strength });
             }
         }
     }
@@ -322,6 +553,7 @@ fn label_hits(line: &str) -> Vec<Hit> {
     kept
 }
 
+static QUALIFIER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^ ?\([^()\t\d]{1,30}\)").expect("static regex"));
 static INVOICE_NUMBER_VALUE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^[\s:#.\-–—]*(?:n[°º]\s*)?([A-Za-z0-9](?:[A-Za-z0-9\-/._]*[A-Za-z0-9])?)").expect("static regex")
 });
@@ -336,7 +568,7 @@ static PAYMENT_DAYS: LazyLock<Regex> = LazyLock::new(|| {
 static CURRENCY_CODE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\b(EUR|USD|GBP|CHF|SEK|NOK|DKK|PLN|CZK|HUF|JPY|CAD|AUD)\b").expect("static regex"));
 static COMPANY_SUFFIX: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?:^|[\s,])(?:GmbH|AG|KG|OHG|UG|e\.\s?K\.|Ltd\.?|Limited|LLC|Inc\.?|Corp\.?|Corporation|PLC|plc|LLP|B\.V\.|BV|N\.V\.|NV|SARL|S\.A\.R\.L\.|SAS|S\.A\.S\.|S\.A\.|SA|SE|Oy|AB|ApS|A/S|S\.p\.A\.|SpA|S\.r\.l\.|Srl|GbR|mbH)(?:$|[\s,.;)])")
+    Regex::new(r"(?:^|[\s,])(?:(?i:gmbh)|a\.\s?G\.|e\.\s?V\.|&\s+Co\.(?:\s+KG)?|S\.L\.|S\.L\.U\.|Sp\.\s+z\s+o\.\s?o\.|AG|KG|OHG|UG|e\.\s?K\.|Ltd\.?|Limited|LLC|Inc\.?|Corp\.?|Corporation|PLC|plc|LLP|B\.V\.|BV|N\.V\.|NV|SARL|S\.A\.R\.L\.|SAS|S\.A\.S\.|S\.A\.|SA|SE|Oy|AB|ApS|A/S|S\.p\.A\.|SpA|S\.r\.l\.|Srl|GbR|mbH)(?:$|[\s,.;)])")
         .expect("static regex")
 });
 
@@ -375,9 +607,45 @@ impl Line<'_> {
     }
 }
 
-fn analyse_line(text: &str) -> Line<'_> {
+/// Slash dates whose reading is unambiguous: `11/17/2026` is month-first,
+/// `17/11/2026` day-first.
+static SLASH_DATE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\b(\d{1,2})/(\d{1,2})/(\d{2}|\d{4})\b").expect("static regex"));
+
+/// Whether the document writes dates month-first: the date order is a
+/// property of the document, so one `11/17/2026` decides how `11/03/2026`
+/// reads elsewhere in it.
+fn month_first_document(text: &str) -> bool {
+    let (mut month_first, mut day_first) = (0, 0);
+    for c in SLASH_DATE.captures_iter(text) {
+        let a: u32 = c[1].parse().unwrap_or(0);
+        let b: u32 = c[2].parse().unwrap_or(0);
+        match (a <= 12, b <= 12) {
+            (true, false) if b <= 31 => month_first += 1,
+            (false, true) if a <= 31 => day_first += 1,
+            _ => {}
+        }
+    }
+    month_first > 0 && day_first == 0
+}
+
+fn analyse_line(text: &str, month_first: bool) -> Line<'_> {
     let hits = label_hits(text);
-    let dates = find_dates(text);
+    let mut dates = find_dates(text);
+    if month_first {
+        for d in dates.iter_mut() {
+            let raw = &text[d.start..d.end];
+            if let Some(c) = SLASH_DATE.captures(raw).filter(|c| c.get(0).is_some_and(|m| m.len() == raw.len())) {
+                let (a, b): (u32, u32) = (c[1].parse().unwrap_or(0), c[2].parse().unwrap_or(0));
+                if a <= 12 && b <= 12 && a != b {
+                    use chrono::Datelike;
+                    if let Some(swapped) = NaiveDate::from_ymd_opt(d.date.year(), a, b) {
+                        d.date = swapped;
+                    }
+                }
+            }
+        }
+    }
     // Dates, IBANs and VAT ids hold digits that are not amounts.
     let mut masked: Vec<(usize, usize)> = dates.iter().map(|d| (d.start, d.end)).collect();
     masked.extend(find_ibans(text).iter().map(|m| (m.start, m.end)));
@@ -385,6 +653,42 @@ fn analyse_line(text: &str) -> Line<'_> {
     let amounts =
         find_amounts(&mask(text, &masked)).into_iter().filter(|a| !a.percent).map(|a| (a.start, a.amount)).collect();
     Line { text, hits, dates: dates.iter().map(|d| (d.start, d.date)).collect(), amounts }
+}
+
+/// The byte ranges of a line's tab-separated cells.
+fn cells(text: &str) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, c) in text.char_indices() {
+        if c == '\t' {
+            out.push(start..i);
+            start = i + 1;
+        }
+    }
+    out.push(start..text.len());
+    out
+}
+
+/// The cell of `next` under the label `hit` of `line` (see its use), if it
+/// holds no label of its own.
+fn cell_below<'l, 'a>(
+    line: &Line<'_>,
+    hit: &Hit,
+    next: Option<&'l Line<'a>>,
+) -> Option<(&'l Line<'a>, std::ops::Range<usize>)> {
+    let next = next?;
+    let own = cells(line.text);
+    let below = cells(next.text);
+    let col = own.iter().position(|r| r.contains(&hit.start))?;
+    let range = if own.len() == below.len() && own.len() > 1 {
+        below.get(col)?.clone()
+    } else if col + 1 == own.len() && below.len() > 1 {
+        below.last()?.clone()
+    } else {
+        return None;
+    };
+    let labelled = next.hits.iter().any(|h| range.contains(&h.start) && h.label != Label::Ignore);
+    (!labelled && !next.text[range.clone()].trim().is_empty()).then_some((next, range))
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -435,6 +739,53 @@ fn company_part(line: &str) -> Option<String> {
     first
 }
 
+/// A "Name: ..." line of an address block, in the vocabularies supported.
+static NAME_LINE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^\s*(?:name|firma|firmenname|company(?:\s+name)?|raison\s+sociale|nom|naam|bedrijfsnaam|nombre|raz[óo]n\s+social|ragione\s+sociale|denominazione|nazwa(?:\s+firmy)?)\s*[:\t]\s*(.*)$")
+        .expect("static regex")
+});
+
+/// The name in a seller block under a heading ("Verkäufer", "Seller"):
+/// its "Name:" line, else its first line with a legal form, else its first
+/// line that is not a "label: value" pair.
+fn seller_block_name(block: &[&str]) -> Option<String> {
+    let block = &block[..block.len().min(8)];
+    // The block ends where the buyer's begins.
+    let end =
+        block.iter().position(|l| label_hits(l).iter().any(|h| h.label == Label::Customer)).unwrap_or(block.len());
+    let block = &block[..end];
+    block
+        .iter()
+        .find_map(|l| NAME_LINE.captures(l).and_then(|c| c.get(1)).and_then(|m| company_part(m.as_str())))
+        .or_else(|| block.iter().find(|l| COMPANY_SUFFIX.is_match(l)).and_then(|l| company_part(l)))
+        .or_else(|| {
+            // The first line that is neither "label: value" nor an address.
+            block
+                .iter()
+                .find(|l| {
+                    !l.contains(':')
+                        && !l.contains('\t')
+                        && !l.trim_start().starts_with(|c: char| c.is_ascii_digit())
+                        && !POSTCODE_LINE.is_match(l)
+                        && l.chars().filter(|c| c.is_alphabetic()).count() >= 3
+                })
+                .and_then(|l| company_part(l))
+        })
+}
+
+/// A copyright notice ("(c) AWV e.V. 2020"), not a letterhead.
+static COPYRIGHT: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)(?:\(c\)|©|copyright)").expect("static regex"));
+
+/// "DE 80333 München", "80333 München", "F-75001 Paris": an address line.
+static POSTCODE_LINE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^\s*(?:[A-Z]{1,2}[\s\-])?\d{4,5}\s+\p{L}").expect("static regex"));
+
+/// A document title alone before a date.
+static TITLE_BEFORE_DATE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^\s*(?:\w*rechnung|invoice|facture|factuur|factura|fattura|faktura|gutschrift|credit\s+note|avoir)\w*\s*[:\-–]?\s*$")
+        .expect("static regex")
+});
+
 /// Title words that are not a supplier name.
 static TITLE_LINE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)^\s*(?:tax\s+)?(?:invoice|rechnung|facture|factuur|credit\s+note|gutschrift|creditnota|avoir|receipt|quittung|kassenbon|reçu|kassabon|page|seite)\b")
@@ -444,7 +795,8 @@ static TITLE_LINE: LazyLock<Regex> = LazyLock::new(|| {
 /// Extracts invoice fields from document text.
 pub fn extract_fields(text: &str) -> InvoiceFields {
     let raw_lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-    let lines: Vec<Line<'_>> = raw_lines.iter().map(|l| analyse_line(l)).collect();
+    let month_first = month_first_document(text);
+    let lines: Vec<Line<'_>> = raw_lines.iter().map(|l| analyse_line(l, month_first)).collect();
 
     let mut numbers: Vec<Candidate<String>> = Vec::new();
     let mut issue: Vec<Candidate<NaiveDate>> = Vec::new();
@@ -462,28 +814,100 @@ pub fn extract_fields(text: &str) -> InvoiceFields {
             let boundary = line.hits.get(h_i + 1).map_or(line.text.len(), |n| n.start);
             let in_segment = |pos: usize| pos >= hit.end && pos < boundary;
             let next = lines.get(idx + 1).filter(|n| line.empty_after(hit.end) && n.is_value_only());
+            // A label that ends its cell takes its value from the cell
+            // below: the same column of a table row with as many cells, or
+            // the last cell of the next line (a label alone in the right
+            // column of a header block).
+            let below = if line.empty_after(hit.end) && next.is_none() {
+                cell_below(line, hit, lines.get(idx + 1))
+            } else {
+                None
+            };
+            // A date-column header ("Beschreibung  Fälligkeit  Teilzahlung")
+            // over a row with one date.
+            let ends_cell =
+                line.text[hit.end..].split('\t').next().is_some_and(|r| r.chars().all(|c| !c.is_alphanumeric()));
+            let date_below = lines
+                .get(idx + 1)
+                .filter(|n| ends_cell && n.dates.len() == 1 && n.hits.iter().all(|h| h.label == Label::Ignore))
+                .and_then(|n| n.dates.first().map(|&(_, d)| d));
             let first_date = line
                 .dates
                 .iter()
                 .find(|(p, _)| in_segment(*p))
                 .map(|&(_, d)| d)
-                .or_else(|| next.and_then(|n| n.dates.first().map(|&(_, d)| d)));
+                .or_else(|| next.and_then(|n| n.dates.first().map(|&(_, d)| d)))
+                .or_else(|| {
+                    below.clone().and_then(|(n, r)| n.dates.iter().find(|(p, _)| r.contains(p)).map(|&(_, d)| d))
+                })
+                .or(date_below);
             let last_amount = line
                 .amounts
                 .iter()
                 .rev()
                 .find(|(p, _)| in_segment(*p))
                 .map(|&(_, a)| a)
-                .or_else(|| next.and_then(|n| n.amounts.first().map(|&(_, a)| a)));
+                .or_else(|| next.and_then(|n| n.amounts.first().map(|&(_, a)| a)))
+                .or_else(|| {
+                    below.clone().and_then(|(n, r)| n.amounts.iter().find(|(p, _)| r.contains(p)).map(|&(_, a)| a))
+                });
+            // A column header over a table holds many values: the one below
+            // it counts for less than a value beside its label.
+            let from_below = below.is_some()
+                && line.dates.iter().all(|(p, _)| !in_segment(*p))
+                && line.amounts.iter().all(|(p, _)| !in_segment(*p));
+            let weakened =
+                Hit { strength: if from_below { hit.strength.saturating_sub(1).max(1) } else { hit.strength }, ..*hit };
+            let hit = &weakened;
             match hit.label {
                 Label::InvoiceNumber => {
                     let value = INVOICE_NUMBER_VALUE
                         .captures(&line.text[hit.end..boundary])
                         .and_then(|c| c.get(1))
                         .map(|m| m.as_str().to_owned())
+                        .or_else(|| {
+                            // A number alone in the cell below.
+                            below.clone().and_then(|(n, r)| {
+                                let cell = n.text[r].trim();
+                                INVOICE_NUMBER_VALUE
+                                    .captures(cell)
+                                    .and_then(|c| c.get(1))
+                                    .filter(|m| m.as_str().len() == cell.len())
+                                    .map(|m| m.as_str().to_owned())
+                            })
+                        })
                         .filter(|v| v.chars().any(|c| c.is_ascii_digit()));
                     if let Some(value) = value {
                         numbers.push(candidate(value, hit, idx));
+                        // The date on the number's line is the issue date
+                        // ("Rechnung Nr. 1 vom 05.03.2018", "Invoice # 1
+                        // issued at ..."), unless another label claims it.
+                        if let Some(&(p, d)) = line.dates.iter().find(|(p, _)| *p >= hit.end) {
+                            let free = line
+                                .hits
+                                .iter()
+                                .all(|h| h.start < hit.end || h.start >= p || matches!(h.label, Label::IssueDate));
+                            if free {
+                                issue.push(Candidate { value: d, strength: 2, line: idx });
+                            }
+                        } else if let Some(n) = lines.get(idx + 1).filter(|n| {
+                            // "Nr. 471102 vom" / "05.03.2018"
+                            line.hits.last().is_some_and(|h| h.label == Label::IssueDate && line.empty_after(h.end))
+                                && n.is_value_only()
+                        }) {
+                            if let Some(&(_, d)) = n.dates.first() {
+                                issue.push(Candidate { value: d, strength: 2, line: idx + 1 });
+                            }
+                        } else if let Some(n) = lines.get(idx + 1) {
+                            // ... or continues on the next line ("vom 31.10.2018").
+                            let starts_dated = n
+                                .hits
+                                .first()
+                                .is_some_and(|h| h.label == Label::IssueDate && n.text[..h.start].trim().is_empty());
+                            if let (true, Some(&(_, d))) = (starts_dated, n.dates.first()) {
+                                issue.push(Candidate { value: d, strength: 2, line: idx + 1 });
+                            }
+                        }
                     }
                 }
                 Label::IssueDate => {
@@ -497,7 +921,39 @@ pub fn extract_fields(text: &str) -> InvoiceFields {
                     }
                 }
                 Label::Net | Label::Vat | Label::Total => {
-                    if let Some(a) = last_amount {
+                    // The last column of a totals table ("Warenwert ...
+                    // Nettobetrag MwSt-Betrag Endbetrag" over rows of
+                    // amounts): the last amount of its last row.
+                    let table_total = (hit.label == Label::Total
+                        && last_amount.is_none()
+                        && line.hits.len() >= 3
+                        && line.hits.last().is_some_and(|h| h.start == hit.start)
+                        && line.empty_after(hit.end))
+                    .then(|| {
+                        lines[idx + 1..]
+                            .iter()
+                            .enumerate()
+                            .take(12)
+                            .take_while(|(_, n)| {
+                                n.amounts.len() >= 2 && n.hits.iter().all(|h| h.label == Label::Ignore)
+                            })
+                            .last()
+                            .and_then(|(k, n)| n.amounts.last().map(|&(_, a)| (idx + 1 + k, n, a)))
+                    })
+                    .flatten()
+                    .map(|(row_idx, row, t)| {
+                        // Net and VAT are the adjacent pair of the row that
+                        // adds up to the total.
+                        let values: Vec<Amount> = row.amounts.iter().map(|&(_, a)| a).collect();
+                        if let Some(w) =
+                            values[..values.len() - 1].windows(2).rev().find(|w| w[0].checked_add(w[1]) == Some(t))
+                        {
+                            net.push(Candidate { value: w[0], strength: 2, line: row_idx });
+                            vat.push(Candidate { value: w[1], strength: 2, line: row_idx });
+                        }
+                        t
+                    });
+                    if let Some(a) = last_amount.or(table_total) {
                         let c = candidate(a, hit, idx);
                         match hit.label {
                             Label::Net => net.push(c),
@@ -511,8 +967,9 @@ pub fn extract_fields(text: &str) -> InvoiceFields {
                     let rest = &line.text[hit.end..];
                     let labelled = rest.trim_start().starts_with([':', '\t']) || rest.trim().is_empty();
                     if at_line_start && labelled && supplier_labelled.is_none() {
-                        supplier_labelled =
-                            clean_name(rest).or_else(|| raw_lines.get(idx + 1).and_then(|n| company_part(n)));
+                        supplier_labelled = clean_name(rest)
+                            .filter(|n| !NAME_LINE.is_match(n))
+                            .or_else(|| seller_block_name(&raw_lines[idx + 1..]));
                     }
                 }
                 Label::Customer => {
@@ -536,6 +993,17 @@ pub fn extract_fields(text: &str) -> InvoiceFields {
             }
         }
     }
+
+    // A title with nothing but a date beside it ("Beitragsrechnung  24.
+    // Januar 2014", "Invoice 03/11/2026"): the issue date.
+    for (idx, line) in lines.iter().enumerate().take(40) {
+        if let Some(&(p, d)) = line.dates.first()
+            && TITLE_BEFORE_DATE.is_match(&line.text[..p])
+        {
+            issue.push(Candidate { value: d, strength: 2, line: idx });
+        }
+    }
+    issue.sort_by_key(|c| c.line);
 
     let mut fields = InvoiceFields::default();
 
@@ -593,7 +1061,9 @@ pub fn extract_fields(text: &str) -> InvoiceFields {
     let value = |f: &Option<Field<Amount>>| f.as_ref().map(|f| f.value);
     match (value(&net_f), value(&vat_f), value(&total_f)) {
         (Some(n), Some(v), Some(t)) => {
-            let c = if n.checked_add(v) == Some(t) { 0.98 } else { 0.6 };
+            // Within a cent: producers round VAT per line or per rate.
+            let adds_up = n.checked_add(v).and_then(|sum| sum.checked_sub(t)).is_some_and(|d| d.cents().abs() <= 1);
+            let c = if adds_up { 0.98 } else { 0.6 };
             for f in [&mut net_f, &mut vat_f, &mut total_f].into_iter().flatten() {
                 f.confidence = c;
             }
@@ -619,23 +1089,42 @@ pub fn extract_fields(text: &str) -> InvoiceFields {
     // VAT id: the supplier's, i.e. the first one outside the customer block.
     let vat_ids: Vec<(usize, crate::parse::vat_id::VatIdMatch)> =
         lines.iter().enumerate().flat_map(|(idx, l)| find_vat_ids(l.text).into_iter().map(move |m| (idx, m))).collect();
-    fields.vat_id =
-        vat_ids.iter().find(|(idx, _)| !customer_lines.contains(idx)).or_else(|| vat_ids.first()).map(|(idx, m)| {
+    fields.vat_id = vat_ids
+        .iter()
+        .find(|(idx, _)| !customer_lines.contains(idx))
+        .or_else(|| vat_ids.first())
+        .map(|(idx, m)| {
             let labelled = vat_id_labelled_lines.contains(idx);
             let c = match (m.check, labelled) {
                 (VatCheck::Checksum, true) => 0.97,
                 (VatCheck::Checksum, false) => 0.9,
                 (VatCheck::FormatOnly, true) => 0.8,
                 (VatCheck::FormatOnly, false) => 0.7,
+                (VatCheck::ChecksumFailed, _) => 0.4,
             };
             Field::new(m.vat_id.clone(), c)
+        })
+        .or_else(|| {
+            // What the document states next to a VAT-id label, even with
+            // wrong check digits (a typo, a test number): reported with a
+            // low confidence so that a rule or a person looks at it.
+            vat_id_labelled_lines
+                .iter()
+                .filter(|idx| !customer_lines.contains(idx))
+                .find_map(|&idx| find_vat_ids_lenient(lines[idx].text).into_iter().next())
+                .map(|m| Field::new(m.vat_id, 0.4))
         });
 
     fields.supplier = supplier_labelled.map(|s| Field::new(s, 0.9)).or_else(|| {
         // The letterhead is at the top; lines with dates are records (a
         // statement's transactions), not a sender.
-        let head =
-            || lines.iter().enumerate().take(10).filter(|(i, l)| !customer_lines.contains(i) && l.dates.is_empty());
+        let head = || {
+            lines
+                .iter()
+                .enumerate()
+                .take(10)
+                .filter(|(i, l)| !customer_lines.contains(i) && l.dates.is_empty() && !COPYRIGHT.is_match(l.text))
+        };
         head()
             .find(|(_, l)| COMPANY_SUFFIX.is_match(l.text))
             .and_then(|(i, l)| company_part(l.text).map(|s| Field::new(s, if i < 3 { 0.8 } else { 0.6 })))
@@ -673,15 +1162,28 @@ fn choose_vat(cands: &[Candidate<Amount>], net: Option<Amount>, total: Option<Am
     if last.value == expected {
         return Some(last);
     }
-    let mut lines_seen = Vec::new();
-    let mut sum = Amount::ZERO;
+    let mut per_line: Vec<&Candidate<Amount>> = Vec::new();
     for c in cands {
-        if !lines_seen.contains(&c.line) {
-            lines_seen.push(c.line);
-            sum = sum.checked_add(c.value)?;
+        if !per_line.iter().any(|p| p.line == c.line) {
+            per_line.push(c);
         }
     }
-    Some(if sum == expected { Candidate { value: sum, ..last } } else { last })
+    let sum = per_line.iter().try_fold(Amount::ZERO, |acc, c| acc.checked_add(c.value))?;
+    if sum == expected {
+        return Some(Candidate { value: sum, ..last });
+    }
+    // One VAT line, or a run of consecutive ones (the rows of a VAT
+    // breakdown), that makes net and total add up.
+    for start in 0..per_line.len() {
+        let mut run = Amount::ZERO;
+        for c in &per_line[start..] {
+            run = run.checked_add(c.value)?;
+            if run == expected {
+                return Some(Candidate { value: run, ..last });
+            }
+        }
+    }
+    Some(last)
 }
 
 /// The document's currency: the one on the total's line, else the most
@@ -843,6 +1345,59 @@ mod tests {
         assert_eq!(f.iban, None);
         assert_eq!(val(&f.vat_id).as_deref(), Some("DE136695976"));
         assert_eq!(val(&f.supplier).as_deref(), Some("Jansen Logistics"));
+    }
+
+    #[test]
+    fn spanish_italian_and_polish_invoices() {
+        let es = "Suministros Ibéricos S.L.\nFactura nº: F-2026/117\nFecha de factura: 03/02/2026\n\
+            Fecha de vencimiento: 05/03/2026\nNº de pedido: P-99\nBase imponible\t1.000,00 €\nIVA 21%\t210,00 €\n\
+            Total factura\t1.210,00 €\n";
+        let f = extract_fields(es);
+        assert_eq!(val(&f.invoice_number).as_deref(), Some("F-2026/117"));
+        assert_eq!(val(&f.issue_date), Some(date(2026, 2, 3)));
+        assert_eq!(val(&f.due_date), Some(date(2026, 3, 5)));
+        assert_eq!(val(&f.net_amount), Some(Amount::from_cents(100_000)));
+        assert_eq!(val(&f.vat_amount), Some(Amount::from_cents(21_000)));
+        assert_eq!(val(&f.total_amount), Some(Amount::from_cents(121_000)));
+        assert_eq!(f.total_amount.as_ref().unwrap().confidence, 0.98);
+
+        let it = "Forniture Lombarde S.r.l.\nFattura n. 2026/45 del 10/01/2026\nCodice cliente: C-123\n\
+            Data di scadenza: 09/02/2026\nImponibile\t500,00\nIVA 22%\t110,00\nTotale documento\t610,00 EUR\n";
+        let f = extract_fields(it);
+        assert_eq!(val(&f.invoice_number).as_deref(), Some("2026/45"));
+        assert_eq!(val(&f.issue_date), Some(date(2026, 1, 10)));
+        assert_eq!(val(&f.due_date), Some(date(2026, 2, 9)));
+        assert_eq!(val(&f.total_amount), Some(Amount::from_cents(61_000)));
+        assert_eq!(val(&f.vat_amount), Some(Amount::from_cents(11_000)));
+
+        let pl = "Hurtownia Mazowsze Sp. z o.o.\nFaktura VAT nr FV/2026/03/17\nData wystawienia: 17.03.2026\n\
+            Termin płatności: 31.03.2026\nNr zamówienia: 4711\nRazem netto\t2 000,00 zł\nKwota VAT\t460,00 zł\n\
+            Razem brutto\t2 460,00 PLN\n";
+        let f = extract_fields(pl);
+        assert_eq!(val(&f.invoice_number).as_deref(), Some("FV/2026/03/17"));
+        assert_eq!(val(&f.issue_date), Some(date(2026, 3, 17)));
+        assert_eq!(val(&f.due_date), Some(date(2026, 3, 31)));
+        assert_eq!(val(&f.vat_amount), Some(Amount::from_cents(46_000)));
+        assert_eq!(val(&f.currency).as_deref(), Some("PLN"));
+    }
+
+    #[test]
+    fn order_and_customer_numbers_are_not_the_invoice_number() {
+        let text = "Kundennummer: 100200\nAuftragsnummer: A-5555\nIhre Bestellung: PO-1\nRechnungsnummer: 2026-0042\n";
+        assert_eq!(val(&extract_fields(text).invoice_number).as_deref(), Some("2026-0042"));
+        let text = "Customer no. 77\nOrder number: 12345\nInvoice # INV-9\n";
+        assert_eq!(val(&extract_fields(text).invoice_number).as_deref(), Some("INV-9"));
+    }
+
+    #[test]
+    fn labelled_total_beats_the_largest_number() {
+        let text = "Invoice no: 5\nContract value 99,999.00\nSubtotal 100.00\nVAT 20.00\nTotal 120.00\n";
+        let f = extract_fields(text);
+        assert_eq!(val(&f.total_amount), Some(Amount::from_cents(12_000)));
+        assert_eq!(f.total_amount.as_ref().unwrap().confidence, 0.98);
+        // A contradiction lowers all three.
+        let f = extract_fields("Subtotal 100.00\nVAT 20.00\nTotal 150.00\n");
+        assert_eq!(f.total_amount.as_ref().unwrap().confidence, 0.6);
     }
 
     #[test]

@@ -81,6 +81,12 @@ pub fn load(bytes: &[u8]) -> Result<PdfDocument, PdfProblem> {
     Ok(doc)
 }
 
+/// Runs `f` over parsed PDF objects, turning a panic into an error: lopdf
+/// and our walkers over its objects see untrusted structures.
+pub fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|p| format!("panicked reading the PDF: {}", panic_message(p.as_ref())))
+}
+
 /// Text of a PDF, page by page.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PdfText {
@@ -90,15 +96,41 @@ pub struct PdfText {
     pub unreadable_pages: Vec<u32>,
 }
 
-/// Extracts the text of the first `max_pages` pages (all when `None`).
-/// A page that fails to decode is recorded and skipped: one damaged page
-/// should not lose the text of the others.
+/// How PDF text is read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TextEngine {
+    /// In reading order, by position ([`crate::layout`]): the pipeline's.
+    #[default]
+    Layout,
+    /// In content-stream order (lopdf's `extract_text`): kept to compare.
+    StreamOrder,
+}
+
+/// The text of the first `max_pages` pages (all when `None`).
+pub fn text(doc: &PdfDocument, max_pages: Option<u32>, engine: TextEngine) -> PdfText {
+    match engine {
+        TextEngine::Layout => crate::layout::extract_text(doc, max_pages),
+        TextEngine::StreamOrder => extract_text_stream_order(doc, max_pages),
+    }
+}
+
+/// Extracts the text of the first `max_pages` pages in reading order.
 pub fn extract_text(doc: &PdfDocument, max_pages: Option<u32>) -> PdfText {
+    crate::layout::extract_text(doc, max_pages)
+}
+
+/// The text of the first `max_pages` pages (all when `None`) in
+/// content-stream order, as lopdf gives it. A page that fails to decode is
+/// recorded and skipped: one damaged page should not lose the text of the
+/// others.
+pub fn extract_text_stream_order(doc: &PdfDocument, max_pages: Option<u32>) -> PdfText {
     let pages: Vec<u32> = doc.get_pages().keys().copied().collect();
     let total = u32::try_from(pages.len()).unwrap_or(u32::MAX);
     let mut out = PdfText { pages: total, ..PdfText::default() };
     for page in pages.into_iter().take(max_pages.map_or(usize::MAX, |m| m as usize)) {
-        let chunk = catch_unwind(AssertUnwindSafe(|| doc.extract_text(&[page])));
+        let chunk = catch_unwind(AssertUnwindSafe(|| {
+            doc.extract_text_with_limit(&[page], crate::limits::MAX_PAGE_CONTENT_BYTES)
+        }));
         match chunk {
             Ok(Ok(text)) => {
                 if !out.text.is_empty() && !out.text.ends_with('\n') {

@@ -146,7 +146,12 @@ pub fn sniff(bytes: &[u8]) -> Sniffed {
     // a real binary is almost never clean UTF-8 without NULs.
     if let Some(text) = as_text(bytes) {
         let head = text.trim_start();
-        return if head.starts_with("<?xml") {
+        // XML without a declaration is still XML when its root element
+        // declares a namespace (e-invoices exported without a prolog).
+        let namespaced_root = head.starts_with('<')
+            && head.chars().nth(1).is_some_and(char::is_alphabetic)
+            && head.split('>').next().is_some_and(|tag| tag.contains("xmlns"));
+        return if head.starts_with("<?xml") || namespaced_root {
             Sniffed::Supported(DocumentFormat::Xml)
         } else if looks_like_csv(text) {
             Sniffed::Supported(DocumentFormat::Csv)
@@ -179,6 +184,11 @@ mod tests {
     fn text_formats() {
         assert_eq!(sniff("<?xml version=\"1.0\"?><a/>".as_bytes()), Sniffed::Supported(DocumentFormat::Xml));
         assert_eq!(sniff(b"\xEF\xBB\xBF<?xml version=\"1.0\"?><a/>"), Sniffed::Supported(DocumentFormat::Xml));
+        assert_eq!(
+            sniff(b"<rsm:CrossIndustryInvoice xmlns:rsm=\"urn:x\"></rsm:CrossIndustryInvoice>"),
+            Sniffed::Supported(DocumentFormat::Xml)
+        );
+        assert_eq!(sniff(b"<note>no namespace, no declaration</note>"), Sniffed::Supported(DocumentFormat::Text));
         assert_eq!(
             sniff(b"date,amount\n2026-01-01,\"1,00\"\n2026-01-02,2.00\n"),
             Sniffed::Supported(DocumentFormat::Csv)

@@ -52,6 +52,9 @@ pub enum VatCheck {
     Checksum,
     /// The country has no check implemented here; only the format matched.
     FormatOnly,
+    /// The format matched but the check digits are wrong (only from
+    /// [`find_vat_ids_lenient`]).
+    ChecksumFailed,
 }
 
 fn digits(s: &str) -> Option<Vec<u32>> {
@@ -136,6 +139,10 @@ fn checksum(country: &str, number: &str) -> Option<bool> {
 /// Splits a candidate into country prefix and national number and checks
 /// it. Returns the compact id (`DE136695976`) and how it was verified.
 fn check_compact(compact: &str) -> Option<(String, VatCheck)> {
+    check_compact_with(compact, false)
+}
+
+fn check_compact_with(compact: &str, lenient: bool) -> Option<(String, VatCheck)> {
     let country = compact.get(..2)?;
     // Greece uses EL in VAT ids although its ISO code is GR.
     let country = if country == "GR" { "EL" } else { country };
@@ -146,6 +153,7 @@ fn check_compact(compact: &str) -> Option<(String, VatCheck)> {
     }
     let verified = match checksum(country, number) {
         Some(true) => VatCheck::Checksum,
+        Some(false) if lenient => VatCheck::ChecksumFailed,
         Some(false) => return None,
         None => VatCheck::FormatOnly,
     };
@@ -177,6 +185,17 @@ static CANDIDATE: LazyLock<Regex> = LazyLock::new(|| {
 /// Every valid VAT id in `text`. A candidate may run into the next word
 /// ("DE136695976 Berlin"), so each group boundary is tried, longest first.
 pub fn find_vat_ids(text: &str) -> Vec<VatIdMatch> {
+    find_with(text, false)
+}
+
+/// Like [`find_vat_ids`], but also the well-formed ids whose check digits
+/// fail (marked [`VatCheck::ChecksumFailed`]): what a document states next
+/// to a VAT-id label, right or wrong.
+pub fn find_vat_ids_lenient(text: &str) -> Vec<VatIdMatch> {
+    find_with(text, true)
+}
+
+fn find_with(text: &str, lenient: bool) -> Vec<VatIdMatch> {
     let mut out = Vec::new();
     for m in CANDIDATE.find_iter(text) {
         let raw = m.as_str();
@@ -196,7 +215,12 @@ pub fn find_vat_ids(text: &str) -> Vec<VatIdMatch> {
         // longer token (an IBAN, a reference), not a VAT id.
         let glued_after = |end: usize| text[end..].chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
         let found = ends.iter().rev().filter(|&&(_, end)| !glued_after(end)).find_map(|&(len, end)| {
-            check_compact(&compact[..len]).map(|(vat_id, check)| VatIdMatch { start: m.start(), end, vat_id, check })
+            check_compact_with(&compact[..len], lenient).map(|(vat_id, check)| VatIdMatch {
+                start: m.start(),
+                end,
+                vat_id,
+                check,
+            })
         });
         out.extend(found);
     }

@@ -5,8 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use super::names;
 use crate::context::StageContext;
+use crate::document::fields_of;
 use crate::error::StageError;
-use crate::fields::{InvoiceFields, extract_fields};
+use crate::fields::InvoiceFields;
 use crate::pipeline::{Stage, StageReport, blocking};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -25,9 +26,11 @@ impl Stage for Analysis {
 
     async fn run(&self, ctx: &mut StageContext) -> Result<StageReport, StageError> {
         let text = ctx.extraction_output()?.text.clone();
+        let validation = ctx.validation_output()?;
+        let (format, structured) = (validation.format, validation.structured.clone());
         let bytes = text.len() as u64;
         // Dozens of patterns over every line: CPU work for long documents.
-        let fields = blocking(move || extract_fields(&text)).await?;
+        let fields = blocking(move || fields_of(format, &text, structured.as_ref())).await?;
         let report = StageReport::new(fields.count() as u64, bytes);
         ctx.analysis = Some(AnalysisOutput { fields });
         Ok(report)

@@ -6,8 +6,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::names;
-use crate::classify::{DocumentType, classify};
+use crate::classify::DocumentType;
 use crate::context::StageContext;
+use crate::document::classify_document;
 use crate::error::StageError;
 use crate::pdf;
 use crate::pipeline::{Stage, StageReport, blocking};
@@ -36,7 +37,8 @@ impl Stage for Classification {
     }
 
     async fn run(&self, ctx: &mut StageContext) -> Result<StageReport, StageError> {
-        let format = ctx.validation_output()?.format;
+        let validation = ctx.validation_output()?;
+        let format = validation.format;
         let limit = ctx.config.classification_peek_chars;
         let peek = match format {
             DocumentFormat::Pdf => {
@@ -53,7 +55,7 @@ impl Stage for Classification {
             _ => String::new(),
         };
         let peek = prefix(&peek, limit);
-        let c = classify(&ctx.document.filename, format, peek);
+        let c = classify_document(&ctx.document.filename, format, peek, ctx.validation_output()?.structured.as_ref());
         let report = StageReport {
             items_processed: 1,
             bytes_processed: peek.len() as u64,

@@ -8,6 +8,8 @@ use async_trait::async_trait;
 
 use super::names;
 use crate::context::StageContext;
+use crate::document::structured_of;
+use crate::einvoice::StructuredRead;
 use crate::error::{StageError, kind};
 use crate::pdf::{self, PdfProblem};
 use crate::pipeline::{Stage, StageReport, blocking};
@@ -21,6 +23,10 @@ pub struct ValidationOutput {
     pub page_count: Option<u32>,
     /// The parsed PDF, kept so later stages do not parse it again.
     pub pdf: Option<Arc<lopdf::Document>>,
+    /// The structured e-invoice the document carries (a bare UBL/CII file,
+    /// or the XML embedded in a PDF), or why it cannot be used; `None` when
+    /// there is none. Classification and analysis prefer it to the text.
+    pub structured: Option<StructuredRead>,
 }
 
 impl std::fmt::Debug for ValidationOutput {
@@ -29,6 +35,7 @@ impl std::fmt::Debug for ValidationOutput {
             .field("format", &self.format)
             .field("mime_type", &self.mime_type)
             .field("page_count", &self.page_count)
+            .field("structured", &self.structured.as_ref().map(|s| s.invoice.as_ref().map(|i| i.syntax)))
             .finish_non_exhaustive()
     }
 }
@@ -102,8 +109,14 @@ impl Stage for Validation {
             }
             _ => (None, None),
         };
+        // Reading the XML is checking the document too: a PDF/A-3 invoice's
+        // attachment is part of what was sent.
+        let structured = {
+            let (bytes, doc) = (bytes.clone(), pdf.clone());
+            blocking(move || structured_of(format, &bytes, doc.as_deref())).await?
+        };
         let size = upload.size;
-        ctx.validation = Some(ValidationOutput { format, mime_type: format.mime_type(), page_count, pdf });
+        ctx.validation = Some(ValidationOutput { format, mime_type: format.mime_type(), page_count, pdf, structured });
         Ok(StageReport::new(u64::from(page_count.unwrap_or(1)), size))
     }
 }

@@ -2,12 +2,12 @@
 //! confidence: the contract `samples/README.md` documents.
 
 use chrono::NaiveDate;
-use pipeline::{Amount, Field, InvoiceFields};
+use pipeline::{Amount, Field, InvoiceFields, Source};
 
 use crate::support::{World, standard};
 
 fn f<T>(value: T, confidence: f64) -> Option<Field<T>> {
-    Some(Field { value, confidence })
+    Some(Field { value, confidence, source: Source::Text })
 }
 
 fn s(value: &str, confidence: f64) -> Option<Field<String>> {
@@ -46,7 +46,10 @@ async fn known_english_pdf_invoice_every_field() {
         iban: s("GB82WEST12345698765432", 0.99),
         vat_id: s("GB980780684", 0.97),
         supplier: s("Brightline Software Ltd", 0.8),
+        ..Default::default()
     };
+    let mut expected = expected;
+    expected.set_text_source(Source::PdfText);
     assert_eq!(fields_of("invoice_en.pdf").await, expected);
 }
 
@@ -63,7 +66,10 @@ async fn known_german_pdf_invoice_every_field() {
         iban: s("DE89370400440532013000", 0.99),
         vat_id: s("DE136695976", 0.97),
         supplier: s("Elektro Schmidt GmbH", 0.8),
+        ..Default::default()
     };
+    let mut expected = expected;
+    expected.set_text_source(Source::PdfText);
     assert_eq!(fields_of("rechnung_de.pdf").await, expected);
 }
 
@@ -80,6 +86,7 @@ async fn german_text_invoice_with_two_vat_rates() {
         iban: s("DE89370400440532013000", 0.99),
         vat_id: None,
         supplier: s("Muster Bürobedarf GmbH", 0.8),
+        ..Default::default()
     };
     assert_eq!(fields_of("invoice_de.txt").await, expected);
 }
@@ -98,6 +105,7 @@ async fn english_text_invoice_due_date_from_payment_terms() {
         iban: s("GB82WEST12345698765432", 0.99),
         vat_id: s("GB123456782", 0.97),
         supplier: s("ACME Widgets Ltd", 0.8),
+        ..Default::default()
     };
     assert_eq!(fields_of("invoice_en.txt").await, expected);
 }
