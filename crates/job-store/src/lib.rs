@@ -12,6 +12,7 @@ pub mod outbox;
 pub mod results;
 mod row;
 pub mod stats;
+pub mod tickets;
 
 use std::time::Duration;
 

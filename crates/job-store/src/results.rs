@@ -8,6 +8,13 @@ use uuid::Uuid;
 
 use crate::error::StoreResult;
 
+/// The stored result document of a job (the JSON the storage stage wrote).
+pub async fn document_of(pool: &PgPool, job_id: Uuid) -> StoreResult<Option<serde_json::Value>> {
+    Ok(sqlx::query_scalar!("SELECT result FROM document_results WHERE job_id = $1", job_id)
+        .fetch_optional(pool)
+        .await?)
+}
+
 /// An earlier job whose stored result has the same supplier and invoice
 /// number (normalised keys).
 pub async fn find_duplicate(

@@ -36,6 +36,8 @@ pub enum ErrorCode {
     Unauthorized,
     Forbidden,
     JobNotFound,
+    /// The job has no result yet (or never will): it is not COMPLETED.
+    JobNotCompleted,
     NotFound,
     IdempotencyConflict,
     Conflict,
@@ -61,7 +63,7 @@ impl ErrorCode {
             Unauthorized => StatusCode::UNAUTHORIZED,
             Forbidden => StatusCode::FORBIDDEN,
             JobNotFound | NotFound => StatusCode::NOT_FOUND,
-            IdempotencyConflict | Conflict => StatusCode::CONFLICT,
+            IdempotencyConflict | Conflict | JobNotCompleted => StatusCode::CONFLICT,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             RateLimited => StatusCode::TOO_MANY_REQUESTS,

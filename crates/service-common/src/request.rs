@@ -6,6 +6,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, web};
 use futures::StreamExt;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::{ApiError, ErrorCode};
@@ -52,4 +53,59 @@ pub fn query<T: DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
 pub fn parse_job_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw.trim())
         .map_err(|_| ApiError::new(ErrorCode::InvalidJobId, format!("{raw:?} is not a job id (a UUID)")))
+}
+
+/// Longest `reason` a person may give for a change.
+pub const MAX_REASON_CHARS: usize = 1000;
+
+/// The JSON body of a change a person makes (a retry, a delete, closing a
+/// ticket). Every change needs a `reason` (422 `missing_field` without
+/// one), which is trimmed in the result.
+pub async fn reason_body<T: DeserializeOwned>(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<(T, String), ApiError> {
+    let bytes = read_body(req, payload, limit).await?;
+    let value: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
+        Value::Object(Default::default())
+    } else {
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("the body is not valid JSON: {e}")))?
+    };
+    let Value::Object(map) = &value else {
+        return Err(ApiError::new(ErrorCode::InvalidJson, "the body must be a JSON object"));
+    };
+    let missing = || {
+        ApiError::field(
+            ErrorCode::MissingField,
+            "reason",
+            "every change needs a reason: send {\"reason\": \"why\"} in the body",
+        )
+    };
+    let reason = match map.get("reason") {
+        None | Some(Value::Null) => return Err(missing()),
+        Some(Value::String(s)) if s.trim().is_empty() => return Err(missing()),
+        Some(Value::String(s)) if s.trim().chars().count() > MAX_REASON_CHARS => {
+            return Err(ApiError::field(
+                ErrorCode::FieldTooLong,
+                "reason",
+                format!("reason is longer than {MAX_REASON_CHARS} characters"),
+            ));
+        }
+        Some(Value::String(s)) if s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') => {
+            return Err(ApiError::field(ErrorCode::InvalidCharacters, "reason", "reason contains control characters"));
+        }
+        Some(Value::String(s)) => s.trim().to_owned(),
+        Some(_) => return Err(ApiError::field(ErrorCode::InvalidFieldType, "reason", "reason must be a string")),
+    };
+    let parsed = serde_json::from_value::<T>(value).map_err(|e| {
+        let message = e.to_string();
+        if message.contains("unknown field") {
+            ApiError::new(ErrorCode::UnknownField, message)
+        } else {
+            ApiError::new(ErrorCode::InvalidFieldType, message)
+        }
+    })?;
+    Ok((parsed, reason))
 }

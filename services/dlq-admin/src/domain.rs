@@ -7,8 +7,7 @@ pub use job_store::dlq::{DlqFilter, ItemCursor};
 use serde::Deserialize;
 use service_common::{ApiError, ErrorCode};
 
-/// Longest `reason` an admin may give.
-pub const MAX_REASON_CHARS: usize = 1000;
+pub use service_common::request::MAX_REASON_CHARS;
 const MAX_FILTER_CHARS: usize = 500;
 
 /// The filter's fields as they arrive, in a query string or a JSON body.

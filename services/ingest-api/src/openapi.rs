@@ -13,6 +13,7 @@ const SECURITY: BearerScheme = BearerScheme { name: "api_key", description: "An 
     modifiers(&SECURITY),
     tags(
         (name = "jobs", description = "Submit documents and follow their jobs"),
+        (name = "results", description = "What was found in a document, and the findings that need a person"),
         (name = "operations", description = "Probes, metrics and this document"),
     )
 )]

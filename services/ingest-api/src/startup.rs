@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::domain::Limits;
 use crate::metrics::IngestMetrics;
 use crate::openapi::ApiDoc;
-use crate::routes::{health, jobs, status, submit, upload};
+use crate::routes::{health, jobs, results, status, submit, upload};
 use crate::state::AppState;
 use service_common::openapi::openapi_json;
 
@@ -29,6 +29,9 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(upload::upload_document)
         .service(status::job_status)
         .service(jobs::list_jobs)
+        .service(results::job_result)
+        .service(results::list_tickets)
+        .service(results::resolve_ticket)
         .service(health::healthz)
         .service(health::readyz)
         .service(health::metrics)

@@ -3,6 +3,7 @@
 
 pub mod health;
 pub mod jobs;
+pub mod results;
 pub mod status;
 pub mod submit;
 pub mod upload;

@@ -40,7 +40,7 @@ pub struct SubmitRequest {
 /// The answer to a submission: the job is durably queued.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Accepted {
-    /// Always "accepted".
+    /// Always "success" (the seed's shape, as the status route says too).
     pub status: &'static str,
     pub job_id: Uuid,
     pub document_id: String,
@@ -148,7 +148,7 @@ fn accepted(job: &JobMetadata, replayed: bool) -> HttpResponse {
         response.insert_header(("Idempotent-Replayed", "true"));
     }
     response.json(Accepted {
-        status: "accepted",
+        status: "success",
         job_id: job.job_id,
         document_id: job.document_id.clone(),
         priority: job.priority,

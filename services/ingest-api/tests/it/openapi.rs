@@ -24,6 +24,9 @@ async fn the_openapi_document_lists_every_route() {
         ("post", "/api/documents"),
         ("get", "/api/job/{job_id}/status"),
         ("get", "/api/jobs"),
+        ("get", "/api/job/{job_id}/result"),
+        ("get", "/api/tickets"),
+        ("post", "/api/tickets/{ticket_id}/resolve"),
         ("get", "/healthz"),
         ("get", "/readyz"),
         ("get", "/metrics"),
@@ -36,7 +39,7 @@ async fn the_openapi_document_lists_every_route() {
 
     // Every route answers at its documented method (none is 404 or 405).
     for (method, path) in &expected {
-        let path = path.replace("{job_id}", &uuid::Uuid::now_v7().to_string());
+        let path = path.replace("{job_id}", &uuid::Uuid::now_v7().to_string()).replace("{ticket_id}", "1");
         let request = match method.as_str() {
             "get" => app.http.get(app.url(&path)),
             _ => app.http.post(app.url(&path)),

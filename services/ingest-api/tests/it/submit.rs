@@ -19,7 +19,7 @@ async fn a_high_job_is_queued_in_postgres_and_on_the_high_queue() {
     let location = response.headers()["location"].to_str().unwrap().to_owned();
     let accepted: Value = response.json().await.unwrap();
     let job_id: Uuid = accepted["job_id"].as_str().unwrap().parse().unwrap();
-    assert_eq!(accepted["status"], "accepted");
+    assert_eq!(accepted["status"], "success", "the seed's shape");
     assert_eq!(accepted["document_id"], "doc-high-1");
     assert_eq!(accepted["priority"], "HIGH");
     assert_eq!(accepted["tracking_url"], location);

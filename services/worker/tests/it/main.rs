@@ -7,6 +7,7 @@ mod faults;
 mod metrics_report;
 mod priority;
 mod processing;
+mod results;
 mod retries;
 mod shutdown;
 mod tracing;
