@@ -650,3 +650,42 @@ fn page_text<'a>(
     let lines = lines_of(interp.runs);
     Ok((lines.join("\n"), truncated))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn to_unicode_cmaps_with_chars_ranges_and_arrays() {
+        let cmap = b"/CIDInit /ProcSet findresource begin 12 dict begin begincmap\n\
+            1 begincodespacerange <00> <FF> endcodespacerange\n\
+            2 beginbfchar <01> <0052> <02><00E9> endbfchar\n\
+            2 beginbfrange <10> <12> <0061> <20> <21> [<0058> <0059>] endbfrange\n\
+            endcmap CMapName currentdict /CMap defineresource pop end end";
+        let map = ToUnicode::parse(cmap).expect("parses");
+        assert_eq!(map.code_len, 1);
+        let text: String = [0x01u32, 0x02, 0x10, 0x11, 0x12, 0x20, 0x21].iter().map(|c| map.map[c].clone()).collect();
+        assert_eq!(text, "RéabcXY");
+        assert!(ToUnicode::parse(b"no mappings here").is_none());
+    }
+
+    fn run(x: f32, y: f32, text: &str) -> Run {
+        // Helvetica-ish: half an em per character at 10 pt.
+        let x_end = x + 5.0 * text.chars().count() as f32;
+        Run { x, y, x_end, size: 10.0, text: text.to_owned(), upright: true }
+    }
+
+    #[test]
+    fn runs_become_lines_by_baseline_with_spaces_and_column_gaps() {
+        let runs = vec![
+            run(300.0, 700.0, "RE-1"),
+            run(56.0, 700.8, "Invoice"),
+            run(93.0, 700.0, "no.:"),
+            run(56.0, 685.0, "Total"),
+            run(56.0, 685.0, "Total"), // painted twice for bold
+            run(300.0, 684.5, "10.00"),
+            run(56.0, 800.0, "ACME Ltd"),
+        ];
+        assert_eq!(lines_of(runs), vec!["ACME Ltd", "Invoice no.:\tRE-1", "Total\t10.00"]);
+    }
+}

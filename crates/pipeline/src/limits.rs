@@ -22,6 +22,9 @@ pub const MAX_ATTACHMENTS: usize = 64;
 /// Depth of the PDF trees walked (name trees, page trees, form XObjects).
 pub const MAX_TREE_DEPTH: usize = 16;
 
+/// Decompressed bytes of one object or cross-reference stream, inflated
+/// while the PDF is loaded (`lopdf::LoadOptions::max_decompressed_size`).
+pub const MAX_OBJECT_STREAM_BYTES: usize = 32 * 1024 * 1024;
 /// Pages whose text is read.
 pub const MAX_PDF_PAGES: usize = 500;
 /// Decompressed bytes of one page's content streams. lopdf parses content

@@ -60,7 +60,10 @@ fn has_eof_marker(bytes: &[u8]) -> bool {
 pub fn load(bytes: &[u8]) -> Result<PdfDocument, PdfProblem> {
     // lopdf is a parser of untrusted input; should it panic on a crafted
     // file, that is a broken document, not a crash.
-    let loaded = catch_unwind(AssertUnwindSafe(|| PdfDocument::load_mem(bytes)))
+    // Object and cross-reference streams are inflated while loading: bound
+    // each one (lopdf's default is 256 MiB).
+    let options = lopdf::LoadOptions::with_max_decompressed_size(crate::limits::MAX_OBJECT_STREAM_BYTES);
+    let loaded = catch_unwind(AssertUnwindSafe(|| PdfDocument::load_mem_with_options(bytes, options)))
         .map_err(|p| PdfProblem::Broken(format!("parser panicked: {}", panic_message(p.as_ref()))))?;
     let doc = match loaded {
         Ok(doc) => doc,
