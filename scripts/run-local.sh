@@ -63,6 +63,23 @@ echo "$status" | python3 -m json.tool
 echo "job status: $final (logs in $LOGS/)"
 [ "$final" = COMPLETED ] || exit 1
 
+# What the pipeline found in the document, as a client reads it back.
+result_url=${status_url%/status}/result
+echo "extracted fields ($result_url):"
+RESULT=$(curl -fsS -H "Authorization: Bearer $INGEST_API_KEYS" "$result_url") python3 <<'PY'
+import json, os
+body = json.loads(os.environ["RESULT"])
+result = body["result"]
+kind = result["classification"]
+print(f"  document type   {kind['document_type']} (confidence {kind['confidence']:.2f})")
+for name, field in result["fields"].items():
+    if isinstance(field, dict) and "value" in field:
+        value = str(field["value"])
+        print(f"  {name:15} {value:32} confidence {field['confidence']:.2f}  source {field.get('source', '-')}")
+for ticket in body["tickets"]:
+    print(f"  ticket: {ticket['rule']} ({ticket['severity']}): {ticket['message']}")
+PY
+
 if [ -x target/debug/metrics-tracker ]; then
     admin_token=${ADMIN_TOKENS%%:*}
     for _ in $(seq 20); do

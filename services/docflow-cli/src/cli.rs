@@ -51,9 +51,41 @@ pub enum Command {
         /// The job id `submit` printed.
         job_id: String,
     },
+    /// Show what was found in a completed job's document: fields, findings, tickets.
+    Result {
+        /// The job id `submit` printed.
+        job_id: String,
+    },
+    /// List and close the findings that need a person (ingest-api).
+    #[command(subcommand)]
+    Tickets(TicketsCommand),
     /// Inspect and manage the dead-letter queue (dlq-admin).
     #[command(subcommand)]
     Dlq(DlqCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TicketsCommand {
+    /// Tickets oldest first (OPEN ones by default).
+    List {
+        /// OPEN, IN_PROGRESS, RESOLVED or DISMISSED.
+        #[arg(long, default_value = "OPEN")]
+        status: String,
+        /// Only tickets of this rule, e.g. possible_duplicate.
+        #[arg(long)]
+        rule: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// `next_cursor` of the previous page.
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// Close a ticket, saying why.
+    Resolve {
+        ticket_id: i64,
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -8,7 +8,7 @@ use reqwest::Method;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
-use crate::cli::{Cli, Command, DlqCommand, FilterArgs, RetryArgs, SubmitArgs};
+use crate::cli::{Cli, Command, DlqCommand, FilterArgs, RetryArgs, SubmitArgs, TicketsCommand};
 use crate::client::Service;
 use crate::render::{cell, fields, table};
 
@@ -23,6 +23,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status { job_id } => {
             let api = Service::new("ingest-api", &cli.api_url, cli.api_key, timeout)?;
             status(&api, &job_id, json_out).await
+        }
+        Command::Result { job_id } => {
+            let api = Service::new("ingest-api", &cli.api_url, cli.api_key, timeout)?;
+            result(&api, &job_id, json_out).await
+        }
+        Command::Tickets(command) => {
+            let api = Service::new("ingest-api", &cli.api_url, cli.api_key, timeout)?;
+            tickets(&api, command, json_out).await
         }
         Command::Dlq(command) => {
             let admin = Service::new("dlq-admin", &cli.admin_url, cli.admin_token, timeout)?;
@@ -128,6 +136,96 @@ async fn status(api: &Service, job_id: &str, json_out: bool) -> anyhow::Result<(
         println!("\n{}", stages_table(&b["stages"]));
     }
     Ok(())
+}
+
+async fn result(api: &Service, job_id: &str, json_out: bool) -> anyhow::Result<()> {
+    let body = api.get(&format!("/api/job/{}/result", urlencode(job_id)), &[]).await?;
+    if json_out {
+        return print_json(&body);
+    }
+    let r = &body["result"];
+    println!(
+        "{}",
+        fields(&[
+            ("job_id", &body["job_id"]),
+            ("document_type", &r["classification"]["document_type"]),
+            ("confidence", &r["classification"]["confidence"]),
+            ("pages", &r["page_count"]),
+            ("needs_ocr", &r["text"]["needs_ocr"]),
+        ])
+    );
+    let rows: Vec<Vec<String>> = r["fields"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, f)| f.get("value").is_some())
+        .map(|(name, f)| vec![name.clone(), cell(&f["value"]), cell(&f["confidence"]), cell(&f["source"])])
+        .collect();
+    println!("\n{}", table(&["field", "value", "confidence", "source"], &rows));
+    let findings: Vec<Vec<String>> = r["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| vec![cell(&f["rule"]), cell(&f["severity"]), cell(&f["message"])])
+        .collect();
+    if !findings.is_empty() {
+        println!("\n{}", table(&["finding", "severity", "message"], &findings));
+    }
+    if body["tickets"].as_array().is_some_and(|t| !t.is_empty()) {
+        println!("\n{}", ticket_table(&body["tickets"]));
+    }
+    Ok(())
+}
+
+fn ticket_table(tickets: &Value) -> String {
+    let rows: Vec<Vec<String>> = tickets
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| {
+            vec![
+                cell(&t["ticket_id"]),
+                cell(&t["job_id"]),
+                cell(&t["rule"]),
+                cell(&t["severity"]),
+                cell(&t["ticket_status"]),
+                cell(&t["message"]),
+            ]
+        })
+        .collect();
+    table(&["ticket", "job", "rule", "severity", "status", "message"], &rows)
+}
+
+async fn tickets(api: &Service, command: TicketsCommand, json_out: bool) -> anyhow::Result<()> {
+    match command {
+        TicketsCommand::List { status, rule, limit, cursor } => {
+            let mut query = vec![("status", status), ("limit", limit.to_string())];
+            query.extend(rule.map(|r| ("rule", r)));
+            query.extend(cursor.map(|c| ("cursor", c)));
+            let body = api.get("/api/tickets", &query).await?;
+            if json_out {
+                return print_json(&body);
+            }
+            println!("{}", ticket_table(&body["tickets"]));
+            if !body["next_cursor"].is_null() {
+                println!("more: --cursor {}", cell(&body["next_cursor"]));
+            }
+            Ok(())
+        }
+        TicketsCommand::Resolve { ticket_id, reason } => {
+            let path = format!("/api/tickets/{ticket_id}/resolve");
+            let body = api.json(Method::POST, &path, &json!({"reason": reason})).await?;
+            if json_out {
+                return print_json(&body);
+            }
+            println!(
+                "ticket {} resolved by {}",
+                cell(&body["ticket"]["ticket_id"]),
+                cell(&body["ticket"]["resolved_by"])
+            );
+            Ok(())
+        }
+    }
 }
 
 /// Path segments come from the user: keep them one segment.

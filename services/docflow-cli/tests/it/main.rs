@@ -244,6 +244,17 @@ async fn submit_uploads_a_file_and_status_reports_the_job() {
     let out = docflow(&["status", &job_id], &env).await;
     assert!(stdout(&out).contains("status:") && stdout(&out).contains("QUEUED"), "{}", stdout(&out));
 
+    // No worker runs here: the job has no result yet, and no tickets exist.
+    let out = docflow(&["result", &job_id], &env).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("job_not_completed"), "{}", stderr(&out));
+    let out = docflow(&["tickets", "list", "--json"], &env).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(serde_json::from_str::<Value>(&stdout(&out)).unwrap()["tickets"], serde_json::json!([]));
+    let out = docflow(&["tickets", "resolve", "424242", "--reason", "checked"], &env).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("404"), "{}", stderr(&out));
+
     // A wrong key: exit 1 with the API's answer.
     let out = docflow(&["status", &job_id, "--api-key", "wrong"], &[("DOCFLOW_API_URL", api_url.as_str())]).await;
     assert_eq!(out.status.code(), Some(1));
