@@ -59,6 +59,9 @@ pub struct SubmissionFields {
     pub filename: Option<String>,
     pub priority: JobPriority,
     pub tags: BTreeMap<String, String>,
+    /// The size the client says it sent (the seed's `file_size`); checked
+    /// against the bytes actually received.
+    pub declared_size: Option<i64>,
 }
 
 const JSON_FIELDS: [&str; 6] = ["document_id", "filename", "blob_path", "file_size", "priority", "tags"];
@@ -99,7 +102,7 @@ impl Submission {
 impl SubmissionFields {
     /// Parses the text fields of a multipart upload.
     pub fn from_form(form: &BTreeMap<String, String>, limits: &Limits) -> Result<SubmissionFields, ApiError> {
-        const FORM_FIELDS: [&str; 4] = ["document_id", "filename", "priority", "tags"];
+        const FORM_FIELDS: [&str; 5] = ["document_id", "filename", "file_size", "priority", "tags"];
         if let Some(unknown) = form.keys().find(|k| !FORM_FIELDS.contains(&k.as_str())) {
             return Err(ApiError::field(
                 ErrorCode::UnknownField,
@@ -122,7 +125,15 @@ impl SubmissionFields {
                 parse_tags(Some(&value), limits)?
             }
         };
-        Ok(SubmissionFields { document_id, filename, priority, tags })
+        let declared_size = form
+            .get("file_size")
+            .map(|raw| {
+                raw.trim().parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    ApiError::field(ErrorCode::InvalidFileSize, "file_size", "file_size must be a whole number above 0")
+                })
+            })
+            .transpose()?;
+        Ok(SubmissionFields { document_id, filename, priority, tags, declared_size })
     }
 
     /// Completes the submission once the bytes are stored.

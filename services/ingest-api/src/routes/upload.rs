@@ -33,6 +33,9 @@ pub struct UploadForm {
     file: Vec<u8>,
     document_id: String,
     filename: Option<String>,
+    /// The file's size in bytes, as the seed API takes it; when sent it must
+    /// match the uploaded part (422 `invalid_file_size` otherwise).
+    file_size: Option<i64>,
     /// HIGH, NORMAL (default) or LOW.
     priority: Option<String>,
     /// A JSON object of string tags.
@@ -104,6 +107,15 @@ pub async fn upload_document(
     };
     let size = i64::try_from(bytes.len()).unwrap_or(i64::MAX);
     check_file_size(size, &state.limits)?;
+    if let Some(declared) = fields.declared_size
+        && declared != size
+    {
+        return Err(ApiError::field(
+            ErrorCode::InvalidFileSize,
+            "file_size",
+            format!("file_size says {declared} bytes but the file part has {size}"),
+        ));
+    }
 
     let sha256 = hex::encode(Sha256::digest(&bytes));
     let path = Path::from_iter(["uploads", &Uuid::now_v7().to_string(), &store_name(&filename)]);

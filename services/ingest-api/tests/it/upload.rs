@@ -36,7 +36,8 @@ fn stored_files(app: &TestApp) -> Vec<std::path::PathBuf> {
 #[tokio::test]
 async fn an_upload_is_stored_and_queued() {
     let app = TestApp::spawn().await;
-    let response = upload(&app, form("scan-1", PDF)).await;
+    // With the seed's file_size field, which matches.
+    let response = upload(&app, form("scan-1", PDF).text("file_size", PDF.len().to_string())).await;
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     let accepted: Value = response.json().await.unwrap();
     assert_eq!(accepted["priority"], "HIGH");
@@ -100,6 +101,13 @@ async fn bad_uploads_are_refused_and_leave_nothing() {
     let bad_tags =
         Form::new().text("document_id", "x").text("tags", "[1]").part("file", Part::bytes(PDF).file_name("a.pdf"));
     assert_error(upload(&app, bad_tags).await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_tag").await;
+
+    // The seed's file_size field, when sent, must be the truth.
+    let lying = form("x", PDF).text("file_size", (PDF.len() + 1).to_string());
+    let body = assert_error(upload(&app, lying).await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_file_size").await;
+    assert_eq!(body["error"]["field"], "file_size", "{body}");
+    let nonsense = form("x", PDF).text("file_size", "many");
+    assert_error(upload(&app, nonsense).await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_file_size").await;
 
     let json = app
         .http
