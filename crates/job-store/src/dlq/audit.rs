@@ -3,7 +3,6 @@
 
 use crate::error::StoreResult;
 use chrono::{DateTime, Utc};
-use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
@@ -48,27 +47,27 @@ pub struct NewEntry<'a> {
 }
 
 pub async fn record(tx: &mut Transaction<'_, Postgres>, entry: &NewEntry<'_>) -> StoreResult<i64> {
-    Ok(sqlx::query_scalar(
+    Ok(sqlx::query_scalar!(
         "INSERT INTO admin_audit (actor, action, reason, request_id, target, filter, matched, affected, \
                                   status_before, status_after, job_ids) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+        entry.actor,
+        entry.action.as_str(),
+        entry.reason,
+        entry.request_id,
+        entry.target,
+        entry.filter,
+        entry.matched,
+        entry.affected,
+        entry.status_before,
+        entry.status_after,
+        &entry.job_ids,
     )
-    .bind(entry.actor)
-    .bind(entry.action.as_str())
-    .bind(entry.reason)
-    .bind(entry.request_id)
-    .bind(&entry.target)
-    .bind(entry.filter.as_ref().map(Json))
-    .bind(entry.matched)
-    .bind(entry.affected)
-    .bind(entry.status_before)
-    .bind(entry.status_after)
-    .bind(&entry.job_ids)
     .fetch_one(&mut **tx)
     .await?)
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct EntryRow {
     pub id: i64,
     pub at: DateTime<Utc>,
@@ -77,7 +76,7 @@ pub struct EntryRow {
     pub reason: String,
     pub request_id: Uuid,
     pub target: Option<String>,
-    pub filter: Option<Json<serde_json::Value>>,
+    pub filter: Option<serde_json::Value>,
     pub matched: i32,
     pub affected: i32,
     pub status_before: Option<String>,
@@ -94,7 +93,8 @@ pub async fn list(
     before: Option<i64>,
     limit: i64,
 ) -> StoreResult<Vec<EntryRow>> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as!(
+        EntryRow,
         "SELECT id, at, actor, action, reason, request_id, target, filter, matched, affected, status_before, \
                 status_after, job_ids \
          FROM admin_audit \
@@ -102,12 +102,12 @@ pub async fn list(
            AND ($3::text IS NULL OR target = $3 OR $3 = ANY(job_ids::text[])) \
            AND ($4::bigint IS NULL OR id < $4) \
          ORDER BY id DESC LIMIT $5",
+        action.map(Action::as_str),
+        actor,
+        target,
+        before,
+        limit,
     )
-    .bind(action.map(Action::as_str))
-    .bind(actor)
-    .bind(target)
-    .bind(before)
-    .bind(limit)
     .fetch_all(pool)
     .await?)
 }

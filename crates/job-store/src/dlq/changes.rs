@@ -103,8 +103,7 @@ pub async fn move_jobs(
 
 /// Locks one job row (waiting for whoever holds it) and returns its status.
 pub async fn lock_job(tx: &mut Transaction<'_, Postgres>, job_id: Uuid) -> StoreResult<Option<JobStatus>> {
-    let status: Option<String> = sqlx::query_scalar("SELECT status FROM jobs WHERE job_id = $1 FOR UPDATE")
-        .bind(job_id)
+    let status = sqlx::query_scalar!("SELECT status FROM jobs WHERE job_id = $1 FOR UPDATE", job_id)
         .fetch_optional(&mut **tx)
         .await?;
     status.map(|s| s.parse().map_err(|e| StoreError::invariant(format!("{e}")))).transpose()
@@ -112,8 +111,7 @@ pub async fn lock_job(tx: &mut Transaction<'_, Postgres>, job_id: Uuid) -> Store
 
 /// Locks one poison item and returns its status.
 pub async fn lock_poison(tx: &mut Transaction<'_, Postgres>, item_id: Uuid) -> StoreResult<Option<String>> {
-    Ok(sqlx::query_scalar("SELECT status FROM dlq_poison WHERE item_id = $1 FOR UPDATE")
-        .bind(item_id)
+    Ok(sqlx::query_scalar!("SELECT status FROM dlq_poison WHERE item_id = $1 FOR UPDATE", item_id)
         .fetch_optional(&mut **tx)
         .await?)
 }
@@ -126,7 +124,7 @@ pub async fn delete_poison(
     before: Option<DateTime<Utc>>,
     limit: i64,
 ) -> StoreResult<Vec<Uuid>> {
-    Ok(sqlx::query_scalar(
+    Ok(sqlx::query_scalar!(
         "WITH candidates AS ( \
              SELECT item_id FROM dlq_poison \
              WHERE status = 'DLQ' AND ($1::uuid[] IS NULL OR item_id = ANY($1)) \
@@ -137,10 +135,10 @@ pub async fn delete_poison(
          UPDATE dlq_poison p SET status = 'DELETED', deleted_at = now() \
          FROM candidates c WHERE p.item_id = c.item_id AND p.status = 'DLQ' \
          RETURNING p.item_id",
+        ids,
+        before,
+        limit,
     )
-    .bind(ids.map(<[Uuid]>::to_vec))
-    .bind(before)
-    .bind(limit)
     .fetch_all(&mut **tx)
     .await?)
 }
@@ -174,8 +172,10 @@ pub async fn count_jobs(
 
 /// Live poison items dead-lettered before `before`.
 pub async fn count_poison_before(pool: &sqlx::PgPool, before: DateTime<Utc>) -> StoreResult<i64> {
-    Ok(sqlx::query_scalar("SELECT count(*) FROM dlq_poison WHERE status = 'DLQ' AND dlq_at < $1")
-        .bind(before)
-        .fetch_one(pool)
-        .await?)
+    Ok(sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM dlq_poison WHERE status = 'DLQ' AND dlq_at < $1"#,
+        before
+    )
+    .fetch_one(pool)
+    .await?)
 }

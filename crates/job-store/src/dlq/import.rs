@@ -2,7 +2,6 @@
 
 use crate::error::StoreResult;
 use sqlx::PgPool;
-use sqlx::types::Json;
 use uuid::Uuid;
 
 /// A poison message to store.
@@ -20,7 +19,7 @@ pub struct NewPoison {
 }
 
 pub async fn job_status(pool: &PgPool, job_id: Uuid) -> StoreResult<Option<String>> {
-    Ok(sqlx::query_scalar("SELECT status FROM jobs WHERE job_id = $1").bind(job_id).fetch_optional(pool).await?)
+    Ok(sqlx::query_scalar!("SELECT status FROM jobs WHERE job_id = $1", job_id).fetch_optional(pool).await?)
 }
 
 /// Parks a job whose message the broker dead-lettered by itself (the
@@ -73,13 +72,13 @@ pub async fn park_lost_job(
 
 /// Notes that a DLQ job's own message reached `jobs.dlq`.
 pub async fn mark_seen(pool: &PgPool, job_id: Uuid, attempt: Option<i32>, reason: Option<&str>) -> StoreResult<()> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO dlq_job_messages (job_id, attempt, reason) VALUES ($1, $2, $3) \
          ON CONFLICT (job_id) DO UPDATE SET attempt = EXCLUDED.attempt, reason = EXCLUDED.reason, seen_at = now()",
+        job_id,
+        attempt,
+        reason,
     )
-    .bind(job_id)
-    .bind(attempt)
-    .bind(reason)
     .execute(pool)
     .await?;
     Ok(())
@@ -92,32 +91,33 @@ pub async fn mark_seen(pool: &PgPool, job_id: Uuid, attempt: Option<i32>, reason
 pub async fn store_poison(pool: &PgPool, poison: &NewPoison, redelivered: bool) -> StoreResult<(Uuid, bool)> {
     let mut tx = pool.begin().await?;
     if redelivered {
-        let existing: Option<Uuid> =
-            sqlx::query_scalar("SELECT item_id FROM dlq_poison WHERE content_hash = $1 ORDER BY item_id DESC LIMIT 1")
-                .bind(&poison.content_hash)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let existing = sqlx::query_scalar!(
+            "SELECT item_id FROM dlq_poison WHERE content_hash = $1 ORDER BY item_id DESC LIMIT 1",
+            poison.content_hash
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
         if let Some(id) = existing {
             tx.rollback().await?;
             return Ok((id, false));
         }
     }
     let id = Uuid::now_v7();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO dlq_poison (item_id, reason, error_message, job_id, document_id, source_queue, payload, headers, \
                                  content_type, content_hash) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        id,
+        poison.reason,
+        poison.error_message,
+        poison.job_id,
+        poison.document_id,
+        poison.source_queue,
+        poison.payload,
+        poison.headers,
+        poison.content_type,
+        poison.content_hash,
     )
-    .bind(id)
-    .bind(&poison.reason)
-    .bind(&poison.error_message)
-    .bind(poison.job_id)
-    .bind(&poison.document_id)
-    .bind(&poison.source_queue)
-    .bind(&poison.payload)
-    .bind(Json(&poison.headers))
-    .bind(&poison.content_type)
-    .bind(&poison.content_hash)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;

@@ -3,7 +3,6 @@
 use crate::error::StoreResult;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
-use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::{DlqFilter, ItemCursor};
@@ -160,50 +159,52 @@ pub async fn poison_item(pool: &PgPool, item_id: Uuid, preview_bytes: i32) -> St
 }
 
 /// What only a poison item's detail view shows.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct PoisonExtra {
     pub payload: Vec<u8>,
-    pub headers: Json<serde_json::Value>,
+    pub headers: serde_json::Value,
     pub content_type: Option<String>,
     pub source_queue: Option<String>,
     pub deleted_at: Option<DateTime<Utc>>,
 }
 
 pub async fn poison_extra(pool: &PgPool, item_id: Uuid) -> StoreResult<Option<PoisonExtra>> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as!(
+        PoisonExtra,
         "SELECT payload, headers, content_type, source_queue, deleted_at FROM dlq_poison WHERE item_id = $1",
+        item_id
     )
-    .bind(item_id)
     .fetch_optional(pool)
     .await?)
 }
 
 /// One row of a job's history.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct EventRow {
     pub id: i64,
     pub from_status: Option<String>,
     pub to_status: String,
     pub actor: String,
-    pub detail: Json<serde_json::Value>,
+    pub detail: serde_json::Value,
     pub at: DateTime<Utc>,
 }
 
 pub async fn job_events(pool: &PgPool, job_id: Uuid) -> StoreResult<Vec<EventRow>> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as!(
+        EventRow,
         "SELECT id, from_status, to_status, actor, detail, at FROM job_events WHERE job_id = $1 ORDER BY id",
+        job_id
     )
-    .bind(job_id)
     .fetch_all(pool)
     .await?)
 }
 
 /// When the job's dead-letter message was last seen on `jobs.dlq`.
 pub async fn dlq_message_seen(pool: &PgPool, job_id: Uuid) -> StoreResult<Option<(DateTime<Utc>, Option<String>)>> {
-    Ok(sqlx::query_as("SELECT seen_at, reason FROM dlq_job_messages WHERE job_id = $1")
-        .bind(job_id)
+    let seen = sqlx::query!("SELECT seen_at, reason FROM dlq_job_messages WHERE job_id = $1", job_id)
         .fetch_optional(pool)
-        .await?)
+        .await?;
+    Ok(seen.map(|s| (s.seen_at, s.reason)))
 }
 
 /// DLQ size by kind and the oldest item's DLQ time, for /metrics.

@@ -190,7 +190,7 @@ pub async fn show_item(
         error_message: row.error_message.clone(),
         source_queue: extra.source_queue,
         content_type: extra.content_type,
-        headers: extra.headers.0,
+        headers: extra.headers,
         payload,
         payload_truncated,
         payload_size: extra.payload.len() as i64,

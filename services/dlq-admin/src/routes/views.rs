@@ -178,7 +178,7 @@ impl From<EventRow> for EventView {
             from_status: e.from_status,
             to_status: e.to_status,
             actor: e.actor,
-            detail: e.detail.0,
+            detail: e.detail,
             at: e.at,
         }
     }
@@ -362,7 +362,7 @@ impl From<EntryRow> for AuditEntry {
             reason: e.reason,
             request_id: e.request_id,
             target: e.target,
-            filter: e.filter.map(|f| f.0),
+            filter: e.filter,
             matched: e.matched,
             affected: e.affected,
             status_before: e.status_before,
