@@ -57,7 +57,6 @@ pub async fn claim(
         .map(|s| s.as_str().to_owned())
         .collect();
     let claimed = query_jobs!(
-        from_status = "from_status",
         crashed = "crashed";
         "WITH prev AS ( \
              SELECT job_id, status, attempt, lease_owner, lease_expires_at FROM jobs WHERE job_id = $1 FOR UPDATE \

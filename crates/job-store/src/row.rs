@@ -15,9 +15,9 @@ use crate::error::StoreError;
 /// state nullability where Postgres cannot infer it (CTEs, RETURNING).
 macro_rules! query_jobs {
     ($before:literal, $after:literal $(, $arg:expr)* $(,)?) => {
-        $crate::row::query_jobs!(from_status = "NULL::text", crashed = "NULL::bool"; $before, $after $(, $arg)*)
+        $crate::row::query_jobs!(crashed = "NULL::bool"; $before, $after $(, $arg)*)
     };
-    (from_status = $from:literal, crashed = $crashed:literal; $before:literal, $after:literal $(, $arg:expr)* $(,)?) => {
+    (crashed = $crashed:literal; $before:literal, $after:literal $(, $arg:expr)* $(,)?) => {
         sqlx::query_as!(
             $crate::row::JobRow,
             $before
@@ -28,8 +28,6 @@ macro_rules! query_jobs {
                   error_stage AS "error_stage?", trace_id AS "trace_id?", traceparent AS "traceparent?",
                   created_at AS "created_at!", updated_at AS "updated_at!", started_at AS "started_at?",
                   completed_at AS "completed_at?", dlq_at AS "dlq_at?", "#
-                + $from
-                + r#" AS "from_status?", "#
                 + $crashed
                 + r#" AS "crashed?" "#
                 + $after
@@ -64,11 +62,8 @@ pub struct JobRow {
     pub started_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
     pub dlq_at: Option<DateTime<Utc>>,
-    /// The status the statement moved the job from, for the statements that
-    /// move one (a claim); NULL elsewhere (and absent from `FromRow` reads).
-    #[sqlx(default)]
-    pub from_status: Option<String>,
-    /// Whether a claim took the job from a worker that died holding it.
+    /// Whether a claim took the job from a worker that died holding it;
+    /// NULL for every other statement (and absent from `FromRow` reads).
     #[sqlx(default)]
     pub crashed: Option<bool>,
 }

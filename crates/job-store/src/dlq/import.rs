@@ -57,21 +57,19 @@ pub async fn park_lost_job(
         .map_err(|e| crate::StoreError::invariant(format!("job {job_id}: {e}")))?;
     crate::jobs::record_event(&mut tx, job_id, Some(from), job_model::JobStatus::Dlq, "dlq-admin:importer", detail)
         .await?;
-    sqlx::query!(
-        "INSERT INTO dlq_job_messages (job_id, attempt, reason) VALUES ($1, $2, $3) \
-         ON CONFLICT (job_id) DO UPDATE SET attempt = EXCLUDED.attempt, reason = EXCLUDED.reason, seen_at = now()",
-        job_id,
-        attempt,
-        reason,
-    )
-    .execute(&mut *tx)
-    .await?;
+    mark_seen(&mut *tx, job_id, attempt, Some(reason)).await?;
     tx.commit().await?;
     Ok(true)
 }
 
-/// Notes that a DLQ job's own message reached `jobs.dlq`.
-pub async fn mark_seen(pool: &PgPool, job_id: Uuid, attempt: Option<i32>, reason: Option<&str>) -> StoreResult<()> {
+/// Notes that a DLQ job's own message reached `jobs.dlq` (on a pool, or in
+/// the caller's transaction).
+pub async fn mark_seen(
+    executor: impl sqlx::PgExecutor<'_>,
+    job_id: Uuid,
+    attempt: Option<i32>,
+    reason: Option<&str>,
+) -> StoreResult<()> {
     sqlx::query!(
         "INSERT INTO dlq_job_messages (job_id, attempt, reason) VALUES ($1, $2, $3) \
          ON CONFLICT (job_id) DO UPDATE SET attempt = EXCLUDED.attempt, reason = EXCLUDED.reason, seen_at = now()",
@@ -79,7 +77,7 @@ pub async fn mark_seen(pool: &PgPool, job_id: Uuid, attempt: Option<i32>, reason
         attempt,
         reason,
     )
-    .execute(pool)
+    .execute(executor)
     .await?;
     Ok(())
 }
