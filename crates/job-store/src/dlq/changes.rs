@@ -10,8 +10,9 @@ use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
 use super::DlqFilter;
-use super::{JOB_DLQ_AT, LAST_DLQ_EVENT, bind_filter, job_filter_sql, sources_of};
-use crate::row::JobRow;
+use super::{filtered, sources_of};
+use crate::row::{JobRow, query_jobs};
+use std::collections::HashMap;
 
 /// A job moved by a batch, with what it looked like before.
 #[derive(Debug, Clone)]
@@ -22,32 +23,6 @@ pub struct ChangedJob {
     pub previous_error_message: Option<String>,
     pub previous_error_stage: Option<String>,
     pub previous_dlq_at: Option<DateTime<Utc>>,
-}
-
-#[derive(sqlx::FromRow)]
-struct ChangedRow {
-    #[sqlx(flatten)]
-    job: JobRow,
-    from_status: String,
-    previous_retry_count: i32,
-    previous_error_message: Option<String>,
-    previous_error_stage: Option<String>,
-    previous_dlq_at: Option<DateTime<Utc>>,
-}
-
-impl TryFrom<ChangedRow> for ChangedJob {
-    type Error = StoreError;
-
-    fn try_from(r: ChangedRow) -> StoreResult<ChangedJob> {
-        Ok(ChangedJob {
-            job: crate::row::job(r.job)?,
-            from_status: r.from_status,
-            previous_retry_count: r.previous_retry_count,
-            previous_error_message: r.previous_error_message,
-            previous_error_stage: r.previous_error_stage,
-            previous_dlq_at: r.previous_dlq_at,
-        })
-    }
 }
 
 impl ChangedJob {
@@ -71,34 +46,58 @@ pub async fn move_jobs(
     ids: Option<&[Uuid]>,
     limit: i64,
 ) -> StoreResult<Vec<ChangedJob>> {
-    let sql = format!(
-        "WITH candidates AS ( \
-             SELECT j.job_id, j.status, j.retry_count, j.error_message, j.error_stage, j.dlq_at \
-             FROM jobs j {LAST_DLQ_EVENT} \
-             WHERE j.status = ANY($10) AND ($11::uuid[] IS NULL OR j.job_id = ANY($11)) AND {filter} \
-             ORDER BY {JOB_DLQ_AT}, j.job_id \
-             LIMIT $12 \
-             FOR UPDATE OF j SKIP LOCKED \
-         ) \
-         UPDATE jobs j SET status = $13::text, \
-             retry_count = CASE WHEN $13::text = 'QUEUED' THEN 0 ELSE j.retry_count END, \
-             crash_count = CASE WHEN $13::text = 'QUEUED' THEN 0 ELSE j.crash_count END, \
+    let sources = sources_of(to);
+    // Lock the batch and keep what it looked like, then move it: the rows
+    // stay locked by this transaction in between, so the UPDATE's status
+    // check only restates what the lock already holds.
+    let before = filtered!(
+        query;
+        "SELECT j.job_id, j.status, j.retry_count, j.error_message, j.error_stage, j.dlq_at \
+         FROM (SELECT id, dlq_at FROM dlq_job_items \
+               WHERE status = ANY($10) AND ($11::uuid[] IS NULL OR id = ANY($11)) AND",
+        ") i JOIN jobs j ON j.job_id = i.id \
+         WHERE j.status = ANY($10) \
+         ORDER BY i.dlq_at, j.job_id LIMIT $12 \
+         FOR UPDATE OF j SKIP LOCKED";
+        filter,
+        &sources as &[&str],
+        ids,
+        limit
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    if before.is_empty() {
+        return Ok(Vec::new());
+    }
+    let locked: Vec<Uuid> = before.iter().map(|r| r.job_id).collect();
+    let moved = query_jobs!(
+        "UPDATE jobs SET status = $1, \
+             retry_count = CASE WHEN $1 = 'QUEUED' THEN 0 ELSE retry_count END, \
+             crash_count = CASE WHEN $1 = 'QUEUED' THEN 0 ELSE crash_count END, \
              lease_owner = NULL, lease_expires_at = NULL, updated_at = now() \
-         FROM candidates c \
-         WHERE j.job_id = c.job_id AND j.status = ANY($10) \
-         RETURNING j.*, c.status AS from_status, c.retry_count AS previous_retry_count, \
-                   c.error_message AS previous_error_message, c.error_stage AS previous_error_stage, \
-                   c.dlq_at AS previous_dlq_at",
-        filter = job_filter_sql(),
-    );
-    let rows = bind_filter(sqlx::query_as::<_, ChangedRow>(sqlx::AssertSqlSafe(sql)), filter)
-        .bind(sources_of(to))
-        .bind(ids.map(<[Uuid]>::to_vec))
-        .bind(limit)
-        .bind(to.as_str())
-        .fetch_all(&mut **tx)
-        .await?;
-    rows.into_iter().map(ChangedJob::try_from).collect()
+         WHERE job_id = ANY($2) AND status = ANY($3) RETURNING ",
+        "",
+        to.as_str(),
+        &locked,
+        &sources as &[&str]
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut moved: HashMap<Uuid, JobRow> = moved.into_iter().map(|row| (row.job_id, row)).collect();
+    before
+        .into_iter()
+        .filter_map(|b| moved.remove(&b.job_id).map(|row| (b, row)))
+        .map(|(b, row)| {
+            Ok(ChangedJob {
+                job: crate::row::job(row)?,
+                from_status: b.status,
+                previous_retry_count: b.retry_count,
+                previous_error_message: b.error_message,
+                previous_error_stage: b.error_stage,
+                previous_dlq_at: b.dlq_at,
+            })
+        })
+        .collect()
 }
 
 /// Locks one job row (waiting for whoever holds it) and returns its status.
@@ -152,22 +151,24 @@ pub async fn count_jobs(
     ids: Option<&[Uuid]>,
     limit: i64,
 ) -> StoreResult<(i64, Vec<Uuid>)> {
-    let sql = format!(
+    let counted = filtered!(
+        query;
         "WITH matched AS ( \
-             SELECT j.job_id, {JOB_DLQ_AT} AS dlq_at FROM jobs j {LAST_DLQ_EVENT} \
-             WHERE j.status = $10 AND ($11::uuid[] IS NULL OR j.job_id = ANY($11)) AND {filter} \
-             ORDER BY {JOB_DLQ_AT}, j.job_id LIMIT $12 \
+             SELECT id AS job_id, dlq_at FROM dlq_job_items \
+             WHERE status = $10 AND ($11::uuid[] IS NULL OR id = ANY($11)) AND",
+        "    ORDER BY dlq_at, id LIMIT $12 \
          ) \
-         SELECT (SELECT count(*) FROM matched), \
-                coalesce((SELECT array_agg(job_id ORDER BY dlq_at, job_id) FROM (SELECT * FROM matched ORDER BY dlq_at, job_id LIMIT 20) s), '{{}}')",
-        filter = job_filter_sql(),
-    );
-    Ok(bind_filter(sqlx::query_as::<_, (i64, Vec<Uuid>)>(sqlx::AssertSqlSafe(sql)), filter)
-        .bind(from.as_str())
-        .bind(ids.map(<[Uuid]>::to_vec))
-        .bind(limit)
-        .fetch_one(pool)
-        .await?)
+         SELECT (SELECT count(*) FROM matched) AS \"count!\", \
+                coalesce((SELECT array_agg(job_id ORDER BY dlq_at, job_id) \
+                          FROM (SELECT * FROM matched ORDER BY dlq_at, job_id LIMIT 20) s), '{}') AS \"first!: Vec<Uuid>\"";
+        filter,
+        from.as_str(),
+        ids,
+        limit
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok((counted.count, counted.first))
 }
 
 /// Live poison items dead-lettered before `before`.

@@ -5,11 +5,11 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::{DlqFilter, ItemCursor};
-use super::{JOB_DLQ_AT, JOB_ERROR_KIND, LAST_DLQ_EVENT, POISON_FILTER, bind_filter, job_filter_sql};
+use super::{DlqFilter, ItemCursor, filtered};
+use job_model::ItemKind;
 
 /// One DLQ item as stored: a job row, or a poison message.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct ItemRow {
     pub kind: String,
     pub id: Uuid,
@@ -31,29 +31,21 @@ pub struct ItemRow {
     pub payload_size: Option<i32>,
 }
 
-/// Columns of a job item, over `jobs j` and [`LAST_DLQ_EVENT`].
-fn job_item_select() -> String {
-    format!(
-        "SELECT 'job'::text AS kind, j.job_id AS id, j.status, j.job_id AS job_id, j.document_id, j.filename, j.priority, \
-                {JOB_ERROR_KIND} AS error_kind, j.error_message, j.error_stage, ev.detail->>'reason' AS reason, \
-                j.retry_count, j.attempt, {JOB_DLQ_AT} AS dlq_at, \
-                dlq_fingerprint({JOB_ERROR_KIND}, j.error_stage, j.error_message) AS fingerprint, \
-                NULL::bytea AS payload, NULL::int AS payload_size \
-         FROM jobs j {LAST_DLQ_EVENT}"
-    )
-}
-
-/// Columns of a poison item; `$preview` is the parameter holding how many
-/// payload bytes to return.
-fn poison_item_select(preview: &str) -> String {
-    format!(
-        "SELECT 'poison'::text AS kind, p.item_id AS id, p.status, p.job_id, p.document_id, NULL::text AS filename, \
-                NULL::smallint AS priority, 'poison'::text AS error_kind, p.error_message, NULL::text AS error_stage, \
-                p.reason, NULL::int AS retry_count, NULL::int AS attempt, p.dlq_at, \
-                dlq_fingerprint('poison', p.reason, p.error_message) AS fingerprint, \
-                substring(p.payload FROM 1 FOR {preview}) AS payload, octet_length(p.payload) AS payload_size \
-         FROM dlq_poison p"
-    )
+/// `filtered!` over `dlq_items` with [`ItemRow`]'s columns; $10 is how many
+/// payload bytes to return, `$where` continues the statement up to the filter.
+macro_rules! select_items {
+    ($where:literal, $after:literal; $filter:expr $(, $arg:expr)* $(,)?) => {
+        filtered!(
+            query_as, ItemRow;
+            r#"SELECT kind AS "kind!", id AS "id!", status AS "status!", job_id, document_id, filename, priority,
+                      error_kind AS "error_kind!", error_message, error_stage, reason, retry_count, attempt,
+                      dlq_at AS "dlq_at!", fingerprint AS "fingerprint!",
+                      substring(payload FROM 1 FOR $10::int) AS payload, octet_length(payload) AS payload_size
+               FROM dlq_items "# $where,
+            $after;
+            $filter $(, $arg)*
+        )
+    };
 }
 
 /// Newest first, after `cursor`; `limit` rows at most.
@@ -64,29 +56,37 @@ pub async fn list(
     limit: i64,
     preview_bytes: i32,
 ) -> StoreResult<Vec<ItemRow>> {
-    let sql = format!(
-        "SELECT * FROM ( \
-             {jobs} WHERE j.status = 'DLQ' AND {job_filter} \
-             UNION ALL \
-             {poison} WHERE p.status = 'DLQ' AND {POISON_FILTER} \
-         ) items \
-         WHERE ($11::timestamptz IS NULL OR (dlq_at, id) < ($11::timestamptz, $12::uuid)) \
-         ORDER BY dlq_at DESC, id DESC LIMIT $13",
-        jobs = job_item_select(),
-        job_filter = job_filter_sql(),
-        poison = poison_item_select("$10::int"),
-    );
-    Ok(bind_filter(sqlx::query_as::<_, ItemRow>(sqlx::AssertSqlSafe(sql)), filter)
-        .bind(preview_bytes)
-        .bind(cursor.map(|c| c.dlq_at))
-        .bind(cursor.map(|c| c.id))
-        .bind(limit)
-        .fetch_all(pool)
-        .await?)
+    Ok(select_items!(
+        "WHERE status = 'DLQ' AND",
+        " AND ($11::timestamptz IS NULL OR (dlq_at, id) < ($11::timestamptz, $12::uuid)) \
+          ORDER BY dlq_at DESC, id DESC LIMIT $13";
+        filter,
+        preview_bytes,
+        cursor.map(|c| c.dlq_at),
+        cursor.map(|c| c.id),
+        limit
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// A job as a DLQ item, whatever its status now (it may have been retried).
+pub async fn job_item(pool: &PgPool, job_id: Uuid) -> StoreResult<Option<ItemRow>> {
+    item(pool, ItemKind::Job, job_id, 0).await
+}
+
+/// A poison item with up to `preview_bytes` of its payload.
+pub async fn poison_item(pool: &PgPool, item_id: Uuid, preview_bytes: i32) -> StoreResult<Option<ItemRow>> {
+    item(pool, ItemKind::Poison, item_id, preview_bytes).await
+}
+
+async fn item(pool: &PgPool, kind: ItemKind, id: Uuid, preview_bytes: i32) -> StoreResult<Option<ItemRow>> {
+    let filter = DlqFilter { kind: Some(kind), ..DlqFilter::default() };
+    Ok(select_items!("WHERE id = $11 AND", ""; &filter, preview_bytes, id).fetch_optional(pool).await?)
 }
 
 /// One fingerprint's items.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct GroupRow {
     pub fingerprint: String,
     pub kind: String,
@@ -104,58 +104,47 @@ pub struct GroupRow {
 
 /// The filtered DLQ grouped by fingerprint, largest group first.
 pub async fn groups(pool: &PgPool, filter: &DlqFilter, limit: i64) -> StoreResult<(Vec<GroupRow>, i64)> {
-    let sql = format!(
-        "WITH items AS ( \
-             {jobs} WHERE j.status = 'DLQ' AND {job_filter} \
-             UNION ALL \
-             {poison} WHERE p.status = 'DLQ' AND {POISON_FILTER} \
-         ), grouped AS ( \
-             SELECT fingerprint, min(kind) AS kind, min(error_kind) AS error_kind, min(error_stage) AS stage, \
-                    min(reason) AS reason, min(dlq_error_template(error_message)) AS template, count(*) AS count, \
-                    min(dlq_at) AS first_seen, max(dlq_at) AS last_seen, \
-                    (array_agg(id ORDER BY dlq_at DESC, id DESC))[1] AS sample_id, \
-                    (array_agg(job_id ORDER BY dlq_at DESC, id DESC))[1] AS sample_job_id, \
-                    (array_agg(error_message ORDER BY dlq_at DESC, id DESC))[1] AS sample_error \
-             FROM items GROUP BY fingerprint \
-         ) \
-         SELECT *, count(*) OVER () AS total_groups FROM grouped ORDER BY count DESC, last_seen DESC, fingerprint LIMIT $11",
-        jobs = job_item_select(),
-        job_filter = job_filter_sql(),
-        poison = poison_item_select("$10::int"),
-    );
-    #[derive(sqlx::FromRow)]
-    struct Row {
-        #[sqlx(flatten)]
-        group: GroupRow,
-        total_groups: i64,
-    }
-    let rows = bind_filter(sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(sql)), filter)
-        .bind(0_i32)
-        .bind(limit)
-        .fetch_all(pool)
-        .await?;
+    let rows = filtered!(
+        query;
+        r#"WITH grouped AS (
+               SELECT fingerprint, min(kind) AS kind, min(error_kind) AS error_kind, min(error_stage) AS stage,
+                      min(reason) AS reason, min(dlq_error_template(error_message)) AS template, count(*) AS count,
+                      min(dlq_at) AS first_seen, max(dlq_at) AS last_seen,
+                      (array_agg(id ORDER BY dlq_at DESC, id DESC))[1] AS sample_id,
+                      (array_agg(job_id ORDER BY dlq_at DESC, id DESC))[1] AS sample_job_id,
+                      (array_agg(error_message ORDER BY dlq_at DESC, id DESC))[1] AS sample_error
+               FROM dlq_items WHERE status = 'DLQ' AND "#,
+        r#"    GROUP BY fingerprint
+           )
+           SELECT fingerprint AS "fingerprint!", kind AS "kind!", error_kind AS "error_kind!", stage, reason,
+                  template AS "template!", count AS "count!", first_seen AS "first_seen!",
+                  last_seen AS "last_seen!", sample_id AS "sample_id!", sample_job_id, sample_error,
+                  count(*) OVER () AS "total_groups!"
+           FROM grouped ORDER BY count DESC, last_seen DESC, fingerprint LIMIT $10"#;
+        filter,
+        limit
+    )
+    .fetch_all(pool)
+    .await?;
     let total = rows.first().map(|r| r.total_groups).unwrap_or(0);
-    Ok((rows.into_iter().map(|r| r.group).collect(), total))
-}
-
-/// A job as a DLQ item, whatever its status now (it may have been retried).
-pub async fn job_item(pool: &PgPool, job_id: Uuid) -> StoreResult<Option<ItemRow>> {
-    Ok(sqlx::query_as::<_, ItemRow>(sqlx::AssertSqlSafe(format!("{} WHERE j.job_id = $1", job_item_select())))
-        .bind(job_id)
-        .fetch_optional(pool)
-        .await?)
-}
-
-/// A poison item with up to `preview_bytes` of its payload.
-pub async fn poison_item(pool: &PgPool, item_id: Uuid, preview_bytes: i32) -> StoreResult<Option<ItemRow>> {
-    Ok(sqlx::query_as::<_, ItemRow>(sqlx::AssertSqlSafe(format!(
-        "{} WHERE p.item_id = $1",
-        poison_item_select("$2::int")
-    )))
-    .bind(item_id)
-    .bind(preview_bytes)
-    .fetch_optional(pool)
-    .await?)
+    let groups = rows
+        .into_iter()
+        .map(|r| GroupRow {
+            fingerprint: r.fingerprint,
+            kind: r.kind,
+            error_kind: r.error_kind,
+            stage: r.stage,
+            reason: r.reason,
+            template: r.template,
+            count: r.count,
+            first_seen: r.first_seen,
+            last_seen: r.last_seen,
+            sample_id: r.sample_id,
+            sample_job_id: r.sample_job_id,
+            sample_error: r.sample_error,
+        })
+        .collect();
+    Ok((groups, total))
 }
 
 /// What only a poison item's detail view shows.
@@ -208,7 +197,7 @@ pub async fn dlq_message_seen(pool: &PgPool, job_id: Uuid) -> StoreResult<Option
 }
 
 /// DLQ size by kind and the oldest item's DLQ time, for /metrics.
-#[derive(Debug, Clone, Default, sqlx::FromRow)]
+#[derive(Debug, Clone, Default)]
 pub struct DlqStats {
     pub jobs: i64,
     pub poison: i64,
@@ -217,13 +206,12 @@ pub struct DlqStats {
 }
 
 pub async fn stats(pool: &PgPool) -> StoreResult<DlqStats> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT (SELECT count(*) FROM jobs WHERE status = 'DLQ') AS jobs, \
-                (SELECT count(*) FROM dlq_poison WHERE status = 'DLQ') AS poison, \
-                LEAST((SELECT min({JOB_DLQ_AT}) FROM jobs j WHERE j.status = 'DLQ'), \
-                      (SELECT min(dlq_at) FROM dlq_poison WHERE status = 'DLQ')) AS oldest, \
-                now() AS now"
-    )))
+    Ok(sqlx::query_as!(
+        DlqStats,
+        r#"SELECT count(*) FILTER (WHERE kind = 'job') AS "jobs!", count(*) FILTER (WHERE kind = 'poison') AS "poison!",
+                  min(dlq_at) AS oldest, now() AS now
+           FROM dlq_items WHERE status = 'DLQ'"#
+    )
     .fetch_one(pool)
     .await?)
 }
