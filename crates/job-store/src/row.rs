@@ -37,9 +37,7 @@ macro_rules! query_jobs {
 }
 pub(crate) use query_jobs;
 
-/// Also read by the runtime-checked queries that still compose SQL (the DLQ
-/// filters), through `FromRow`.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct JobRow {
     pub job_id: Uuid,
     pub document_id: String,
@@ -63,8 +61,7 @@ pub struct JobRow {
     pub completed_at: Option<DateTime<Utc>>,
     pub dlq_at: Option<DateTime<Utc>>,
     /// Whether a claim took the job from a worker that died holding it;
-    /// NULL for every other statement (and absent from `FromRow` reads).
-    #[sqlx(default)]
+    /// NULL for every other statement.
     pub crashed: Option<bool>,
 }
 
