@@ -1,23 +1,17 @@
 //! A job as stored in Postgres, and what it takes to create one.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::{JobPriority, JobStatus};
+use crate::{DocumentRef, JobStatus};
 
 /// A job row, as the `job-store` crate reads it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct JobMetadata {
     pub job_id: Uuid,
-    pub document_id: String,
-    pub filename: String,
-    pub blob_path: String,
-    pub file_size: i64,
-    pub priority: JobPriority,
-    pub tags: BTreeMap<String, String>,
+    #[serde(flatten)]
+    pub document: DocumentRef,
     pub status: JobStatus,
     pub attempt: i32,
     pub retry_count: i32,
@@ -38,12 +32,7 @@ pub struct JobMetadata {
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewJob {
     pub job_id: Uuid,
-    pub document_id: String,
-    pub filename: String,
-    pub blob_path: String,
-    pub file_size: i64,
-    pub priority: JobPriority,
-    pub tags: BTreeMap<String, String>,
+    pub document: DocumentRef,
     pub max_retries: i32,
     pub idempotency_key: Option<String>,
     /// SHA-256 of the normalised request; equal hashes mean "the same request".

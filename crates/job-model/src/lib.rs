@@ -5,6 +5,7 @@
 //! name or a message shape.
 
 mod dlq;
+mod document;
 mod job;
 pub mod message;
 pub mod outbox;
@@ -15,6 +16,7 @@ pub mod status;
 pub mod topology;
 
 pub use dlq::ItemKind;
+pub use document::DocumentRef;
 pub use job::{JobMetadata, NewJob, StageRecord};
 pub use message::{
     AttemptOutcome, ExecutionEvent, JobEnvelope, JobMessage, PoisonReason, ProcessDocument, StageTiming,

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::JobPriority;
+use crate::{DocumentRef, JobPriority};
 
 /// The schema version this build writes and understands.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -45,13 +45,8 @@ pub enum JobMessage {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProcessDocument {
     pub job_id: Uuid,
-    pub document_id: String,
-    pub filename: String,
-    pub blob_path: String,
-    pub file_size: i64,
-    pub priority: JobPriority,
-    #[serde(default)]
-    pub tags: BTreeMap<String, String>,
+    #[serde(flatten)]
+    pub document: DocumentRef,
 }
 
 /// Why a message body was refused; becomes the dead-letter reason.
@@ -115,12 +110,14 @@ mod tests {
     fn sample() -> JobEnvelope {
         JobEnvelope::for_job(ProcessDocument {
             job_id: Uuid::now_v7(),
-            document_id: "doc-1".into(),
-            filename: "invoice.pdf".into(),
-            blob_path: "in/invoice.pdf".into(),
-            file_size: 1234,
-            priority: JobPriority::High,
-            tags: BTreeMap::from([("customer".into(), "acme".into())]),
+            document: DocumentRef {
+                document_id: "doc-1".into(),
+                filename: "invoice.pdf".into(),
+                blob_path: "in/invoice.pdf".into(),
+                file_size: 1234,
+                priority: JobPriority::High,
+                tags: BTreeMap::from([("customer".into(), "acme".into())]),
+            },
         })
     }
 
@@ -156,7 +153,7 @@ mod tests {
         json.as_object_mut().unwrap().remove("tags");
         let env = JobEnvelope::decode(&serde_json::to_vec(&json).unwrap()).unwrap();
         let JobMessage::ProcessDocument(p) = env.body;
-        assert!(p.tags.is_empty());
+        assert!(p.document.tags.is_empty());
     }
 }
 
@@ -247,8 +244,8 @@ impl ExecutionEvent {
             schema_version: SCHEMA_VERSION,
             job_id: job.job_id,
             attempt: job.attempt,
-            document_id: job.document_id.clone(),
-            priority: job.priority,
+            document_id: job.document.document_id.clone(),
+            priority: job.document.priority,
             outcome,
             error_message: None,
             error_stage: None,
@@ -270,29 +267,13 @@ impl ExecutionEvent {
 
 impl From<&crate::JobMetadata> for ProcessDocument {
     fn from(job: &crate::JobMetadata) -> Self {
-        ProcessDocument {
-            job_id: job.job_id,
-            document_id: job.document_id.clone(),
-            filename: job.filename.clone(),
-            blob_path: job.blob_path.clone(),
-            file_size: job.file_size,
-            priority: job.priority,
-            tags: job.tags.clone(),
-        }
+        ProcessDocument { job_id: job.job_id, document: job.document.clone() }
     }
 }
 
 impl From<&crate::NewJob> for ProcessDocument {
     fn from(job: &crate::NewJob) -> Self {
-        ProcessDocument {
-            job_id: job.job_id,
-            document_id: job.document_id.clone(),
-            filename: job.filename.clone(),
-            blob_path: job.blob_path.clone(),
-            file_size: job.file_size,
-            priority: job.priority,
-            tags: job.tags.clone(),
-        }
+        ProcessDocument { job_id: job.job_id, document: job.document.clone() }
     }
 }
 

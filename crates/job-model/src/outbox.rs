@@ -53,7 +53,7 @@ impl OutboxMessage {
     ) -> Self {
         let mut h = trace;
         h.extend(job_headers(job.job_id, attempt));
-        let routing_key = job.priority.routing_key().to_owned();
+        let routing_key = job.document.priority.routing_key().to_owned();
         let payload = JobEnvelope::for_job(job).encode();
         match route {
             JobRoute::Queue => OutboxMessage::new(topology.jobs_exchange(), routing_key, payload, h),
@@ -88,17 +88,19 @@ impl OutboxMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::JobPriority;
+    use crate::{DocumentRef, JobPriority};
 
     fn document() -> ProcessDocument {
         ProcessDocument {
             job_id: uuid::Uuid::now_v7(),
-            document_id: "doc".into(),
-            filename: "a.pdf".into(),
-            blob_path: "in/a.pdf".into(),
-            file_size: 10,
-            priority: JobPriority::Low,
-            tags: BTreeMap::new(),
+            document: DocumentRef {
+                document_id: "doc".into(),
+                filename: "a.pdf".into(),
+                blob_path: "in/a.pdf".into(),
+                file_size: 10,
+                priority: JobPriority::Low,
+                tags: BTreeMap::new(),
+            },
         }
     }
 

@@ -48,14 +48,17 @@ pub async fn submit_job(
     {
         // Serialise submissions of one document so two concurrent ones
         // cannot both miss each other. The lock ends with the transaction.
-        sqlx::query!("SELECT pg_advisory_xact_lock(hashtextextended('docflow.document:' || $1, 0))", job.document_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query!(
+            "SELECT pg_advisory_xact_lock(hashtextextended('docflow.document:' || $1, 0))",
+            job.document.document_id
+        )
+        .execute(&mut *tx)
+        .await?;
         let earlier = sqlx::query!(
             "SELECT job_id, request_hash FROM jobs \
              WHERE document_id = $1 AND created_at > now() - make_interval(secs => $2) \
              ORDER BY job_id DESC LIMIT 1",
-            job.document_id,
+            job.document.document_id,
             window.as_secs_f64(),
         )
         .fetch_optional(&mut *tx)
@@ -66,8 +69,8 @@ pub async fn submit_job(
         }
     }
 
-    let tags = serde_json::to_value(&job.tags).expect("a string map serialises");
-    let detail = serde_json::json!({"priority": job.priority});
+    let tags = serde_json::to_value(&job.document.tags).expect("a string map serialises");
+    let detail = serde_json::json!({"priority": job.document.priority});
     let headers = serde_json::to_value(&message.headers).expect("a string map serialises");
     // The job, its first event and its outbox message in one statement: one
     // round trip for the write path every submission takes.
@@ -88,11 +91,11 @@ pub async fn submit_job(
          SELECT ",
         " FROM job",
         job.job_id,
-        job.document_id,
-        job.filename,
-        job.blob_path,
-        job.file_size,
-        job.priority.value(),
+        job.document.document_id,
+        job.document.filename,
+        job.document.blob_path,
+        job.document.file_size,
+        job.document.priority.value(),
         tags,
         job.max_retries,
         job.idempotency_key,

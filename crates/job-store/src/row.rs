@@ -4,7 +4,7 @@
 //! checked against the schema at build time.
 
 use chrono::{DateTime, Utc};
-use job_model::{JobMetadata, JobPriority, JobStatus};
+use job_model::{DocumentRef, JobMetadata, JobPriority, JobStatus};
 use uuid::Uuid;
 
 use crate::error::StoreError;
@@ -80,12 +80,14 @@ impl TryFrom<JobRow> for JobMetadata {
         })?;
         Ok(JobMetadata {
             job_id: row.job_id,
-            document_id: row.document_id,
-            filename: row.filename,
-            blob_path: row.blob_path,
-            file_size: row.file_size,
-            priority,
-            tags,
+            document: DocumentRef {
+                document_id: row.document_id,
+                filename: row.filename,
+                blob_path: row.blob_path,
+                file_size: row.file_size,
+                priority,
+                tags,
+            },
             status,
             attempt: row.attempt,
             retry_count: row.retry_count,

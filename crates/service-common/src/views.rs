@@ -1,9 +1,7 @@
 //! Views the HTTP services share.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Utc};
-use job_model::{JobMetadata, JobPriority, JobStatus};
+use job_model::{DocumentRef, JobMetadata, JobStatus};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -12,13 +10,9 @@ use uuid::Uuid;
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct JobView {
     pub job_id: Uuid,
-    pub document_id: String,
-    pub filename: String,
-    pub blob_path: String,
+    #[serde(flatten)]
+    pub document: DocumentRef,
     pub job_status: JobStatus,
-    pub priority: JobPriority,
-    pub file_size: i64,
-    pub tags: BTreeMap<String, String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
@@ -40,13 +34,8 @@ impl From<JobMetadata> for JobView {
     fn from(j: JobMetadata) -> Self {
         JobView {
             job_id: j.job_id,
-            document_id: j.document_id,
-            filename: j.filename,
-            blob_path: j.blob_path,
+            document: j.document,
             job_status: j.status,
-            priority: j.priority,
-            file_size: j.file_size,
-            tags: j.tags,
             created_at: j.created_at,
             updated_at: j.updated_at,
             started_at: j.started_at,

@@ -157,7 +157,7 @@ pub fn plan(letter: &DeadLetter) -> Plan {
     let dlq_reason = letter.header(headers::DLQ_REASON).map(str::to_owned);
     let decoded = JobEnvelope::decode(&letter.payload);
     let body_job = decoded.as_ref().ok().map(|e| match &e.body {
-        JobMessage::ProcessDocument(p) => (p.job_id, p.document_id.clone()),
+        JobMessage::ProcessDocument(p) => (p.job_id, p.document.document_id.clone()),
     });
     let header_job = letter.header(headers::JOB_ID).and_then(|s| Uuid::parse_str(s).ok());
     let job_id = header_job.or(body_job.as_ref().map(|(id, _)| *id));

@@ -56,12 +56,14 @@ async fn direct(n: usize, concurrency: usize) -> f64 {
                 let job_id = Uuid::now_v7();
                 let job = NewJob {
                     job_id,
-                    document_id: format!("bench-{i}"),
-                    filename: "invoice.pdf".into(),
-                    blob_path: format!("in/bench/{i}.pdf"),
-                    file_size: 48213,
-                    priority: JobPriority::Normal,
-                    tags: Default::default(),
+                    document: job_model::DocumentRef {
+                        document_id: format!("bench-{i}"),
+                        filename: "invoice.pdf".into(),
+                        blob_path: format!("in/bench/{i}.pdf"),
+                        file_size: 48213,
+                        priority: JobPriority::Normal,
+                        tags: Default::default(),
+                    },
                     max_retries: 3,
                     idempotency_key: None,
                     request_hash: [i as u8; 32],

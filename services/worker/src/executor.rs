@@ -144,10 +144,10 @@ impl Executor {
         let mut ctx = self.pipeline.context(
             Document {
                 job_id: job.job_id,
-                document_id: job.document_id.clone(),
-                filename: job.filename.clone(),
-                blob_path: job.blob_path.clone(),
-                file_size: job.file_size,
+                document_id: job.document.document_id.clone(),
+                filename: job.document.filename.clone(),
+                blob_path: job.document.blob_path.clone(),
+                file_size: job.document.file_size,
                 attempt: job.attempt,
             },
             self.earlier.clone(),
@@ -185,7 +185,7 @@ impl Executor {
                 let span = tracing::Span::current();
                 span.record("docflow.outcome", outcome.as_str());
                 span.record("otel.status_code", if outcome == AttemptOutcome::Completed { "OK" } else { "ERROR" });
-                let labels = OutcomeLabels { outcome: outcome.as_str(), priority: job.priority.as_str() };
+                let labels = OutcomeLabels { outcome: outcome.as_str(), priority: job.document.priority.as_str() };
                 self.metrics.attempts.get_or_create(&labels).inc();
                 tracing::info!(job_id = %job.job_id, attempt = job.attempt, outcome = outcome.as_str(), "attempt recorded");
                 Settle::Ack
@@ -269,7 +269,7 @@ impl Executor {
         };
         self.metrics
             .job_duration
-            .get_or_create(&OutcomeLabels { outcome: outcome.as_str(), priority: job.priority.as_str() })
+            .get_or_create(&OutcomeLabels { outcome: outcome.as_str(), priority: job.document.priority.as_str() })
             .observe(elapsed.as_secs_f64());
 
         let event = ExecutionEvent {

@@ -18,12 +18,14 @@ pub async fn submit(db: &TestDb) -> Uuid {
     let job_id = Uuid::now_v7();
     let job = NewJob {
         job_id,
-        document_id: format!("doc-{job_id}"),
-        filename: "a.pdf".into(),
-        blob_path: "in/a.pdf".into(),
-        file_size: 10,
-        priority: JobPriority::Normal,
-        tags: Default::default(),
+        document: job_model::DocumentRef {
+            document_id: format!("doc-{job_id}"),
+            filename: "a.pdf".into(),
+            blob_path: "in/a.pdf".into(),
+            file_size: 10,
+            priority: JobPriority::Normal,
+            tags: Default::default(),
+        },
         max_retries: 3,
         idempotency_key: None,
         request_hash: Sha256::digest(job_id.as_bytes()).into(),

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use job_model::JobPriority;
+use job_model::{DocumentRef, JobPriority};
 use serde_json::{Map, Value};
 use service_common::{ApiError, ErrorCode};
 use sha2::{Digest, Sha256};
@@ -24,12 +24,7 @@ const MAX_TAG_VALUE: usize = 256;
 /// A valid request to process one document.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Submission {
-    pub document_id: String,
-    pub filename: String,
-    pub blob_path: String,
-    pub file_size: i64,
-    pub priority: JobPriority,
-    pub tags: BTreeMap<String, String>,
+    pub document: DocumentRef,
     /// What identifies the file's content for idempotency: the blob path for
     /// `process-async`, the SHA-256 for uploads (whose path is per job).
     pub content_identity: String,
@@ -40,12 +35,12 @@ impl Submission {
     /// are the same request for idempotency purposes.
     pub fn request_hash(&self) -> [u8; 32] {
         let canonical = serde_json::json!({
-            "document_id": self.document_id,
-            "filename": self.filename,
+            "document_id": self.document.document_id,
+            "filename": self.document.filename,
             "content": self.content_identity,
-            "file_size": self.file_size,
-            "priority": self.priority,
-            "tags": self.tags,
+            "file_size": self.document.file_size,
+            "priority": self.document.priority,
+            "tags": self.document.tags,
         });
         Sha256::digest(canonical.to_string().as_bytes()).into()
     }
@@ -89,12 +84,7 @@ impl Submission {
         let tags = parse_tags(object.get("tags"), limits)?;
         Ok(Submission {
             content_identity: format!("blob:{blob_path}"),
-            document_id,
-            filename,
-            blob_path,
-            file_size,
-            priority,
-            tags,
+            document: DocumentRef { document_id, filename, blob_path, file_size, priority, tags },
         })
     }
 }
@@ -139,12 +129,14 @@ impl SubmissionFields {
     /// Completes the submission once the bytes are stored.
     pub fn into_submission(self, filename: String, blob_path: String, file_size: i64, sha256_hex: &str) -> Submission {
         Submission {
-            document_id: self.document_id,
-            filename,
-            blob_path,
-            file_size,
-            priority: self.priority,
-            tags: self.tags,
+            document: DocumentRef {
+                document_id: self.document_id,
+                filename,
+                blob_path,
+                file_size,
+                priority: self.priority,
+                tags: self.tags,
+            },
             content_identity: format!("sha256:{sha256_hex}"),
         }
     }
@@ -342,8 +334,8 @@ mod tests {
     #[test]
     fn a_minimal_request_parses_with_normal_priority() {
         let s = Submission::from_json(valid().to_string().as_bytes(), &limits()).unwrap();
-        assert_eq!(s.priority, JobPriority::Normal);
-        assert!(s.tags.is_empty());
+        assert_eq!(s.document.priority, JobPriority::Normal);
+        assert!(s.document.tags.is_empty());
     }
 
     #[test]
@@ -377,7 +369,7 @@ mod tests {
     #[test]
     fn priority_names_are_case_insensitive() {
         let s = Submission::from_json(with("priority", "high".into()).to_string().as_bytes(), &limits()).unwrap();
-        assert_eq!(s.priority, JobPriority::High);
+        assert_eq!(s.document.priority, JobPriority::High);
     }
 
     #[test]

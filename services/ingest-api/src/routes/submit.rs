@@ -97,7 +97,7 @@ pub(crate) async fn enqueue(
     state
         .metrics
         .submissions
-        .get_or_create(&SubmitLabels { priority: submission.priority.as_str(), outcome: label })
+        .get_or_create(&SubmitLabels { priority: submission.document.priority.as_str(), outcome: label })
         .inc();
     match outcome {
         SubmitOutcome::Created(job) => {
@@ -123,12 +123,7 @@ async fn submit(state: &AppState, s: &Submission, key: Option<String>) -> Result
     let trace_headers = telemetry::current_context_headers();
     let job = NewJob {
         job_id,
-        document_id: s.document_id.clone(),
-        filename: s.filename.clone(),
-        blob_path: s.blob_path.clone(),
-        file_size: s.file_size,
-        priority: s.priority,
-        tags: s.tags.clone(),
+        document: s.document.clone(),
         max_retries: state.max_retries,
         idempotency_key: key,
         request_hash: s.request_hash(),
@@ -150,12 +145,12 @@ fn accepted(job: &JobMetadata, replayed: bool) -> HttpResponse {
     response.json(Accepted {
         status: "success",
         job_id: job.job_id,
-        document_id: job.document_id.clone(),
-        priority: job.priority,
+        document_id: job.document.document_id.clone(),
+        priority: job.document.priority,
         message: if replayed {
             "This request was seen before; this is its job".to_owned()
         } else {
-            format!("Document queued for processing with {} priority", job.priority)
+            format!("Document queued for processing with {} priority", job.document.priority)
         },
         tracking_url: url,
     })

@@ -45,8 +45,8 @@ async fn a_high_job_is_queued_in_postgres_and_on_the_high_queue() {
     let envelope = JobEnvelope::decode(&high[0].data).unwrap();
     let JobMessage::ProcessDocument(message) = envelope.body;
     assert_eq!(message.job_id, job_id);
-    assert_eq!(message.blob_path, "incoming/acme/invoice-2026-001.pdf");
-    assert_eq!(message.priority, JobPriority::High);
+    assert_eq!(message.document.blob_path, "incoming/acme/invoice-2026-001.pdf");
+    assert_eq!(message.document.priority, JobPriority::High);
     let headers = high[0].properties.headers().as_ref().unwrap();
     assert!(headers.inner().contains_key("x-job-id"));
     assert_eq!(high[0].properties.delivery_mode(), &Some(2), "persistent");

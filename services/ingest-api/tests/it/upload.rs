@@ -58,11 +58,11 @@ async fn an_upload_is_stored_and_queued() {
     assert_eq!(messages.len(), 1);
     let JobMessage::ProcessDocument(message) = JobEnvelope::decode(&messages[0].data).unwrap().body;
     assert!(
-        message.blob_path.starts_with("uploads/") && message.blob_path.ends_with("/scan_01.pdf"),
+        message.document.blob_path.starts_with("uploads/") && message.document.blob_path.ends_with("/scan_01.pdf"),
         "{}",
-        message.blob_path
+        message.document.blob_path
     );
-    assert!(files[0].ends_with(&message.blob_path), "the message names the stored blob");
+    assert!(files[0].ends_with(&message.document.blob_path), "the message names the stored blob");
 }
 
 #[tokio::test]

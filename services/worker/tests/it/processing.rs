@@ -104,12 +104,14 @@ async fn poison_messages_are_dead_lettered_and_the_next_job_completes() {
     let channel = conn.create_channel().await.unwrap();
     let unknown_job = serde_json::to_vec(&job_model::JobEnvelope::for_job(job_model::ProcessDocument {
         job_id: uuid::Uuid::now_v7(),
-        document_id: "ghost".into(),
-        filename: "ghost.txt".into(),
-        blob_path: "in/ghost.txt".into(),
-        file_size: 5,
-        priority: JobPriority::Normal,
-        tags: Default::default(),
+        document: job_model::DocumentRef {
+            document_id: "ghost".into(),
+            filename: "ghost.txt".into(),
+            blob_path: "in/ghost.txt".into(),
+            file_size: 5,
+            priority: JobPriority::Normal,
+            tags: Default::default(),
+        },
     }))
     .unwrap();
     let bodies: Vec<Vec<u8>> = vec![
