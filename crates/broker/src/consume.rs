@@ -218,9 +218,9 @@ impl<H: Handler> Consumer<H> {
     async fn open(&self) -> lapin::Result<Session> {
         let connection = crate::connect(&self.config.amqp_url, &self.config.connection_name).await?;
         let publisher = Publisher::open(&connection, self.config.publish_timeout).await?;
-        crate::topology::declare(&self.config.topology, publisher.channel()).await?;
+        crate::topology::declare(&self.config.topology, &connection).await?;
         if let Some(policy) = &self.config.retry_tiers {
-            crate::topology::declare_retry_tiers(&self.config.topology, publisher.channel(), policy).await?;
+            crate::topology::declare_retry_tiers(&self.config.topology, &connection, policy).await?;
         }
         let mut channels = Vec::with_capacity(self.config.queues.len());
         for queue in &self.config.queues {

@@ -18,7 +18,7 @@ pub use backoff::Backoff;
 pub use connection::connect;
 pub use consume::{Batch, Consumer, ConsumerConfig, Handler, QueueSpec, Settle};
 pub use publisher::{Outgoing, PublishError, Publisher};
-pub use relay::{OutboxRelay, RelayConfig, RelayStats};
+pub use relay::{OutboxRelay, RelayConfig, RelayStats, UnroutablePolicy};
 
 /// A string header of a delivery (the ones docflow sets are long strings).
 pub fn header(delivery: &lapin::message::Delivery, name: &str) -> Option<String> {

@@ -4,6 +4,7 @@
 //! at-least-once publishing, which the worker's claim turns into
 //! exactly-once effect.
 
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -16,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use job_model::Topology;
 use job_store::StoreError;
-use job_store::outbox::{self, LockedBatch};
+use job_store::outbox::{self, Deferred, LockedBatch};
 
 use crate::backoff::Backoff;
 use crate::publisher::{Outgoing, PublishError, Publisher};
@@ -35,6 +36,59 @@ pub struct RelayConfig {
     pub poll_interval: Duration,
     /// The longest wait for a batch's confirms.
     pub publish_timeout: Duration,
+    pub unroutable: UnroutablePolicy,
+}
+
+/// What happens to a message the broker would not route: the relay
+/// re-declares the topology, tries the message again after `first_delay`,
+/// doubling up to `max_delay`, and after `attempts` tries publishes it to
+/// the dead-letter exchange instead (reason `unroutable`, with its original
+/// exchange and routing key), where dlq-admin takes it in. The rest of its
+/// batch goes out meanwhile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnroutablePolicy {
+    pub attempts: u32,
+    pub first_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for UnroutablePolicy {
+    fn default() -> Self {
+        UnroutablePolicy { attempts: 8, first_delay: Duration::from_secs(1), max_delay: Duration::from_secs(60) }
+    }
+}
+
+impl UnroutablePolicy {
+    /// The wait after a row's `failures`-th refusal (counting from 0).
+    fn delay(&self, failures: i32) -> Duration {
+        let doublings = failures.clamp(0, 20) as u32;
+        self.first_delay.saturating_mul(1 << doublings).min(self.max_delay)
+    }
+
+    fn exhausted(&self, failures: i32) -> bool {
+        i64::from(failures) >= i64::from(self.attempts)
+    }
+}
+
+/// Exchanges this relay's connection has declared (or seen declared).
+type Declared = HashSet<String>;
+
+/// What a parked message carries besides its own headers.
+fn park_headers(headers: &mut BTreeMap<String, String>, row: &outbox::OutboxRow) {
+    use job_model::message::headers::{DLQ_REASON, ERROR};
+    headers.insert(DLQ_REASON.to_owned(), parked::REASON.to_owned());
+    headers.insert(ERROR.to_owned(), format!("unroutable after {} tries: no queue bound for it", row.failures));
+    headers.insert(parked::ORIGINAL_EXCHANGE.to_owned(), row.message.exchange.clone());
+    headers.insert(parked::ORIGINAL_ROUTING_KEY.to_owned(), row.message.routing_key.clone());
+}
+
+/// Headers of a message parked on the dead-letter exchange by the relay.
+pub mod parked {
+    /// The exchange it was meant for.
+    pub const ORIGINAL_EXCHANGE: &str = "x-original-exchange";
+    pub const ORIGINAL_ROUTING_KEY: &str = "x-original-routing-key";
+    /// `x-dlq-reason` of a parked message.
+    pub const REASON: &str = "unroutable";
 }
 
 /// Counters a service exposes in /metrics.
@@ -42,6 +96,10 @@ pub struct RelayConfig {
 pub struct RelayStats {
     pub published: AtomicU64,
     pub publish_failures: AtomicU64,
+    /// Publishes the broker returned unroutable.
+    pub unroutable: AtomicU64,
+    /// Messages parked on the dead-letter exchange after their last try.
+    pub parked: AtomicU64,
     pub connected: AtomicBool,
 }
 
@@ -82,9 +140,9 @@ impl OutboxRelay {
     /// the broker or the database fails.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
-        let mut session: Option<(Connection, Publisher)> = None;
+        let mut session: Option<(Connection, Publisher, Declared)> = None;
         while !shutdown.is_cancelled() {
-            let Some((connection, publisher)) = &session else {
+            let Some((connection, publisher, declared)) = &mut session else {
                 match self.connect().await {
                     Ok(s) => {
                         tracing::info!(connection = %self.config.connection_name, "outbox relay connected to the broker");
@@ -98,7 +156,13 @@ impl OutboxRelay {
                 }
                 continue;
             };
-            match self.publish_batch(publisher).await {
+            // A batch abandoned at shutdown rolls back: its rows stay for
+            // another relay (published twice at worst, never lost).
+            let outcome = tokio::select! {
+                outcome = self.publish_batch(connection, publisher, declared) => outcome,
+                _ = shutdown.cancelled() => break,
+            };
+            match outcome {
                 Ok(0) => {
                     backoff.reset();
                     tokio::select! {
@@ -118,10 +182,8 @@ impl OutboxRelay {
                 Err(error) => {
                     self.stats.publish_failures.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(%error, "outbox batch not wholly published; the rest stays in the outbox");
-                    // Reconnecting also re-declares the topology, which is
-                    // what an unroutable message (a queue deleted) needs.
-                    if matches!(error, RelayError::Publish(_)) {
-                        if let Some((connection, _)) = session.take() {
+                    if matches!(&error, RelayError::Publish(e) if e.breaks_channel()) {
+                        if let Some((connection, ..)) = session.take() {
                             let _ = connection.close(200, "reconnecting".into()).await;
                         }
                         self.stats.connected.store(false, Ordering::Relaxed);
@@ -130,69 +192,163 @@ impl OutboxRelay {
                 }
             }
         }
-        if let Some((connection, _)) = session {
+        if let Some((connection, ..)) = session {
             let _ = connection.close(200, "shutting down".into()).await;
         }
     }
 
-    async fn connect(&self) -> lapin::Result<(Connection, Publisher)> {
+    async fn connect(&self) -> lapin::Result<(Connection, Publisher, Declared)> {
         let connection = crate::connect(&self.config.amqp_url, &self.config.connection_name).await?;
         let publisher = Publisher::open(&connection, self.config.publish_timeout).await?;
-        crate::topology::declare(&self.config.topology, publisher.channel()).await?;
-        Ok((connection, publisher))
+        crate::topology::declare(&self.config.topology, &connection).await?;
+        let declared = self.config.topology.exchange_names(None).into_iter().collect();
+        Ok((connection, publisher, declared))
     }
 
-    /// Publishes one batch and deletes the rows the broker confirmed.
-    /// Returns how many rows went out; an error if any did not.
-    async fn publish_batch(&self, publisher: &Publisher) -> Result<usize, RelayError> {
+    /// Makes sure every exchange the batch names exists before anything is
+    /// published: publishing to a missing exchange is a channel error that
+    /// would fail the whole batch, every time. Retry tiers are declared from
+    /// their names (a tier deleted, or one this process has no policy for);
+    /// an exchange outside the topology cannot be, and its rows are refused
+    /// here like unroutable ones.
+    async fn declare_destinations(
+        &self,
+        connection: &Connection,
+        declared: &mut Declared,
+        rows: &[outbox::OutboxRow],
+    ) -> Result<(), PublishError> {
+        let topology = &self.config.topology;
+        for row in rows {
+            let exchange = &row.message.exchange;
+            if declared.contains(exchange) {
+                continue;
+            }
+            if let Some(delay) = topology.retry_delay_of(exchange) {
+                crate::topology::declare_retry_tier(topology, connection, delay).await?;
+                declared.insert(exchange.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes one batch and deletes the rows the broker confirmed; rows
+    /// it returned unroutable wait out their backoff (see
+    /// [`UnroutablePolicy`]). Returns how many rows went out; an error if
+    /// the channel failed or the broker refused (nacked) a message.
+    async fn publish_batch(
+        &self,
+        connection: &Connection,
+        publisher: &Publisher,
+        declared: &mut Declared,
+    ) -> Result<usize, RelayError> {
         let batch: LockedBatch = outbox::lock_batch(&self.pool, self.config.batch_size).await?;
         if batch.is_empty() {
-            batch.complete(&[]).await?;
+            batch.complete(&[], &[]).await?;
             return Ok(0);
         }
+        self.declare_destinations(connection, declared, &batch.rows).await?;
+        let policy = self.config.unroutable;
+        let dlq_exchange = self.config.topology.dlq_exchange();
+        // Where each row goes: its own exchange, the dead-letter exchange
+        // once its tries are used up, or nowhere (an exchange that is not there).
+        let destinations: Vec<Option<&str>> = batch
+            .rows
+            .iter()
+            .map(|row| {
+                if policy.exhausted(row.failures) {
+                    Some(dlq_exchange.as_str())
+                } else {
+                    declared.contains(&row.message.exchange).then_some(row.message.exchange.as_str())
+                }
+            })
+            .collect();
         let (mut spans, headers): (Vec<_>, Vec<_>) = batch
             .rows
             .iter()
             .map(|row| {
-                crate::spans::producer_span(&row.message.headers, &row.message.exchange, &row.message.routing_key)
+                let (span, mut headers) =
+                    crate::spans::producer_span(&row.message.headers, &row.message.exchange, &row.message.routing_key);
+                if policy.exhausted(row.failures) {
+                    park_headers(&mut headers, row);
+                }
+                (span, headers)
             })
             .unzip();
         let outgoing: Vec<Outgoing<'_>> = batch
             .rows
             .iter()
             .zip(&headers)
-            .map(|(row, headers)| Outgoing {
-                exchange: &row.message.exchange,
-                routing_key: &row.message.routing_key,
-                payload: &row.message.payload,
-                headers,
-                expiration: row.message.expiration,
-                json: true,
-                mandatory: true,
+            .zip(&destinations)
+            .filter_map(|((row, headers), destination)| {
+                let exchange = (*destination)?;
+                let parking = exchange != row.message.exchange;
+                Some(Outgoing {
+                    exchange,
+                    routing_key: &row.message.routing_key,
+                    payload: &row.message.payload,
+                    headers,
+                    expiration: if parking { None } else { row.message.expiration },
+                    json: true,
+                    mandatory: true,
+                })
             })
             .collect();
-        let results = match publisher.publish_all(&outgoing).await {
-            Ok(results) => results,
+        let mut confirmed = match publisher.publish_all(&outgoing).await {
+            Ok(results) => results.into_iter(),
             Err(error) => {
                 spans.iter_mut().for_each(|s| s.set_status(Status::error(error.to_string())));
                 return Err(error.into());
             }
         };
-        let mut published = Vec::with_capacity(results.len());
-        let mut first_failure = None;
-        for ((row, result), span) in batch.rows.iter().zip(results).zip(&mut spans) {
+        let mut published = Vec::with_capacity(batch.rows.len());
+        let mut deferred = Vec::new();
+        let mut redeclare = false;
+        let mut refused = None;
+        for ((row, destination), span) in batch.rows.iter().zip(&destinations).zip(&mut spans) {
+            let result = match destination {
+                Some(_) => confirmed.next().expect("one result per message published"),
+                None => Err(PublishError::Unroutable {
+                    exchange: row.message.exchange.clone(),
+                    routing_key: row.message.routing_key.clone(),
+                }),
+            };
             match result {
-                Ok(()) => published.push(row.id),
+                Ok(()) => {
+                    if policy.exhausted(row.failures) {
+                        self.stats.parked.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(
+                            outbox_id = row.id,
+                            exchange = %row.message.exchange,
+                            routing_key = %row.message.routing_key,
+                            tries = row.failures,
+                            "outbox message was never routable; parked on the dead-letter exchange"
+                        );
+                    }
+                    published.push(row.id);
+                }
+                Err(error @ PublishError::Unroutable { .. }) => {
+                    span.set_status(Status::error(error.to_string()));
+                    self.stats.unroutable.fetch_add(1, Ordering::Relaxed);
+                    let delay = policy.delay(row.failures);
+                    tracing::warn!(outbox_id = row.id, %error, retry_in = ?delay, "outbox message unroutable; re-declaring the topology");
+                    redeclare |= destination.is_some();
+                    deferred.push(Deferred { id: row.id, error: error.to_string(), delay });
+                }
                 Err(error) => {
                     span.set_status(Status::error(error.to_string()));
-                    first_failure.get_or_insert(error);
+                    refused.get_or_insert(error);
                 }
             }
         }
         let sent = published.len();
-        batch.complete(&published).await?;
+        batch.complete(&published, &deferred).await?;
         self.stats.published.fetch_add(sent as u64, Ordering::Relaxed);
-        match first_failure {
+        if redeclare {
+            // A queue deleted under us: declared again before the next try.
+            crate::topology::declare(&self.config.topology, connection).await.map_err(PublishError::from)?;
+            declared.retain(|e| self.config.topology.retry_delay_of(e).is_none());
+        }
+        match refused {
             None => Ok(sent),
             Some(error) => Err(error.into()),
         }

@@ -103,6 +103,19 @@ impl Topology {
         self.name(&format!("jobs.retry.{}ms", delay.as_millis()))
     }
 
+    /// The tier delay of one of this topology's retry exchanges, so that a
+    /// process without the retry policy can still re-declare a tier it
+    /// publishes to.
+    pub fn retry_delay_of(&self, exchange: &str) -> Option<Duration> {
+        let base = if self.namespace.is_empty() {
+            exchange
+        } else {
+            exchange.strip_prefix(self.namespace.as_str())?.strip_prefix('.')?
+        };
+        let ms = base.strip_prefix("docflow.retry.")?.strip_suffix("ms")?;
+        ms.parse().ok().map(Duration::from_millis)
+    }
+
     pub fn exchange_names(&self, retry: Option<&RetryPolicy>) -> Vec<String> {
         let mut names = vec![self.jobs_exchange(), self.dlq_exchange(), self.events_exchange()];
         if let Some(policy) = retry {
@@ -125,6 +138,17 @@ impl Topology {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_exchanges_name_their_delay() {
+        for namespace in ["", "t-1"] {
+            let t = Topology::new(namespace);
+            let exchange = t.retry_exchange(Duration::from_millis(1500));
+            assert_eq!(t.retry_delay_of(&exchange), Some(Duration::from_millis(1500)));
+            assert_eq!(t.retry_delay_of(&t.jobs_exchange()), None);
+        }
+        assert_eq!(Topology::new("a").retry_delay_of("b.docflow.retry.5ms"), None);
+    }
 
     #[test]
     fn names_carry_the_namespace() {

@@ -51,6 +51,17 @@ pub async fn backlog(pool: &PgPool) -> StoreResult<i64> {
 pub struct OutboxRow {
     pub id: i64,
     pub message: OutboxMessage,
+    /// How often the broker refused to route it so far.
+    pub failures: i32,
+}
+
+/// A row the broker did not take, to be tried again after a backoff.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deferred {
+    pub id: i64,
+    pub error: String,
+    /// Until the next try.
+    pub delay: Duration,
 }
 
 /// Rows locked for publishing (`FOR UPDATE SKIP LOCKED`, so relays of
@@ -62,11 +73,12 @@ pub struct LockedBatch {
     pub rows: Vec<OutboxRow>,
 }
 
-/// Locks the oldest `limit` rows nobody else holds.
+/// Locks the oldest `limit` rows nobody else holds and no backoff holds back.
 pub async fn lock_batch(pool: &PgPool, limit: i64) -> StoreResult<LockedBatch> {
     let mut tx = pool.begin().await?;
     let records = sqlx::query!(
-        "SELECT id, exchange, routing_key, payload, headers, expiration_ms FROM outbox \
+        "SELECT id, exchange, routing_key, payload, headers, expiration_ms, failures FROM outbox \
+         WHERE not_before IS NULL OR not_before <= now() \
          ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
         limit
     )
@@ -80,7 +92,7 @@ pub async fn lock_batch(pool: &PgPool, limit: i64) -> StoreResult<LockedBatch> {
             })?;
             let mut message = OutboxMessage::new(r.exchange, r.routing_key, r.payload, headers);
             message.expiration = r.expiration_ms.map(|ms| Duration::from_millis(ms.max(0) as u64));
-            Ok(OutboxRow { id: r.id, message })
+            Ok(OutboxRow { id: r.id, message, failures: r.failures })
         })
         .collect::<StoreResult<Vec<_>>>()?;
     Ok(LockedBatch { tx, rows })
@@ -91,12 +103,27 @@ impl LockedBatch {
         self.rows.is_empty()
     }
 
-    /// Deletes the published rows and releases the rest. Were this commit
-    /// lost, the batch would be published again: the at-least-once half of
-    /// the bargain.
-    pub async fn complete(mut self, published: &[i64]) -> StoreResult<()> {
+    /// Deletes the published rows, holds back the `deferred` ones for their
+    /// delay, and releases the rest. Were this commit lost, the batch would
+    /// be published again: the at-least-once half of the bargain.
+    pub async fn complete(mut self, published: &[i64], deferred: &[Deferred]) -> StoreResult<()> {
         if !published.is_empty() {
             sqlx::query!("DELETE FROM outbox WHERE id = ANY($1)", published).execute(&mut *self.tx).await?;
+        }
+        if !deferred.is_empty() {
+            let ids: Vec<i64> = deferred.iter().map(|d| d.id).collect();
+            let errors: Vec<String> = deferred.iter().map(|d| d.error.clone()).collect();
+            let delays: Vec<f64> = deferred.iter().map(|d| d.delay.as_secs_f64()).collect();
+            sqlx::query!(
+                "UPDATE outbox o SET failures = o.failures + 1, last_error = d.error, \
+                     not_before = now() + make_interval(secs => d.delay) \
+                 FROM UNNEST($1::int8[], $2::text[], $3::float8[]) AS d(id, error, delay) WHERE o.id = d.id",
+                &ids,
+                &errors,
+                &delays
+            )
+            .execute(&mut *self.tx)
+            .await?;
         }
         self.tx.commit().await?;
         Ok(())

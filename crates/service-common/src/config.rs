@@ -24,9 +24,19 @@ pub struct DatabaseArgs {
     /// in a separate step).
     #[arg(long, env = "SKIP_MIGRATIONS", default_value_t = false)]
     pub skip_migrations: bool,
+
+    /// The gauges `/metrics` reads from Postgres (DLQ size, outbox backlog,
+    /// queue depths) are refreshed at most this often, in milliseconds;
+    /// scrapes in between show the last values.
+    #[arg(long, env = "METRICS_SAMPLE_INTERVAL_MS", default_value_t = 5_000)]
+    pub metrics_sample_interval_ms: u64,
 }
 
 impl DatabaseArgs {
+    pub fn metrics_throttle(&self) -> crate::metrics::SampleThrottle {
+        crate::metrics::SampleThrottle::new(Duration::from_millis(self.metrics_sample_interval_ms))
+    }
+
     pub fn acquire_timeout(&self) -> Duration {
         Duration::from_millis(self.database_acquire_timeout_ms)
     }
@@ -75,6 +85,14 @@ pub struct AmqpArgs {
     /// blocked by a memory or disk alarm confirms nothing).
     #[arg(long, env = "AMQP_PUBLISH_TIMEOUT_MS", default_value_t = 10_000)]
     pub publish_timeout_ms: u64,
+
+    /// Publishes of one outbox message that the broker would not route (no
+    /// queue bound, e.g. a retry tier deleted) before the relay parks it on
+    /// the dead-letter exchange with reason `unroutable`. Each try waits
+    /// twice as long as the last, from 1 s up to 60 s, and re-declares the
+    /// topology first; the default gives up after about 4 minutes.
+    #[arg(long, env = "OUTBOX_UNROUTABLE_ATTEMPTS", default_value_t = 8)]
+    pub outbox_unroutable_attempts: u32,
 }
 
 impl AmqpArgs {
@@ -94,6 +112,10 @@ impl AmqpArgs {
 
     pub fn publish_timeout(&self) -> Duration {
         Duration::from_millis(self.publish_timeout_ms.max(1))
+    }
+
+    pub fn unroutable_policy(&self) -> broker::UnroutablePolicy {
+        broker::UnroutablePolicy { attempts: self.outbox_unroutable_attempts.max(1), ..Default::default() }
     }
 
     pub fn topology(&self) -> job_model::Topology {

@@ -96,6 +96,20 @@ pub fn encode_relay_stats(
         None,
         failures.metric_type(),
     )?)?;
+    let unroutable = ConstCounter::new(stats.unroutable.load(Ordering::Relaxed));
+    unroutable.encode(encoder.encode_descriptor(
+        "docflow_outbox_unroutable",
+        "Outbox publishes the broker returned unroutable (each is tried again after a backoff)",
+        None,
+        unroutable.metric_type(),
+    )?)?;
+    let parked = ConstCounter::new(stats.parked.load(Ordering::Relaxed));
+    parked.encode(encoder.encode_descriptor(
+        "docflow_outbox_parked",
+        "Outbox messages parked on the dead-letter exchange after their last unroutable try",
+        None,
+        parked.metric_type(),
+    )?)?;
     let connected = ConstGauge::new(i64::from(stats.connected.load(Ordering::Relaxed)));
     connected.encode(encoder.encode_descriptor(
         "docflow_outbox_broker_connected",
@@ -113,5 +127,36 @@ pub struct RelayCollector(pub Arc<broker::RelayStats>);
 impl prometheus_client::collector::Collector for RelayCollector {
     fn encode(&self, mut encoder: prometheus_client::encoding::DescriptorEncoder) -> Result<(), std::fmt::Error> {
         encode_relay_stats(&self.0, &mut encoder)
+    }
+}
+
+/// Gauges sampled from Postgres at scrape time, refreshed at most once per
+/// interval (`METRICS_SAMPLE_INTERVAL_MS`). `/metrics` answers without a
+/// token, so a scraper, or anyone, calling it in a loop must not become
+/// load on the database: between refreshes, and while another scrape is
+/// sampling, a scrape renders the last values.
+#[derive(Debug)]
+pub struct SampleThrottle {
+    interval: std::time::Duration,
+    last: tokio::sync::Mutex<Option<Instant>>,
+}
+
+impl SampleThrottle {
+    pub fn new(interval: std::time::Duration) -> Self {
+        SampleThrottle { interval, last: tokio::sync::Mutex::new(None) }
+    }
+
+    /// Runs `sample` unless it ran less than the interval ago or is running now.
+    pub async fn sample<F, Fut>(&self, sample: F)
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let Ok(mut last) = self.last.try_lock() else { return };
+        if last.is_some_and(|at| at.elapsed() < self.interval) {
+            return;
+        }
+        sample().await;
+        *last = Some(Instant::now());
     }
 }

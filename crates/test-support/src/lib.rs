@@ -115,8 +115,7 @@ impl TestBroker {
     /// service has declared them.
     pub async fn declare(&self) -> Connection {
         let conn = self.connect().await;
-        let channel = conn.create_channel().await.unwrap();
-        broker::topology::declare(&self.topology, &channel).await.unwrap();
+        broker::topology::declare(&self.topology, &conn).await.unwrap();
         conn
     }
 

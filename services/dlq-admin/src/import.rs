@@ -8,8 +8,10 @@
 //!   the row already is the DLQ item;
 //! - the same for a job whose row has moved on (already retried or deleted by
 //!   an admin) is stale and dropped, unless the broker dead-lettered it by
-//!   itself (`x-death`, e.g. the quorum delivery limit): that job has lost
-//!   its message, which is kept as a poison item an admin can see;
+//!   itself (`x-death`, e.g. the quorum delivery limit) or an outbox relay
+//!   parked it as unroutable: that job has lost its message, which is kept
+//!   as a poison item an admin can see (and a job still waiting for it is
+//!   parked in the DLQ, where an admin can retry it);
 //! - anything else (reasons such as `not_json`, `unsupported_schema_version`,
 //!   `unknown_job`, bodies no job comes of) becomes a poison item
 //!   (`dlq_poison`) with its reason, headers and raw payload.
@@ -115,6 +117,22 @@ impl DeadLetter {
             .map(str::to_owned)
             .or_else(|| first.and_then(|d| d.get("queue")).and_then(Value::as_str).map(str::to_owned));
         Some((reason, queue))
+    }
+
+    /// Why and from where a message was lost on its way to a consumer, when
+    /// it was: dead-lettered by the broker itself, or parked by an outbox
+    /// relay after every publish of it came back unroutable. A worker's own
+    /// dead letter (`x-dlq-reason` of its choosing) is not lost: the worker
+    /// recorded the job's move with it.
+    pub fn lost_in_transit(&self) -> Option<(String, Option<String>)> {
+        match self.header(headers::DLQ_REASON) {
+            Some(reason) if reason == broker::relay::parked::REASON => {
+                let to = self.header(broker::relay::parked::ORIGINAL_EXCHANGE).map(str::to_owned);
+                Some((reason.to_owned(), to))
+            }
+            Some(_) => None,
+            None => self.broker_death(),
+        }
     }
 
     fn poison(
@@ -224,11 +242,9 @@ async fn import_as_is(pool: &PgPool, letter: &DeadLetter) -> StoreResult<ImportO
                     Some(job_id),
                     document_id,
                 ),
-                Some(status) => match letter.broker_death() {
+                Some(status) => match letter.lost_in_transit() {
                     Some((reason, queue))
-                        if dlq_reason.is_none()
-                            && [JobStatus::Queued.as_str(), JobStatus::Retrying.as_str()]
-                                .contains(&status.as_str()) =>
+                        if [JobStatus::Queued.as_str(), JobStatus::Retrying.as_str()].contains(&status.as_str()) =>
                     {
                         let from = queue.as_deref().map(|q| format!(" from {q}")).unwrap_or_default();
                         let error = format!(
@@ -243,7 +259,7 @@ async fn import_as_is(pool: &PgPool, letter: &DeadLetter) -> StoreResult<ImportO
                         // It moved on meanwhile (claimed through another copy).
                         return Ok(ImportOutcome::Stale);
                     }
-                    Some((reason, queue)) if dlq_reason.is_none() => {
+                    Some((reason, queue)) => {
                         let from = queue.map(|q| format!(" from {q}")).unwrap_or_default();
                         letter.poison(
                         &reason,

@@ -77,6 +77,7 @@ impl Application {
                 batch_size: config.outbox_batch_size,
                 poll_interval: Duration::from_millis(config.outbox_poll_interval_ms),
                 publish_timeout: config.amqp.publish_timeout(),
+                unroutable: config.amqp.unroutable_policy(),
             },
         );
         let importer_connected = Arc::new(AtomicBool::new(false));
@@ -102,6 +103,7 @@ impl Application {
             importer_connected: importer_connected.clone(),
             metrics: metrics.clone(),
             registry: Arc::new(registry),
+            metrics_throttle: config.database.metrics_throttle(),
         });
         let queue = broker::QueueSpec { name: topology.dlq_queue(), prefetch: config.consumer_prefetch };
         let consumer = broker::Consumer::new(

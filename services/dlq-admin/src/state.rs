@@ -33,4 +33,6 @@ pub struct AppState {
     pub importer_connected: Arc<AtomicBool>,
     pub metrics: AdminMetrics,
     pub registry: Arc<Registry>,
+    /// Paces the database samples `/metrics` takes.
+    pub metrics_throttle: service_common::metrics::SampleThrottle,
 }

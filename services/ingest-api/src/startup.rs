@@ -70,6 +70,7 @@ impl Application {
                 batch_size: config.outbox_batch_size,
                 poll_interval: Duration::from_millis(config.outbox_poll_interval_ms),
                 publish_timeout: config.amqp.publish_timeout(),
+                unroutable: config.amqp.unroutable_policy(),
             },
         );
 
@@ -90,6 +91,7 @@ impl Application {
             max_json_body: config.max_json_body,
             metrics,
             registry: Arc::new(registry),
+            metrics_throttle: config.database.metrics_throttle(),
         });
         let auth = web::Data::new(Arc::new(Auth::new(
             &config.api_keys,

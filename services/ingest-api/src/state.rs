@@ -23,4 +23,6 @@ pub struct AppState {
     pub max_json_body: usize,
     pub metrics: IngestMetrics,
     pub registry: Arc<Registry>,
+    /// Paces the database samples `/metrics` takes.
+    pub metrics_throttle: service_common::metrics::SampleThrottle,
 }

@@ -96,6 +96,7 @@ impl Application {
             max_report_hours: config.max_report_hours(),
             metrics: metrics.clone(),
             registry: Arc::new(registry),
+            metrics_throttle: config.database.metrics_throttle(),
             probe: BrokerProbe::new(config.amqp.url(), "metrics-tracker queue probe".into()),
             consumer_connected: connected,
         });

@@ -20,6 +20,8 @@ pub struct AppState {
     pub max_report_hours: u32,
     pub metrics: TrackerMetrics,
     pub registry: Arc<Registry>,
+    /// Paces the database samples `/metrics` takes.
+    pub metrics_throttle: service_common::metrics::SampleThrottle,
     pub probe: BrokerProbe,
     /// True while the event consumer holds a broker connection.
     pub consumer_connected: Arc<AtomicBool>,

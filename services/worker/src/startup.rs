@@ -48,6 +48,7 @@ impl Application {
                 batch_size: config.batch_size,
                 poll_interval: Duration::from_millis(500),
                 publish_timeout: config.amqp.publish_timeout(),
+                unroutable: config.amqp.unroutable_policy(),
             },
         );
 

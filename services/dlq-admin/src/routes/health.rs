@@ -44,15 +44,20 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     // Sampled here so every replica reports the DLQ as Postgres holds it.
-    if let Ok(Ok(stats)) = tokio::time::timeout(Duration::from_secs(2), job_store::dlq::items::stats(&state.pool)).await
-    {
-        state.metrics.dlq_size.get_or_create(&KindLabels { kind: "job" }).set(stats.jobs);
-        state.metrics.dlq_size.get_or_create(&KindLabels { kind: "poison" }).set(stats.poison);
-        let age = match (stats.oldest, stats.now) {
-            (Some(oldest), Some(now)) => (now - oldest).num_milliseconds().max(0) as f64 / 1000.0,
-            _ => 0.0,
-        };
-        state.metrics.oldest_age_seconds.set(age);
-    }
+    state
+        .metrics_throttle
+        .sample(|| async {
+            let sampled = tokio::time::timeout(Duration::from_secs(2), job_store::dlq::items::stats(&state.pool)).await;
+            if let Ok(Ok(stats)) = sampled {
+                state.metrics.dlq_size.get_or_create(&KindLabels { kind: "job" }).set(stats.jobs);
+                state.metrics.dlq_size.get_or_create(&KindLabels { kind: "poison" }).set(stats.poison);
+                let age = match (stats.oldest, stats.now) {
+                    (Some(oldest), Some(now)) => (now - oldest).num_milliseconds().max(0) as f64 / 1000.0,
+                    _ => 0.0,
+                };
+                state.metrics.oldest_age_seconds.set(age);
+            }
+        })
+        .await;
     service_common::metrics::render(&state.registry)
 }

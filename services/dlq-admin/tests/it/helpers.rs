@@ -44,6 +44,9 @@ impl World {
             &self.db.url,
             "--database-acquire-timeout-ms",
             "1000",
+            // Fresh gauges on every scrape; metrics.rs tests the throttle.
+            "--metrics-sample-interval-ms",
+            "0",
             "--amqp-url",
             &self.broker.amqp_url,
             "--namespace",

@@ -7,6 +7,7 @@ mod actions;
 mod auth;
 mod bulk;
 mod listing;
+mod metrics;
 mod openapi;
 mod platform;
 mod poison;

@@ -198,3 +198,49 @@ async fn a_waiting_job_whose_message_the_broker_dead_lettered_is_parked_and_retr
     assert_eq!(response.status(), reqwest::StatusCode::OK);
     assert_eq!(world.status_of(job_id).await, "QUEUED");
 }
+
+#[tokio::test]
+async fn a_waiting_job_whose_message_a_relay_parked_as_unroutable_is_parked_and_retryable() {
+    let world = World::new().await;
+    let app = world.app(&[]).await;
+    importer_connected(&app).await;
+    let [job_id] = DlqJobs::default().insert(world.pool()).await[..] else { panic!() };
+    sqlx::query("UPDATE jobs SET status = 'RETRYING', dlq_at = NULL WHERE job_id = $1")
+        .bind(job_id)
+        .execute(world.pool())
+        .await
+        .unwrap();
+    let job = job_store::jobs::get_job(world.pool(), job_id).await.unwrap().unwrap();
+    let body = JobEnvelope::for_job(ProcessDocument::from(&job)).encode();
+    let id = job_id.to_string();
+    let tier = world.broker.topology.retry_exchange(Duration::from_secs(7));
+    // As broker::OutboxRelay parks a message it could never route.
+    world
+        .publish(
+            &world.broker.topology.dlq_exchange(),
+            "normal",
+            &body,
+            &[
+                ("x-job-id", &id),
+                ("x-attempt", "3"),
+                ("x-dlq-reason", "unroutable"),
+                ("x-error", "unroutable after 8 tries: no queue bound for it"),
+                ("x-original-exchange", &tier),
+                ("x-original-routing-key", "normal"),
+            ],
+        )
+        .await;
+
+    eventually(Duration::from_secs(30), "the job parked in the DLQ", || async {
+        (world.status_of(job_id).await == "DLQ").then_some(())
+    })
+    .await;
+    let items = wait_for_items(&app, "kind=job", 1).await;
+    assert_eq!(items[0]["id"], id, "a job item, not a poison one: {}", items[0]);
+    assert_eq!(items[0]["dlq_reason"], "unroutable", "{}", items[0]);
+    assert!(items[0]["error_message"].as_str().unwrap().contains(&tier), "{}", items[0]);
+
+    let response = app.retry(job_id).await;
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    assert_eq!(world.status_of(job_id).await, "QUEUED");
+}

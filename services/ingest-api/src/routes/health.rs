@@ -41,9 +41,15 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     // Sampled here so a scrape shows the backlog even when nothing else asks.
-    if let Ok(Ok(backlog)) = tokio::time::timeout(Duration::from_secs(1), job_store::outbox::backlog(&state.pool)).await
-    {
-        state.metrics.outbox_backlog.set(backlog);
-    }
+    state
+        .metrics_throttle
+        .sample(|| async {
+            if let Ok(Ok(backlog)) =
+                tokio::time::timeout(Duration::from_secs(1), job_store::outbox::backlog(&state.pool)).await
+            {
+                state.metrics.outbox_backlog.set(backlog);
+            }
+        })
+        .await;
     service_common::metrics::render(&state.registry)
 }

@@ -57,6 +57,8 @@ impl TestApp {
             &database_url,
             "--database-acquire-timeout-ms",
             "1000",
+            "--metrics-sample-interval-ms",
+            "0",
             "--amqp-url",
             &amqp_url,
             "--namespace",

@@ -9,5 +9,6 @@ mod listing;
 mod openapi;
 mod outages;
 mod submit;
+mod unroutable;
 mod upload;
 mod validation;

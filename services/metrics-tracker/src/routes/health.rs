@@ -69,10 +69,15 @@ async fn sample_gauges(state: &AppState) -> job_store::StoreResult<()> {
 #[utoipa::path(tag = "operations", responses((status = 200, description = "Prometheus metrics", content_type = "application/openmetrics-text")))]
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    match tokio::time::timeout(Duration::from_secs(2), sample_gauges(&state)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => tracing::warn!(%error, "sampling queue gauges failed"),
-        Err(_) => tracing::warn!("sampling queue gauges timed out"),
-    }
+    state
+        .metrics_throttle
+        .sample(|| async {
+            match tokio::time::timeout(Duration::from_secs(2), sample_gauges(&state)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::warn!(%error, "sampling queue gauges failed"),
+                Err(_) => tracing::warn!("sampling queue gauges timed out"),
+            }
+        })
+        .await;
     service_common::metrics::render(&state.registry)
 }

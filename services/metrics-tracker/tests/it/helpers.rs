@@ -74,6 +74,9 @@ impl TestApp {
             &db.url,
             "--database-max-connections",
             "4",
+            // Fresh gauges on every scrape.
+            "--metrics-sample-interval-ms",
+            "0",
             "--amqp-url",
             &amqp_url,
             "--namespace",
