@@ -45,6 +45,9 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     RateLimited,
     ServiceUnavailable,
+    /// The service is at a capacity limit it sets itself (concurrent
+    /// uploads); unlike `service_unavailable`, nothing is down.
+    ServerBusy,
     /// A bug or a broken invariant, never an outage (those are 503).
     Internal,
 }
@@ -67,7 +70,7 @@ impl ErrorCode {
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ServiceUnavailable | ServerBusy => StatusCode::SERVICE_UNAVAILABLE,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
