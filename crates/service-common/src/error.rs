@@ -42,6 +42,8 @@ pub enum ErrorCode {
     IdempotencyConflict,
     Conflict,
     PayloadTooLarge,
+    /// The client stopped sending its body for longer than the server waits.
+    RequestTimeout,
     UnsupportedMediaType,
     RateLimited,
     ServiceUnavailable,
@@ -68,6 +70,7 @@ impl ErrorCode {
             JobNotFound | NotFound => StatusCode::NOT_FOUND,
             IdempotencyConflict | Conflict | JobNotCompleted => StatusCode::CONFLICT,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ServiceUnavailable | ServerBusy => StatusCode::SERVICE_UNAVAILABLE,

@@ -63,6 +63,11 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(64 * 1024..))]
     pub upload_part_size: u64,
 
+    /// An upload whose client sends nothing for this long, in ms, is
+    /// answered 408 `request_timeout` and gives up its slot.
+    #[arg(long, env = "UPLOAD_IDLE_TIMEOUT_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub upload_idle_timeout_ms: u64,
+
     /// Largest JSON body accepted, in bytes.
     #[arg(long, env = "MAX_JSON_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_json_body: usize,

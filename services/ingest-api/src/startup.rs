@@ -87,7 +87,10 @@ impl Application {
             topology,
             blobs,
             limits: Limits { max_file_size: config.max_file_size, max_tags: config.max_tags },
-            uploads: UploadSettings { part_size: usize::try_from(config.upload_part_size).unwrap_or(usize::MAX) },
+            uploads: UploadSettings {
+                part_size: usize::try_from(config.upload_part_size).unwrap_or(usize::MAX),
+                idle_timeout: Duration::from_millis(config.upload_idle_timeout_ms),
+            },
             upload_slots,
             dedup: DedupPolicy {
                 document_window: (config.dedup_window_seconds > 0)

@@ -26,7 +26,7 @@ use crate::domain::submission::{FORM_FIELDS, check_file_size, parse_filename};
 use crate::routes::submit::{Accepted, enqueue};
 use crate::routes::{check_content_length, idempotency_key, require_media_type};
 use crate::state::AppState;
-use crate::uploads::{BlobUpload, BodyLimit, CountedBody, StoredBlob};
+use crate::uploads::{BlobUpload, BodyStop, CountedBody, StoredBlob};
 
 /// Room for the form's text fields and multipart framing around the file.
 const FORM_OVERHEAD: usize = 256 * 1024;
@@ -61,6 +61,7 @@ pub struct UploadForm {
         (status = 400, description = "Malformed multipart body, a field sent twice", body = ErrorBody),
         (status = 401, description = "Missing or wrong API key", body = ErrorBody),
         (status = 409, description = "Idempotency key reused with a different body", body = ErrorBody),
+        (status = 408, description = "The client stopped sending the body for UPLOAD_IDLE_TIMEOUT_MS", body = ErrorBody),
         (status = 413, description = "File or body too large (checked on the bytes read, chunked or not)", body = ErrorBody),
         (status = 415, description = "Not multipart/form-data", body = ErrorBody),
         (status = 422, description = "A field is invalid", body = ErrorBody),
@@ -90,11 +91,11 @@ pub async fn upload_document(
         Err(error) => return refuse_unread(error, payload),
     };
 
-    let (body, limit) = CountedBody::new(payload, max_body);
+    let (body, stop) = CountedBody::new(payload, max_body, state.uploads.idle_timeout);
     let mut multipart = Multipart::new(req.headers(), body);
     let mut upload = None;
     let outcome = async {
-        let received = receive(&mut multipart, &limit, &mut upload, &state, max_file).await?;
+        let received = receive(&mut multipart, &stop, &mut upload, &state, max_file).await?;
         let checked = check(received, upload.as_ref().map(BlobUpload::size), &state)?;
         let Some(blob) = upload.take() else { return Err(missing_file()) };
         let stored = blob.finish().await.map_err(blob_store_unavailable)?;
@@ -123,7 +124,7 @@ struct Received {
 /// aborts it if anything fails, here or later.
 async fn receive(
     multipart: &mut Multipart,
-    limit: &BodyLimit,
+    stop: &BodyStop,
     upload: &mut Option<BlobUpload>,
     state: &AppState,
     max_file: usize,
@@ -131,7 +132,7 @@ async fn receive(
     let mut form = BTreeMap::new();
     let mut file_part = None;
     while let Some(field) = multipart.next().await {
-        let mut field = field.map_err(|e| limit.or(invalid_multipart(e)))?;
+        let mut field = field.map_err(|e| stop.error_or(invalid_multipart(e)))?;
         let name = field.name().unwrap_or_default().to_owned();
         if name == "file" {
             if file_part.is_some() {
@@ -142,7 +143,7 @@ async fn receive(
             let path = Path::from_iter(["uploads", &Uuid::now_v7().to_string(), &store_as]);
             let blob = upload.insert(BlobUpload::new(state.blobs.clone(), path, state.uploads.part_size));
             while let Some(chunk) = field.next().await {
-                let chunk = chunk.map_err(|e| limit.or(invalid_multipart(e)))?;
+                let chunk = chunk.map_err(|e| stop.error_or(invalid_multipart(e)))?;
                 if blob.size().saturating_add(chunk.len() as u64) > max_file as u64 {
                     return Err(ApiError::field(
                         ErrorCode::PayloadTooLarge,
@@ -169,7 +170,7 @@ async fn receive(
                     format!("{name} is sent twice"),
                 ));
             }
-            let text = read_text(&mut field, &name, limit).await?;
+            let text = read_text(&mut field, &name, stop).await?;
             form.insert(name, text);
         }
     }
@@ -235,10 +236,10 @@ fn missing_file() -> ApiError {
     ApiError::field(ErrorCode::MissingField, "file", "a 'file' part is required")
 }
 
-async fn read_text(field: &mut Field, name: &str, limit: &BodyLimit) -> Result<String, ApiError> {
+async fn read_text(field: &mut Field, name: &str, stop: &BodyStop) -> Result<String, ApiError> {
     let mut buf = Vec::new();
     while let Some(chunk) = field.next().await {
-        let chunk = chunk.map_err(|e| limit.or(invalid_multipart(e)))?;
+        let chunk = chunk.map_err(|e| stop.error_or(invalid_multipart(e)))?;
         if buf.len() + chunk.len() > MAX_TEXT_FIELD {
             return Err(ApiError::field(
                 ErrorCode::FieldTooLong,

@@ -13,7 +13,7 @@ pub mod body;
 pub mod slots;
 
 pub use blob::{BlobUpload, StoredBlob};
-pub use body::{BodyLimit, CountedBody};
+pub use body::{BodyStop, CountedBody};
 pub use slots::UploadSlots;
 
 /// How uploads are received (from the settings).
@@ -21,4 +21,6 @@ pub use slots::UploadSlots;
 pub struct UploadSettings {
     /// Bytes per part written to the blob store.
     pub part_size: usize,
+    /// How long the body may stay silent while it is read.
+    pub idle_timeout: std::time::Duration,
 }

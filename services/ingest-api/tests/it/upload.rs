@@ -322,6 +322,31 @@ async fn an_upload_waits_briefly_for_a_slot_before_it_is_turned_away() {
 }
 
 #[tokio::test]
+async fn a_client_that_stops_sending_gets_a_408_and_gives_its_slot_back() {
+    let app = TestApp::spawn_with(with_args(&[
+        "--max-concurrent-uploads",
+        "1",
+        "--upload-idle-timeout-ms",
+        "300",
+        "--upload-part-size",
+        "65536",
+    ]))
+    .await;
+    let (mut tx, rx) = futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let stalled = tokio::spawn(streamed(&app, rx).send());
+    let mut head = text_part("document_id", "stalled-1");
+    head.extend(file_head("stalled.pdf"));
+    head.extend(document_bytes(200 * 1024));
+    tx.send(Ok(head.into())).await.unwrap();
+    // ...and nothing more, with the connection kept open.
+    let response = stalled.await.unwrap().expect("an answer to a silent client");
+    assert_error(response, StatusCode::REQUEST_TIMEOUT, "request_timeout").await;
+    drop(tx);
+    assert_nothing_stored(&app).await;
+    assert_eq!(upload(&app, form("after-stall", PDF)).await.status(), StatusCode::ACCEPTED, "the slot is free");
+}
+
+#[tokio::test]
 async fn hostile_multipart_bodies_get_clear_4xx_and_leave_nothing() {
     // Small parts, so that a cut-off file has reached the store and must be aborted.
     let app = TestApp::spawn_with(with_args(&["--upload-part-size", "65536"])).await;
