@@ -42,9 +42,14 @@ pub enum ErrorCode {
     IdempotencyConflict,
     Conflict,
     PayloadTooLarge,
+    /// The client stopped sending its body for longer than the server waits.
+    RequestTimeout,
     UnsupportedMediaType,
     RateLimited,
     ServiceUnavailable,
+    /// The service is at a capacity limit it sets itself (concurrent
+    /// uploads); unlike `service_unavailable`, nothing is down.
+    ServerBusy,
     /// A bug or a broken invariant, never an outage (those are 503).
     Internal,
 }
@@ -65,9 +70,10 @@ impl ErrorCode {
             JobNotFound | NotFound => StatusCode::NOT_FOUND,
             IdempotencyConflict | Conflict | JobNotCompleted => StatusCode::CONFLICT,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ServiceUnavailable | ServerBusy => StatusCode::SERVICE_UNAVAILABLE,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -28,6 +28,16 @@ pub fn check_content_length(req: &HttpRequest, limit: usize) -> Result<(), ApiEr
 /// Reads a body, stopping (413) as soon as it passes `limit`, whatever
 /// Content-Length said (chunked bodies have none).
 pub async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<web::Bytes, ApiError> {
+    read_body_from(req, &mut payload, limit).await
+}
+
+/// [`read_body`], leaving the payload with the caller, who can then refuse
+/// without reading the rest ([`crate::unread_body::refuse_unread`]).
+pub async fn read_body_from(
+    req: &HttpRequest,
+    payload: &mut web::Payload,
+    limit: usize,
+) -> Result<web::Bytes, ApiError> {
     check_content_length(req, limit)?;
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {

@@ -44,6 +44,30 @@ pub struct Config {
     #[arg(long, env = "MAX_FILE_SIZE_BYTES", default_value_t = 50 * 1024 * 1024)]
     pub max_file_size: i64,
 
+    /// Uploads received at once; past it an upload waits
+    /// `UPLOAD_QUEUE_TIMEOUT_MS` for a slot, then gets 503 `server_busy`
+    /// with Retry-After. Each holds at most two parts
+    /// (`UPLOAD_PART_SIZE_BYTES`) in memory, whatever its size.
+    #[arg(long, env = "MAX_CONCURRENT_UPLOADS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrent_uploads: u32,
+
+    /// How long an upload waits for a slot when all are taken, in ms (0:
+    /// refuse at once). The wait comes before the body is read.
+    #[arg(long, env = "UPLOAD_QUEUE_TIMEOUT_MS", default_value_t = 1000)]
+    pub upload_queue_timeout_ms: u64,
+
+    /// Uploads are written to the blob store in parts of this many bytes as
+    /// they arrive; a smaller file is one plain write. S3 needs at least
+    /// 5 MiB; the local store takes any size from 64 KiB.
+    #[arg(long, env = "UPLOAD_PART_SIZE_BYTES", default_value_t = 5 * 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(64 * 1024..))]
+    pub upload_part_size: u64,
+
+    /// An upload whose client sends nothing for this long, in ms, is
+    /// answered 408 `request_timeout` and gives up its slot.
+    #[arg(long, env = "UPLOAD_IDLE_TIMEOUT_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub upload_idle_timeout_ms: u64,
+
     /// Largest JSON body accepted, in bytes.
     #[arg(long, env = "MAX_JSON_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_json_body: usize,

@@ -10,6 +10,7 @@ mod openapi;
 mod routes;
 pub mod startup;
 mod state;
+mod uploads;
 
 pub use config::Config;
 pub use startup::{Application, openapi};

@@ -9,6 +9,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use crate::uploads::UploadSlots;
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SubmitLabels {
     pub priority: &'static str,
@@ -23,7 +25,7 @@ pub struct IngestMetrics {
 }
 
 impl IngestMetrics {
-    pub fn register(registry: &mut Registry, relay: Arc<RelayStats>) -> Self {
+    pub fn register(registry: &mut Registry, relay: Arc<RelayStats>, uploads: &UploadSlots) -> Self {
         let submissions = Family::<SubmitLabels, Counter>::default();
         registry.register("docflow_jobs_submitted", "Job submissions by priority and outcome", submissions.clone());
         let outbox_backlog = Gauge::default();
@@ -33,6 +35,17 @@ impl IngestMetrics {
             outbox_backlog.clone(),
         );
         registry.register_collector(Box::new(service_common::metrics::RelayCollector(relay)));
+        registry.register("docflow_uploads_in_flight", "Uploads being received now", uploads.in_flight.clone());
+        registry.register(
+            "docflow_uploads_waiting",
+            "Uploads waiting for a slot (MAX_CONCURRENT_UPLOADS reached)",
+            uploads.waiting.clone(),
+        );
+        registry.register(
+            "docflow_uploads_refused_busy",
+            "Uploads answered 503 server_busy after waiting UPLOAD_QUEUE_TIMEOUT_MS for a slot",
+            uploads.refused.clone(),
+        );
         IngestMetrics { submissions, outbox_backlog }
     }
 }

@@ -20,6 +20,7 @@ use crate::metrics::IngestMetrics;
 use crate::openapi::ApiDoc;
 use crate::routes::{health, jobs, results, status, submit, upload};
 use crate::state::AppState;
+use crate::uploads::{UploadSettings, UploadSlots};
 use service_common::openapi::openapi_json;
 
 /// Every route; registering through utoipa's ServiceConfig is what puts each
@@ -76,13 +77,22 @@ impl Application {
 
         let mut registry = Registry::default();
         let http_metrics = HttpMetrics::register(&mut registry);
-        let metrics = IngestMetrics::register(&mut registry, relay.stats());
+        let upload_slots = UploadSlots::new(
+            config.max_concurrent_uploads as usize,
+            Duration::from_millis(config.upload_queue_timeout_ms),
+        );
+        let metrics = IngestMetrics::register(&mut registry, relay.stats(), &upload_slots);
         let state = web::Data::new(AppState {
             pool,
             relay: relay.clone(),
             topology,
             blobs,
             limits: Limits { max_file_size: config.max_file_size, max_tags: config.max_tags },
+            uploads: UploadSettings {
+                part_size: usize::try_from(config.upload_part_size).unwrap_or(usize::MAX),
+                idle_timeout: Duration::from_millis(config.upload_idle_timeout_ms),
+            },
+            upload_slots,
             dedup: DedupPolicy {
                 document_window: (config.dedup_window_seconds > 0)
                     .then(|| Duration::from_secs(config.dedup_window_seconds)),

@@ -11,6 +11,7 @@ use sqlx::PgPool;
 
 use crate::domain::Limits;
 use crate::metrics::IngestMetrics;
+use crate::uploads::{UploadSettings, UploadSlots};
 
 pub struct AppState {
     pub pool: PgPool,
@@ -18,6 +19,8 @@ pub struct AppState {
     pub topology: Topology,
     pub blobs: Arc<dyn ObjectStore>,
     pub limits: Limits,
+    pub uploads: UploadSettings,
+    pub upload_slots: UploadSlots,
     pub dedup: DedupPolicy,
     pub max_retries: i32,
     pub max_json_body: usize,

@@ -59,6 +59,9 @@ pub struct SubmissionFields {
     pub declared_size: Option<i64>,
 }
 
+/// The text fields of a multipart upload (besides its `file` part).
+pub const FORM_FIELDS: [&str; 5] = ["document_id", "filename", "file_size", "priority", "tags"];
+
 const JSON_FIELDS: [&str; 6] = ["document_id", "filename", "blob_path", "file_size", "priority", "tags"];
 
 impl Submission {
@@ -92,7 +95,6 @@ impl Submission {
 impl SubmissionFields {
     /// Parses the text fields of a multipart upload.
     pub fn from_form(form: &BTreeMap<String, String>, limits: &Limits) -> Result<SubmissionFields, ApiError> {
-        const FORM_FIELDS: [&str; 5] = ["document_id", "filename", "file_size", "priority", "tags"];
         if let Some(unknown) = form.keys().find(|k| !FORM_FIELDS.contains(&k.as_str())) {
             return Err(ApiError::field(
                 ErrorCode::UnknownField,

@@ -33,7 +33,7 @@ pub(crate) fn require_media_type(
     }
 }
 
-pub(crate) use service_common::request::{check_content_length, read_body};
+pub(crate) use service_common::request::{check_content_length, read_body_from};
 
 /// The optional `Idempotency-Key` header: 1 to 255 printable ASCII characters.
 pub(crate) fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {

@@ -9,13 +9,14 @@ use job_store::SubmitOutcome;
 use job_store::jobs as db;
 use serde::Serialize;
 use service_common::error::ErrorBody;
+use service_common::unread_body::refuse_unread;
 use service_common::{ApiError, ErrorCode};
 use uuid::Uuid;
 
 use crate::auth::Client;
 use crate::domain::Submission;
 use crate::metrics::SubmitLabels;
-use crate::routes::{idempotency_key, read_body, require_media_type, tracking_url};
+use crate::routes::{idempotency_key, read_body_from, require_media_type, tracking_url};
 use crate::state::AppState;
 
 /// The request body (documentation of the shape; parsing is field by field
@@ -71,14 +72,26 @@ pub struct Accepted {
 pub async fn process_async(
     _client: Client,
     req: HttpRequest,
-    payload: web::Payload,
+    mut payload: web::Payload,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    require_media_type(&req, |m| m == "application/json" || m.ends_with("+json"), "application/json")?;
-    let key = idempotency_key(&req)?;
-    let body = read_body(&req, payload, state.max_json_body).await?;
-    let submission = Submission::from_json(&body, &state.limits)?;
-    enqueue(&state, submission, key).await
+) -> HttpResponse {
+    // Refusals before the body is read to its end close the connection
+    // rather than read the rest of it (see `refuse_unread`).
+    let key = match require_media_type(&req, |m| m == "application/json" || m.ends_with("+json"), "application/json")
+        .and_then(|()| idempotency_key(&req))
+    {
+        Ok(key) => key,
+        Err(error) => return refuse_unread(error, payload),
+    };
+    let body = match read_body_from(&req, &mut payload, state.max_json_body).await {
+        Ok(body) => body,
+        Err(error) => return refuse_unread(error, payload),
+    };
+    let submission = match Submission::from_json(&body, &state.limits) {
+        Ok(submission) => submission,
+        Err(error) => return HttpResponse::from_error(error),
+    };
+    enqueue(&state, submission, key).await.unwrap_or_else(HttpResponse::from_error)
 }
 
 /// Commits the job and its outbox message, then answers 202 (or the earlier

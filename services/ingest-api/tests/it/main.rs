@@ -8,6 +8,7 @@ mod idempotency;
 mod listing;
 mod openapi;
 mod outages;
+mod raw_multipart;
 mod submit;
 mod unroutable;
 mod upload;

@@ -181,6 +181,28 @@ async fn a_body_over_the_limit_is_a_413() {
 }
 
 #[tokio::test]
+async fn a_chunked_body_that_never_ends_is_a_413_and_the_rest_is_not_read() {
+    let app = TestApp::spawn().await;
+    let (body, sent) = crate::raw_multipart::endless(b"{\"document_id\": \"".to_vec(), vec![b'x'; 16 * 1024]);
+    let response = app
+        .http
+        .post(app.url("/api/process-async"))
+        .bearer_auth(API_KEY)
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(body))
+        .send()
+        .await
+        .expect("an answer while the body is still being sent");
+    assert_error(response, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
+    // The server closed the connection instead of draining the endless rest.
+    test_support::eventually(std::time::Duration::from_secs(20), "the server to stop reading", || async {
+        sent.dropped.load(std::sync::atomic::Ordering::SeqCst).then_some(())
+    })
+    .await;
+    assert_nothing_stored(&app).await;
+}
+
+#[tokio::test]
 async fn a_wrong_content_type_is_a_415() {
     let app = TestApp::spawn().await;
     for content_type in [Some("text/plain"), Some("application/x-www-form-urlencoded"), None] {
