@@ -23,15 +23,18 @@
 //! ```
 
 mod blob;
+pub mod budget;
 pub mod classify;
 pub mod config;
 pub mod context;
+mod cost;
 pub mod document;
 pub mod einvoice;
 pub mod error;
 pub mod eval;
 pub mod fields;
 pub mod layout;
+mod lex;
 pub mod limits;
 mod lookup;
 pub mod parse;
@@ -42,6 +45,7 @@ pub mod sniff;
 pub mod stages;
 pub mod text;
 
+pub use budget::{Stopped, WorkBudget};
 pub use classify::{Classification, DocumentType, classify};
 pub use config::PipelineConfig;
 pub use context::{Document, StageContext};
