@@ -154,6 +154,11 @@ impl Meter {
         thread_cpu_time().saturating_sub(self.started)
     }
 
+    /// CPU time of the job's document work so far, this piece's included.
+    pub fn cpu_used(&self) -> Duration {
+        self.budget.cpu_used() + self.used_here()
+    }
+
     /// Stops the work if its stage was cancelled or its job's document work
     /// went over its CPU budget. Costs a clock read: call it every few
     /// thousand steps of a loop, not on each.
@@ -161,7 +166,7 @@ impl Meter {
         if self.budget.is_cancelled() {
             return Err(Stopped::Cancelled);
         }
-        let used = self.budget.cpu_used() + self.used_here();
+        let used = self.cpu_used();
         let budget = self.budget.cpu_budget();
         if used > budget {
             return Err(TooComplex::cpu(used, budget).into());

@@ -83,9 +83,7 @@ impl StageError {
 impl From<crate::budget::Stopped> for StageError {
     fn from(stopped: crate::budget::Stopped) -> Self {
         match stopped {
-            crate::budget::Stopped::TooComplex(e) => {
-                StageError::permanent(kind::DOCUMENT_TOO_COMPLEX, format!("the document is too complex to read: {e}"))
-            }
+            crate::budget::Stopped::TooComplex(e) => StageError::permanent(kind::DOCUMENT_TOO_COMPLEX, e.to_string()),
             crate::budget::Stopped::Cancelled => StageError::retryable(kind::CANCELLED, stopped.to_string()),
         }
     }

@@ -53,7 +53,7 @@ pub use error::{ConfigError, StageError, kind};
 pub use fields::{Field, FieldName, InvoiceFields, Source, extract_fields};
 pub use lookup::EarlierResults;
 pub use parse::Amount;
-pub use pipeline::{Pipeline, PipelineRun, Stage, StageOutcome, StageReport, StageStatus};
+pub use pipeline::{Pipeline, PipelineRun, Stage, StageOutcome, StageReport, StageStatus, blocking};
 pub use rules::{Finding, RuleSet, Severity};
 pub use sniff::DocumentFormat;
 pub use stages::analysis::AnalysisOutput;

@@ -406,7 +406,7 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
 /// charged to the job, and it is expected to stop when the meter says so.
 /// A panic inside is re-raised here, where the pipeline's `catch_unwind`
 /// turns it into a failure of this job.
-pub(crate) async fn blocking<T, F>(budget: &crate::budget::WorkBudget, work: F) -> Result<T, StageError>
+pub async fn blocking<T, F>(budget: &crate::budget::WorkBudget, work: F) -> Result<T, StageError>
 where
     T: Send + 'static,
     F: FnOnce(&Meter) -> T + Send + 'static,

@@ -126,12 +126,17 @@ pub fn hundred_thousand_pages() -> Vec<u8> {
     let size = first_page + n;
     let mut rows = Vec::with_capacity(size * 9);
     for number in 0..size {
-        let (kind, a, b) = match direct.iter().find(|(d, _)| *d == number) {
-            Some((_, offset)) => (1u8, *offset as u32, 0u32),
-            None => match inner.iter().position(|(i, _)| *i == number) {
-                Some(k) => (2u8, 5u32, k as u32),
-                None => (0u8, 0u32, 0u32),
-            },
+        // inner[0] is the page tree (object 2); inner[k], k ≥ 1, is
+        // object first_page + k - 1.
+        let packed_index = match number {
+            2 => Some(0),
+            n if n >= first_page => Some(n - first_page + 1),
+            _ => None,
+        };
+        let (kind, a, b) = match (direct.iter().find(|(d, _)| *d == number), packed_index) {
+            (Some((_, offset)), _) => (1u8, *offset as u32, 0u32),
+            (None, Some(k)) => (2u8, 5u32, k as u32),
+            (None, None) => (0u8, 0u32, 0u32),
         };
         rows.push(kind);
         rows.extend(a.to_be_bytes());
@@ -162,6 +167,27 @@ pub fn gigabyte_declared_stream() -> Vec<u8> {
     content.extend(&data);
     content.extend(b"\nendstream");
     one_page(content, Vec::new())
+}
+
+/// Within every size limit, but costly to read: `pages` pages that share
+/// one content stream of half a million matrix operators (7.5 MB
+/// inflated, 60 MB for eight pages, under the document's 64 MiB).
+pub fn costly(pages: usize) -> Vec<u8> {
+    let mut content = PAGE_TEXT.to_vec();
+    content.extend(b"1 0 0 1 0 0 cm\n".repeat(500_000));
+    let page = b"<< /Type /Page /Parent 2 0 R /Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>".to_vec();
+    // Objects: 1 catalog, 2 page tree, 3 first page, 4 content, 5 font,
+    // then the other pages from 6.
+    let kids: String = std::iter::once(3).chain(6..5 + pages).map(|n| format!("{n} 0 R ")).collect();
+    let mut objects = vec![
+        b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
+        format!("<< /Type /Pages /Kids [{kids}] /Count {pages} /MediaBox [0 0 595 842] >>").into_bytes(),
+        page.clone(),
+        stream("", &content, true),
+        FONT.to_vec(),
+    ];
+    objects.extend(std::iter::repeat_n(page, pages - 1));
+    classic(&objects)
 }
 
 /// Every hostile PDF, by name.
