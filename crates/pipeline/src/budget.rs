@@ -45,6 +45,8 @@ struct Inner {
     cancelled: AtomicBool,
     /// Blocking tasks started and not yet finished.
     running: AtomicUsize,
+    /// PDF pages whose content was interpreted, over all stages.
+    pages_laid_out: AtomicU64,
     finished: tokio::sync::Notify,
 }
 
@@ -70,6 +72,7 @@ impl WorkBudget {
             cpu_used_ns: AtomicU64::new(0),
             cancelled: AtomicBool::new(false),
             running: AtomicUsize::new(0),
+            pages_laid_out: AtomicU64::new(0),
             finished: tokio::sync::Notify::new(),
         }))
     }
@@ -90,6 +93,12 @@ impl WorkBudget {
 
     pub fn is_cancelled(&self) -> bool {
         self.0.cancelled.load(Ordering::Acquire)
+    }
+
+    /// PDF pages whose content this job's work interpreted: each page once
+    /// when the stages share their layout (`StageContext::pdf_pages`).
+    pub fn pages_laid_out(&self) -> u64 {
+        self.0.pages_laid_out.load(Ordering::Acquire)
     }
 
     /// Work under this budget still running on some thread.
@@ -157,6 +166,11 @@ impl Meter {
     /// CPU time of the job's document work so far, this piece's included.
     pub fn cpu_used(&self) -> Duration {
         self.budget.cpu_used() + self.used_here()
+    }
+
+    /// Counts a page laid out (see [`WorkBudget::pages_laid_out`]).
+    pub fn page_laid_out(&self) {
+        self.budget.0.pages_laid_out.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Stops the work if its stage was cancelled or its job's document work

@@ -640,8 +640,6 @@ pub struct PdfPages {
     pub total: u32,
     /// The pages read so far, from the first, in order.
     pub read: Vec<PageText>,
-    /// How many times a page's content was interpreted: once per page read.
-    pub interpretations: u32,
     /// Decompressed content bytes read so far.
     content_bytes: usize,
 }
@@ -664,7 +662,7 @@ impl PdfPages {
         let from = self.read.last().map_or(0, |p| p.number);
         for (&number, &page_id) in pages.range(from + 1..=up_to.unwrap_or(u32::MAX)) {
             meter.check()?;
-            self.interpretations += 1;
+            meter.page_laid_out();
             let content = ContentBytes { document: &mut self.content_bytes };
             let page = match crate::pdf::guarded(|| page_text(doc, page_id, &mut fonts, content, meter)) {
                 Ok(Ok(Some((text, damaged)))) => PageText { number, text, unreadable: damaged },

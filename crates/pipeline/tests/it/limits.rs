@@ -48,8 +48,8 @@ async fn each_page_of_a_pdf_is_laid_out_once() {
     let pages = ctx.pdf_pages.as_ref().expect("the laid-out pages are kept");
     assert_eq!(pages.total, 2);
     assert_eq!(pages.read.iter().map(|p| p.number).collect::<Vec<_>>(), [1, 2]);
-    // Classification read page 1, extraction only page 2.
-    assert_eq!(pages.interpretations, 2, "one interpretation per page");
+    // Classification laid out page 1, extraction only page 2.
+    assert_eq!(ctx.work.pages_laid_out(), 2, "one layout per page, over all stages");
     let extraction = ctx.extraction.as_ref().unwrap();
     assert_eq!(extraction.text, pages.text().text);
     assert!(extraction.text.starts_with(&pages.read[0].text), "page 1 is in the extracted text");
