@@ -36,26 +36,27 @@ fn assert_failed_too_complex(name: &str, status: &Value) {
 
 #[tokio::test]
 async fn hostile_documents_fail_at_once_and_the_worker_keeps_its_memory() {
+    let documents = hostile::all();
     let platform = Platform::start(Setup::default()).await;
     let pid = platform.workers[0].pid().expect("worker running");
 
     // One at a time, with the peak reset before each: its own peak.
     let mut peaks = Vec::new();
-    for (name, bytes) in hostile::all() {
+    for (name, bytes) in &documents {
         reset_peak(pid);
-        let job = platform.submit_document(&format!("alone-{name}"), name, &bytes, "NORMAL").await;
+        let job = platform.submit_document(&format!("alone-{name}"), name, bytes, "NORMAL").await;
         let status = platform.wait_final(&job, Duration::from_secs(120)).await;
         assert_failed_too_complex(name, &status);
         let peak = status_kb(pid, "VmHWM:");
         println!("{name} ({} bytes): {}, worker peak RSS {} MiB", bytes.len(), status["error_message"], peak / 1024);
-        peaks.push((name, peak));
+        peaks.push((*name, peak));
     }
 
     // All at once (four job slots), beside documents that are fine.
     reset_peak(pid);
     let mut hostile_jobs = Vec::new();
-    for (name, bytes) in hostile::all() {
-        hostile_jobs.push((name, platform.submit_document(&format!("together-{name}"), name, &bytes, "NORMAL").await));
+    for (name, bytes) in &documents {
+        hostile_jobs.push((name, platform.submit_document(&format!("together-{name}"), name, bytes, "NORMAL").await));
     }
     let good = [
         platform.submit_document("good-text", "invoice.txt", &text_invoice("OK-1"), "NORMAL").await,
