@@ -143,7 +143,7 @@ fn bench_text(dir: &std::path::Path) -> ExitCode {
         let started = std::time::Instant::now();
         let mut chars = 0;
         for d in &docs {
-            chars += pipeline::pdf::text(d, None, engine).text.len();
+            chars += pipeline::pdf::text(d, None, engine).map_or(0, |t| t.text.len());
         }
         let secs = started.elapsed().as_secs_f64();
         println!(

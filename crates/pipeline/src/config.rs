@@ -21,6 +21,10 @@ pub struct PipelineConfig {
     /// How much text classification looks at: the title and first lines
     /// carry the document type; reading further only adds noise.
     pub classification_peek_chars: usize,
+    /// CPU time the document work of one job may use (validation,
+    /// classification, extraction, analysis together); over it the job
+    /// fails as `document_too_complex` (`crate::limits`).
+    pub document_cpu_budget: Duration,
 }
 
 impl Default for PipelineConfig {
@@ -32,6 +36,7 @@ impl Default for PipelineConfig {
             rules_path: None,
             results_prefix: "results".to_owned(),
             classification_peek_chars: 4000,
+            document_cpu_budget: crate::limits::DOCUMENT_CPU_TIME,
         }
     }
 }

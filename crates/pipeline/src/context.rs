@@ -10,8 +10,10 @@ use object_store::ObjectStore;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::budget::WorkBudget;
 use crate::config::PipelineConfig;
 use crate::error::{StageError, kind};
+use crate::layout::PdfPages;
 use crate::lookup::EarlierResults;
 use crate::stages::analysis::AnalysisOutput;
 use crate::stages::classification::ClassificationOutput;
@@ -51,6 +53,12 @@ pub struct StageContext {
     /// The day the document is judged against (e.g. for "overdue"): today
     /// in UTC by default; fixed by tests and by re-processing tools.
     pub processing_date: NaiveDate,
+    /// The CPU budget of this job's document work, and the switch that
+    /// stops it when a stage runs out of time.
+    pub work: WorkBudget,
+    /// The PDF's text laid out so far: classification reads the first page,
+    /// extraction the others, so no page is interpreted twice.
+    pub pdf_pages: Option<PdfPages>,
     pub upload: Option<UploadOutput>,
     pub validation: Option<ValidationOutput>,
     pub classification: Option<ClassificationOutput>,
@@ -92,12 +100,15 @@ impl StageContext {
         blobs: Arc<dyn ObjectStore>,
         config: Arc<PipelineConfig>,
     ) -> Self {
+        let work = WorkBudget::new(config.document_cpu_budget);
         StageContext {
             document,
             earlier,
             blobs,
             config,
             processing_date: Utc::now().date_naive(),
+            work,
+            pdf_pages: None,
             upload: None,
             validation: None,
             classification: None,

@@ -7,9 +7,11 @@
 
 use serde::Serialize;
 
+use crate::budget::{Stopped, WorkBudget};
 use crate::classify::{Classification, DocumentType, classify};
 use crate::einvoice::{self, StructuredRead};
 use crate::fields::{InvoiceFields, Source, extract_fields};
+use crate::layout::PdfPages;
 use crate::pdf::{self, PdfProblem};
 use crate::sniff::{DocumentFormat, Sniffed, sniff};
 
@@ -119,19 +121,32 @@ pub fn analyse(filename: &str, bytes: &[u8], options: &AnalyseOptions) -> Result
         Sniffed::Supported(f) => f,
         other => return Err(Rejected(format!("unsupported: {other:?}"))),
     };
+    let budget = WorkBudget::new(crate::limits::DOCUMENT_CPU_TIME);
+    let meter = budget.meter();
+    let too_complex = |s: Stopped| Rejected(format!("{}: {s}", crate::error::kind::DOCUMENT_TOO_COMPLEX));
     let doc = match format {
-        DocumentFormat::Pdf => Some(pdf::load(bytes).map_err(|p| match p {
+        DocumentFormat::Pdf => Some(pdf::load_metered(bytes, &meter).map_err(|p| match p {
             PdfProblem::Encrypted => Rejected("encrypted".into()),
             PdfProblem::Broken(why) => Rejected(format!("broken_pdf: {why}")),
+            PdfProblem::Stopped(s) => too_complex(s),
         })?),
         _ => None,
     };
     let structured = if options.ignore_structured { None } else { structured_of(format, bytes, doc.as_ref()) };
     let (peek, text, page_count) = match (&doc, format) {
+        (Some(doc), _) if options.text_engine == pdf::TextEngine::Layout => {
+            // Classification peeks at the first page, as its stage does;
+            // extraction goes on from there.
+            let mut pages = PdfPages::new(doc);
+            pages.read(doc, Some(1), &meter).map_err(too_complex)?;
+            let first = pages.text().text;
+            pages.read(doc, None, &meter).map_err(too_complex)?;
+            let out = pages.text();
+            (first, out.text, out.pages)
+        }
         (Some(doc), _) => {
-            let out = pdf::text(doc, None, options.text_engine);
-            // Classification peeks at the first page, as its stage does.
-            let first = pdf::text(doc, Some(1), options.text_engine).text;
+            let out = pdf::extract_text_stream_order(doc, None);
+            let first = pdf::extract_text_stream_order(doc, Some(1)).text;
             (first, out.text, out.pages)
         }
         (None, f) if f.is_text() => {

@@ -19,6 +19,9 @@ pub mod kind {
     pub const ENCRYPTED: &str = "encrypted";
     pub const BROKEN_PDF: &str = "broken_pdf";
     pub const INVALID_TEXT: &str = "invalid_text";
+    /// Over a "too complex" limit (`crate::limits`): reading the document
+    /// would cost more memory or CPU than any real one needs.
+    pub const DOCUMENT_TOO_COMPLEX: &str = "document_too_complex";
     // Permanent: the pipeline itself.
     pub const PANIC: &str = "panic";
     pub const MISSING_INPUT: &str = "missing_input";
@@ -74,6 +77,15 @@ impl StageError {
 
     pub fn is_permanent(&self) -> bool {
         !self.is_retryable()
+    }
+}
+
+impl From<crate::budget::Stopped> for StageError {
+    fn from(stopped: crate::budget::Stopped) -> Self {
+        match stopped {
+            crate::budget::Stopped::TooComplex(e) => StageError::permanent(kind::DOCUMENT_TOO_COMPLEX, e.to_string()),
+            crate::budget::Stopped::Cancelled => StageError::retryable(kind::CANCELLED, stopped.to_string()),
+        }
     }
 }
 

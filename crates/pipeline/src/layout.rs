@@ -15,17 +15,20 @@
 //! Helvetica widths, which only decide where spaces go.
 //!
 //! Hostile input is bounded by [`crate::limits`]: content bytes are capped
-//! when decompressed, operations are parsed one at a time (never collected:
-//! lopdf's parsed form is ~550 times the bytes), and pages, operators,
-//! runs, form nesting and time all have limits.
+//! when decompressed, operators and operands are counted before lopdf
+//! decodes a stream ([`crate::cost::check_content`]), operations are then
+//! parsed one at a time (never collected: lopdf's parsed form is ~550 times
+//! the bytes), and pages, runs, form nesting and CPU time all have limits.
+//! A document over one of them fails ("too complex"); the [`Meter`] is
+//! looked at every few thousand operators, so a cancelled stage stops.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Instant;
 
 use lopdf::content::Content;
 use lopdf::{Dictionary, Document, Encoding, Object, ObjectId};
 
-use crate::limits;
+use crate::budget::{Meter, Stopped};
+use crate::limits::{self, TooComplex};
 use crate::pdf::PdfText;
 
 type Matrix = [f32; 6];
@@ -294,15 +297,40 @@ impl Default for TextState {
     }
 }
 
-/// The budget of one document's interpretation.
-struct Budget {
-    started: Instant,
-    content_bytes: usize,
+/// Decompressed content bytes read so far, against both content limits.
+struct ContentBytes<'p> {
+    document: &'p mut usize,
 }
 
-impl Budget {
-    fn out_of_time(&self) -> bool {
-        self.started.elapsed() > limits::MAX_TEXT_TIME
+impl ContentBytes<'_> {
+    /// The most the next stream may inflate to, and what running out of it
+    /// means.
+    fn allowance(&self) -> (usize, &'static str, usize) {
+        let remaining = limits::MAX_DOCUMENT_CONTENT_BYTES.saturating_sub(*self.document);
+        if remaining < limits::MAX_PAGE_CONTENT_BYTES {
+            (remaining, "decompressed content bytes of the document", limits::MAX_DOCUMENT_CONTENT_BYTES)
+        } else {
+            (limits::MAX_PAGE_CONTENT_BYTES, "decompressed bytes of one content stream", limits::MAX_PAGE_CONTENT_BYTES)
+        }
+    }
+
+    /// Inflates a content stream within the allowance. `Ok(None)`: the
+    /// stream is damaged (not a limit).
+    fn inflate(
+        &mut self,
+        inflate: impl FnOnce(usize) -> lopdf::Result<Vec<u8>>,
+    ) -> Result<Option<Vec<u8>>, TooComplex> {
+        let (allowed, what, limit) = self.allowance();
+        match inflate(allowed) {
+            Ok(data) => {
+                *self.document += data.len();
+                Ok(Some(data))
+            }
+            Err(lopdf::Error::Decompress(lopdf::DecompressError::MemoryLimitExceeded { .. })) => {
+                Err(TooComplex::over(what, limit))
+            }
+            Err(_) => Ok(None),
+        }
     }
 }
 
@@ -311,8 +339,10 @@ struct Interpreter<'a, 'f> {
     fonts: &'f mut HashMap<ObjectId, FontInfo<'a>>,
     runs: Vec<Run>,
     operators: usize,
-    budget: &'f mut Budget,
-    truncated: bool,
+    content: ContentBytes<'f>,
+    meter: &'f Meter,
+    /// Part of the content could not be decoded (damage, not a limit).
+    damaged: bool,
     synthetic_fonts: u16,
 }
 
@@ -347,7 +377,9 @@ impl<'a> Interpreter<'a, '_> {
         Some(id)
     }
 
-    fn run(&mut self, content: &[u8], resources: &[&'a Dictionary], ctm: Matrix, depth: usize) {
+    fn run(&mut self, content: &[u8], resources: &[&'a Dictionary], ctm: Matrix, depth: usize) -> Result<(), Stopped> {
+        // Operands pile up in lopdf until their operator: count them first.
+        crate::cost::check_content(content)?;
         let mut ctm = ctm;
         let mut gstack: Vec<(Matrix, TextState)> = Vec::new();
         let mut ts = TextState::default();
@@ -356,22 +388,23 @@ impl<'a> Interpreter<'a, '_> {
         let mut font_id: Option<ObjectId> = None;
         for op in Content::decode_iter(content) {
             let Ok(op) = op else {
-                self.truncated = true;
+                self.damaged = true;
                 break;
             };
             self.operators += 1;
-            if self.operators > limits::MAX_PDF_OPERATORS || self.runs.len() > limits::MAX_PAGE_RUNS {
-                self.truncated = true;
-                break;
+            if self.operators > limits::MAX_PDF_OPERATORS {
+                return Err(TooComplex::over("content operators of the page", limits::MAX_PDF_OPERATORS).into());
             }
-            if self.operators.is_multiple_of(4096) && self.budget.out_of_time() {
-                self.truncated = true;
-                break;
+            if self.runs.len() > limits::MAX_PAGE_RUNS {
+                return Err(TooComplex::over("glyph runs of the page", limits::MAX_PAGE_RUNS).into());
+            }
+            if self.operators.is_multiple_of(4096) {
+                self.meter.check()?;
             }
             let args = &op.operands;
             let n = |i: usize| args.get(i).and_then(number).unwrap_or(0.0);
             match op.operator.as_str() {
-                "q" if gstack.len() < 64 => gstack.push((ctm, ts.clone())),
+                "q" if gstack.len() < limits::MAX_GRAPHICS_STATES => gstack.push((ctm, ts.clone())),
                 "Q" => {
                     if let Some((m, t)) = gstack.pop() {
                         ctm = m;
@@ -442,7 +475,7 @@ impl<'a> Interpreter<'a, '_> {
                         }
                     }
                 }
-                "Do" if depth < 8 => {
+                "Do" if depth < limits::MAX_FORM_DEPTH => {
                     let Some(name) = args.first().and_then(|o| o.as_name().ok()) else { continue };
                     let Some((_, Object::Stream(form))) = resource(self.doc, resources, b"XObject", name) else {
                         continue;
@@ -450,13 +483,10 @@ impl<'a> Interpreter<'a, '_> {
                     if form.dict.get(b"Subtype").and_then(Object::as_name).ok() != Some(b"Form".as_slice()) {
                         continue;
                     }
-                    let remaining = limits::MAX_DOCUMENT_CONTENT_BYTES.saturating_sub(self.budget.content_bytes);
-                    let Ok(data) = form.decompressed_content_with_limit(remaining.min(limits::MAX_PAGE_CONTENT_BYTES))
-                    else {
-                        self.truncated = true;
+                    let Some(data) = self.content.inflate(|max| form.decompressed_content_with_limit(max))? else {
+                        self.damaged = true;
                         continue;
                     };
-                    self.budget.content_bytes += data.len();
                     let matrix = form
                         .dict
                         .get(b"Matrix")
@@ -475,11 +505,12 @@ impl<'a> Interpreter<'a, '_> {
                         inner.push(r);
                     }
                     inner.extend_from_slice(resources);
-                    self.run(&data, &inner, mul(&matrix, &ctm), depth + 1);
+                    self.run(&data, &inner, mul(&matrix, &ctm), depth + 1)?;
                 }
                 _ => {}
             }
         }
+        Ok(())
     }
 
     fn show(&mut self, bytes: &[u8], font_id: Option<ObjectId>, ts: &TextState, tm: &mut Matrix, ctm: &Matrix) {
@@ -590,65 +621,122 @@ fn join_line(mut runs: Vec<Run>) -> String {
     cleaned.trim_matches(|c: char| c == ' ' || c == '\t').to_owned()
 }
 
-/// Text of the first `max_pages` pages (all when `None`, at most
-/// [`limits::MAX_PDF_PAGES`]) in reading order, pages separated by a blank
-/// line. A page that cannot be read, or is cut short by a limit, is listed
-/// in `unreadable_pages` (with whatever text it gave).
-pub fn extract_text(doc: &Document, max_pages: Option<u32>) -> PdfText {
-    let pages: BTreeMap<u32, ObjectId> = doc.get_pages();
-    let mut out = PdfText { pages: u32::try_from(pages.len()).unwrap_or(u32::MAX), ..PdfText::default() };
-    let mut fonts: HashMap<ObjectId, FontInfo<'_>> = HashMap::new();
-    let mut budget = Budget { started: Instant::now(), content_bytes: 0 };
-    let take = max_pages.map_or(limits::MAX_PDF_PAGES, |m| (m as usize).min(limits::MAX_PDF_PAGES));
-    for (i, (&number, &page_id)) in pages.iter().enumerate() {
-        if i >= take {
-            if max_pages.is_none() {
-                out.unreadable_pages.push(number);
-            }
-            continue;
-        }
-        if budget.out_of_time() || budget.content_bytes >= limits::MAX_DOCUMENT_CONTENT_BYTES {
-            out.unreadable_pages.push(number);
-            continue;
-        }
-        let result = crate::pdf::guarded(|| page_text(doc, page_id, &mut fonts, &mut budget));
-        match result {
-            Ok(Ok((text, truncated))) => {
-                if truncated {
-                    out.unreadable_pages.push(number);
-                }
-                if !text.is_empty() {
-                    if !out.text.is_empty() {
-                        out.text.push('\n');
-                    }
-                    out.text.push_str(&text);
-                    out.text.push('\n');
-                }
-            }
-            _ => out.unreadable_pages.push(number),
-        }
-    }
-    out
+/// One page's text in reading order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageText {
+    pub number: u32,
+    pub text: String,
+    /// Part or all of the page's content could not be decoded: damage, not
+    /// a limit (a limit fails the document).
+    pub unreadable: bool,
 }
 
+/// A PDF's text laid out page by page, as far as it has been read. The
+/// stages share one (through the context): classification reads the first
+/// page, extraction the others, and no page is interpreted twice.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PdfPages {
+    /// Pages of the document.
+    pub total: u32,
+    /// The pages read so far, from the first, in order.
+    pub read: Vec<PageText>,
+    /// Decompressed content bytes read so far.
+    content_bytes: usize,
+}
+
+impl PdfPages {
+    pub fn new(doc: &Document) -> Self {
+        PdfPages { total: u32::try_from(doc.page_iter().count()).unwrap_or(u32::MAX), ..PdfPages::default() }
+    }
+
+    /// Reads the pages up to page `up_to` (all when `None`) that are not
+    /// read yet. Fails when the document goes over a limit
+    /// ([`crate::limits`], "too complex"), or when the meter says stop.
+    pub fn read(&mut self, doc: &Document, up_to: Option<u32>, meter: &Meter) -> Result<(), Stopped> {
+        let pages: BTreeMap<u32, ObjectId> = doc.get_pages();
+        if pages.len() > limits::MAX_PDF_PAGES {
+            return Err(TooComplex::over(format!("{} pages", pages.len()), limits::MAX_PDF_PAGES).into());
+        }
+        self.total = u32::try_from(pages.len()).unwrap_or(u32::MAX);
+        let mut fonts: HashMap<ObjectId, FontInfo<'_>> = HashMap::new();
+        let from = self.read.last().map_or(0, |p| p.number);
+        for (&number, &page_id) in pages.range(from + 1..=up_to.unwrap_or(u32::MAX)) {
+            meter.check()?;
+            meter.page_laid_out();
+            let content = ContentBytes { document: &mut self.content_bytes };
+            let page = match crate::pdf::guarded(|| page_text(doc, page_id, &mut fonts, content, meter)) {
+                Ok(Ok(Some((text, damaged)))) => PageText { number, text, unreadable: damaged },
+                Ok(Ok(None)) | Err(_) => PageText { number, text: String::new(), unreadable: true },
+                Ok(Err(stopped)) => {
+                    return Err(match stopped {
+                        Stopped::TooComplex(e) => Stopped::TooComplex(e.context(format!("page {number}"))),
+                        cancelled => cancelled,
+                    });
+                }
+            };
+            self.read.push(page);
+        }
+        Ok(())
+    }
+
+    /// The text of the pages read, pages separated by a blank line.
+    pub fn text(&self) -> PdfText {
+        self.text_up_to(None)
+    }
+
+    /// The text of the pages read up to page `up_to` (all when `None`).
+    pub fn text_up_to(&self, up_to: Option<u32>) -> PdfText {
+        let mut out = PdfText { pages: self.total, ..PdfText::default() };
+        for page in self.read.iter().take_while(|p| up_to.is_none_or(|n| p.number <= n)) {
+            if page.unreadable {
+                out.unreadable_pages.push(page.number);
+            }
+            if !page.text.is_empty() {
+                if !out.text.is_empty() {
+                    out.text.push('\n');
+                }
+                out.text.push_str(&page.text);
+                out.text.push('\n');
+            }
+        }
+        out
+    }
+
+    /// The text of one page read.
+    pub fn page(&self, number: u32) -> Option<&PageText> {
+        self.read.iter().find(|p| p.number == number)
+    }
+}
+
+/// Text of the first `max_pages` pages (all when `None`) in reading order,
+/// pages separated by a blank line; see [`PdfPages`].
+pub fn extract_text(doc: &Document, max_pages: Option<u32>, meter: &Meter) -> Result<PdfText, Stopped> {
+    let mut pages = PdfPages::new(doc);
+    pages.read(doc, max_pages, meter)?;
+    Ok(pages.text())
+}
+
+/// The text of a page, and whether part of it was damaged; `None` when its
+/// content or resources cannot be read at all.
 fn page_text<'a>(
     doc: &'a Document,
     page_id: ObjectId,
     fonts: &mut HashMap<ObjectId, FontInfo<'a>>,
-    budget: &mut Budget,
-) -> Result<(String, bool), lopdf::Error> {
-    let remaining = limits::MAX_DOCUMENT_CONTENT_BYTES.saturating_sub(budget.content_bytes);
-    let content = doc.get_page_content_with_limit(page_id, remaining.min(limits::MAX_PAGE_CONTENT_BYTES))?;
-    budget.content_bytes += content.len();
-    let (direct, ids) = doc.get_page_resources(page_id)?;
+    mut content: ContentBytes<'_>,
+    meter: &Meter,
+) -> Result<Option<(String, bool)>, Stopped> {
+    let Some(data) = content.inflate(|max| doc.get_page_content_with_limit(page_id, max))? else {
+        return Ok(None);
+    };
+    let Ok((direct, ids)) = doc.get_page_resources(page_id) else { return Ok(None) };
     let mut resources: Vec<&Dictionary> = direct.into_iter().collect();
     resources.extend(ids.iter().filter_map(|id| doc.get_dictionary(*id).ok()));
     let mut interp =
-        Interpreter { doc, fonts, runs: Vec::new(), operators: 0, budget, truncated: false, synthetic_fonts: 0 };
-    interp.run(&content, &resources, IDENTITY, 0);
-    let truncated = interp.truncated;
+        Interpreter { doc, fonts, runs: Vec::new(), operators: 0, content, meter, damaged: false, synthetic_fonts: 0 };
+    interp.run(&data, &resources, IDENTITY, 0)?;
+    let damaged = interp.damaged;
     let lines = lines_of(interp.runs);
-    Ok((lines.join("\n"), truncated))
+    Ok(Some((lines.join("\n"), damaged)))
 }
 
 #[cfg(test)]

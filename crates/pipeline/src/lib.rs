@@ -23,15 +23,18 @@
 //! ```
 
 mod blob;
+pub mod budget;
 pub mod classify;
 pub mod config;
 pub mod context;
+mod cost;
 pub mod document;
 pub mod einvoice;
 pub mod error;
 pub mod eval;
 pub mod fields;
 pub mod layout;
+mod lex;
 pub mod limits;
 mod lookup;
 pub mod parse;
@@ -42,6 +45,7 @@ pub mod sniff;
 pub mod stages;
 pub mod text;
 
+pub use budget::{Stopped, WorkBudget};
 pub use classify::{Classification, DocumentType, classify};
 pub use config::PipelineConfig;
 pub use context::{Document, StageContext};
@@ -49,7 +53,7 @@ pub use error::{ConfigError, StageError, kind};
 pub use fields::{Field, FieldName, InvoiceFields, Source, extract_fields};
 pub use lookup::EarlierResults;
 pub use parse::Amount;
-pub use pipeline::{Pipeline, PipelineRun, Stage, StageOutcome, StageReport, StageStatus};
+pub use pipeline::{Pipeline, PipelineRun, Stage, StageOutcome, StageReport, StageStatus, blocking};
 pub use rules::{Finding, RuleSet, Severity};
 pub use sniff::DocumentFormat;
 pub use stages::analysis::AnalysisOutput;

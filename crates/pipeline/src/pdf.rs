@@ -5,6 +5,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use lopdf::Document as PdfDocument;
 
+use crate::budget::{Meter, Stopped, WorkBudget};
+use crate::limits::TooComplex;
 use crate::pipeline::panic_message;
 
 /// Why a PDF is rejected.
@@ -15,6 +17,20 @@ pub enum PdfProblem {
     Encrypted,
     /// Not parseable as a PDF, truncated, or without pages.
     Broken(String),
+    /// Over a limit of [`crate::limits`] (or cancelled): not parsed.
+    Stopped(Stopped),
+}
+
+impl From<Stopped> for PdfProblem {
+    fn from(stopped: Stopped) -> Self {
+        PdfProblem::Stopped(stopped)
+    }
+}
+
+impl From<TooComplex> for PdfProblem {
+    fn from(too_complex: TooComplex) -> Self {
+        PdfProblem::Stopped(Stopped::TooComplex(too_complex))
+    }
 }
 
 /// Finds a PDF name token (`/Encrypt`, not `/EncryptMetadata`).
@@ -56,20 +72,34 @@ fn has_eof_marker(bytes: &[u8]) -> bool {
     tail.windows(5).any(|w| w == b"%%EOF")
 }
 
-/// Parses and checks a PDF: not encrypted, complete, with at least one page.
+/// Parses and checks a PDF under the default CPU budget
+/// ([`crate::limits::DOCUMENT_CPU_TIME`]); see [`load_metered`].
 pub fn load(bytes: &[u8]) -> Result<PdfDocument, PdfProblem> {
+    load_metered(bytes, &WorkBudget::new(crate::limits::DOCUMENT_CPU_TIME).meter())
+}
+
+/// Parses and checks a PDF: within the limits, not encrypted, complete,
+/// with at least one page.
+pub fn load_metered(bytes: &[u8], meter: &Meter) -> Result<PdfDocument, PdfProblem> {
+    // lopdf cannot be stopped once it parses, and what it builds is ~100
+    // times the bytes: count what it would build first.
+    crate::cost::check_document(bytes, meter)?;
     // lopdf is a parser of untrusted input; should it panic on a crafted
     // file, that is a broken document, not a crash.
     // Object and cross-reference streams are inflated while loading: bound
-    // each one (lopdf's default is 256 MiB).
+    // each one (lopdf's default is 256 MiB), as the check above did.
     let options = lopdf::LoadOptions::with_max_decompressed_size(crate::limits::MAX_OBJECT_STREAM_BYTES);
     let loaded = catch_unwind(AssertUnwindSafe(|| PdfDocument::load_mem_with_options(bytes, options)))
         .map_err(|p| PdfProblem::Broken(format!("parser panicked: {}", panic_message(p.as_ref()))))?;
     let doc = match loaded {
         Ok(doc) => doc,
+        Err(lopdf::Error::Decompress(lopdf::DecompressError::MemoryLimitExceeded { limit })) => {
+            return Err(TooComplex::over("decompressed bytes of a stream read while loading", limit).into());
+        }
         Err(_) if raw_trailer_declares_encryption(bytes) => return Err(PdfProblem::Encrypted),
         Err(e) => return Err(PdfProblem::Broken(e.to_string())),
     };
+    meter.check()?;
     // lopdf decrypts documents with an empty user password itself and then
     // drops `/Encrypt` from the trailer; `encryption_state` remembers it.
     if doc.trailer.has(b"Encrypt") || doc.encryption_state.is_some() {
@@ -78,10 +108,33 @@ pub fn load(bytes: &[u8]) -> Result<PdfDocument, PdfProblem> {
     if !has_eof_marker(bytes) {
         return Err(PdfProblem::Broken("truncated: no %%EOF marker at the end of the file".to_owned()));
     }
-    if doc.get_pages().is_empty() {
+    check_page_count(&doc)?;
+    Ok(doc)
+}
+
+/// The pages the page tree declares (`/Count`) and the pages found in it,
+/// both within [`crate::limits::MAX_PDF_PAGES`], and at least one.
+fn check_page_count(doc: &PdfDocument) -> Result<(), PdfProblem> {
+    let max = crate::limits::MAX_PDF_PAGES;
+    let declared = doc
+        .catalog()
+        .and_then(|c| c.get_deref(b"Pages", doc))
+        .and_then(|p| p.as_dict())
+        .and_then(|p| p.get_deref(b"Count", doc))
+        .and_then(|c| c.as_i64());
+    if let Ok(count) = declared
+        && usize::try_from(count).is_ok_and(|c| c > max)
+    {
+        return Err(TooComplex::over(format!("{count} pages declared"), max).into());
+    }
+    let found = doc.page_iter().take(max + 1).count();
+    if found > max {
+        return Err(TooComplex::over("the pages of the page tree", max).into());
+    }
+    if found == 0 {
         return Err(PdfProblem::Broken("the document has no pages".to_owned()));
     }
-    Ok(doc)
+    Ok(())
 }
 
 /// Runs `f` over parsed PDF objects, turning a panic into an error: lopdf
@@ -109,17 +162,16 @@ pub enum TextEngine {
     StreamOrder,
 }
 
-/// The text of the first `max_pages` pages (all when `None`).
-pub fn text(doc: &PdfDocument, max_pages: Option<u32>, engine: TextEngine) -> PdfText {
+/// The text of the first `max_pages` pages (all when `None`), under the
+/// default CPU budget. Fails on a document over a limit of
+/// [`crate::limits`].
+pub fn text(doc: &PdfDocument, max_pages: Option<u32>, engine: TextEngine) -> Result<PdfText, Stopped> {
     match engine {
-        TextEngine::Layout => crate::layout::extract_text(doc, max_pages),
-        TextEngine::StreamOrder => extract_text_stream_order(doc, max_pages),
+        TextEngine::Layout => {
+            crate::layout::extract_text(doc, max_pages, &WorkBudget::new(crate::limits::DOCUMENT_CPU_TIME).meter())
+        }
+        TextEngine::StreamOrder => Ok(extract_text_stream_order(doc, max_pages)),
     }
-}
-
-/// Extracts the text of the first `max_pages` pages in reading order.
-pub fn extract_text(doc: &PdfDocument, max_pages: Option<u32>) -> PdfText {
-    crate::layout::extract_text(doc, max_pages)
 }
 
 /// The text of the first `max_pages` pages (all when `None`) in

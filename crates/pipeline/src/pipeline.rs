@@ -13,6 +13,7 @@ use object_store::ObjectStore;
 use serde::Serialize;
 use tracing::Instrument;
 
+use crate::budget::Meter;
 use crate::config::PipelineConfig;
 use crate::context::{Document, StageContext};
 use crate::error::{ConfigError, StageError, kind};
@@ -218,9 +219,12 @@ impl Pipeline {
     ///
     /// Never panics and never returns early: a stage that panics fails with
     /// `panic` (permanent: the same document would panic again), a stage
-    /// that exceeds its time limit fails with `timeout` (retryable), and in
-    /// both cases the run is reported like any other failure.
+    /// that exceeds its time limit fails as [`Pipeline::timed_out`] says,
+    /// and in both cases the run is reported like any other failure. If
+    /// the returned future is dropped mid-stage (the attempt abandoned),
+    /// the stage's document work is cancelled too.
     pub async fn run(&self, ctx: &mut StageContext) -> PipelineRun {
+        let cancel_if_dropped = CancelOnDrop(Some(ctx.work.clone()));
         let mut outcomes = Vec::with_capacity(self.stages.len());
         let mut failure: Option<(usize, StageError)> = None;
         for (seq, stage) in self.stages.iter().enumerate() {
@@ -257,6 +261,8 @@ impl Pipeline {
             );
             let started_at = Utc::now();
             let clock = Instant::now();
+            let work = ctx.work.clone();
+            let cpu_before = work.cpu_used();
             let guarded = AssertUnwindSafe(stage.run(ctx)).catch_unwind();
             let result = match tokio::time::timeout(limit, guarded).instrument(span.clone()).await {
                 Ok(Ok(result)) => result,
@@ -264,10 +270,7 @@ impl Pipeline {
                     kind::PANIC,
                     format!("stage {name} panicked: {}", panic_message(payload.as_ref())),
                 )),
-                Err(_) => Err(StageError::retryable(
-                    kind::TIMEOUT,
-                    format!("stage {name} exceeded its time limit of {}", humanize(limit)),
-                )),
+                Err(_) => Err(Self::timed_out(name, limit, &work, cpu_before).instrument(span.clone()).await),
             };
             let duration = clock.elapsed();
             let outcome = match result {
@@ -316,7 +319,69 @@ impl Pipeline {
             };
             outcomes.push(outcome);
         }
+        drop(cancel_if_dropped.disarm());
         PipelineRun { outcomes, result: failure.map_or(Ok(()), Err) }
+    }
+
+    /// A stage over its time limit. Its document work is cancelled and
+    /// waited for: the work looks at its [`crate::budget::Meter`] every few
+    /// thousand steps, so nothing of it runs on once the stage has failed,
+    /// and a retry does not start a second copy beside the first.
+    ///
+    /// What used the time decides the kind. If the stage's own work kept a
+    /// core busy for at least half the limit (or would not stop), the
+    /// document's cost ran the clock out: the same document would again,
+    /// so the failure is permanent, `document_too_complex`. Otherwise the
+    /// stage was waiting: on the blob store or the database, or for a core
+    /// on a starved machine. That can pass, so it stays a retryable
+    /// `timeout`.
+    async fn timed_out(
+        name: &str,
+        limit: Duration,
+        work: &crate::budget::WorkBudget,
+        cpu_before: Duration,
+    ) -> StageError {
+        work.cancel();
+        let stopped = tokio::time::timeout(STOP_WAIT, work.finished()).await.is_ok();
+        let cpu = work.cpu_used().saturating_sub(cpu_before);
+        if !stopped {
+            tracing::error!(stage = name, running = work.running(), "the stage's work did not stop when cancelled");
+        }
+        if !stopped || cpu * 2 >= limit {
+            return StageError::permanent(
+                kind::DOCUMENT_TOO_COMPLEX,
+                format!(
+                    "stage {name} exceeded its time limit of {} reading the document ({:.2} s of CPU)",
+                    humanize(limit),
+                    cpu.as_secs_f64()
+                ),
+            );
+        }
+        StageError::retryable(kind::TIMEOUT, format!("stage {name} exceeded its time limit of {}", humanize(limit)))
+    }
+}
+
+/// How long a timed-out stage's work is given to notice its cancellation.
+/// It checks every few milliseconds of work; only lopdf's parse of a file
+/// cannot be interrupted, and `crate::cost` bounds that first.
+const STOP_WAIT: Duration = Duration::from_secs(10);
+
+/// Cancels the job's document work if `Pipeline::run` is dropped before
+/// it finishes (the worker abandoned the attempt: shutdown, lost lease).
+struct CancelOnDrop(Option<crate::budget::WorkBudget>);
+
+impl CancelOnDrop {
+    fn disarm(mut self) -> Self {
+        self.0 = None;
+        self
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(work) = &self.0 {
+            work.cancel();
+        }
     }
 }
 
@@ -337,14 +402,23 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
 
 /// Runs CPU-heavy work (PDF parsing, text extraction) off the async
 /// workers, so one large document does not stall other jobs on the same
-/// runtime. A panic inside is re-raised here, where the pipeline's
-/// `catch_unwind` turns it into a failure of this job.
-pub(crate) async fn blocking<T, F>(work: F) -> Result<T, StageError>
+/// runtime. The work gets a [`Meter`] of the job's budget: its CPU time is
+/// charged to the job, and it is expected to stop when the meter says so.
+/// A panic inside is re-raised here, where the pipeline's `catch_unwind`
+/// turns it into a failure of this job.
+pub async fn blocking<T, F>(budget: &crate::budget::WorkBudget, work: F) -> Result<T, StageError>
 where
     T: Send + 'static,
-    F: FnOnce() -> T + Send + 'static,
+    F: FnOnce(&Meter) -> T + Send + 'static,
 {
-    match tokio::task::spawn_blocking(work).await {
+    // Registered before it is spawned, so a timeout that comes before the
+    // thread starts still waits for it.
+    let registered = budget.register();
+    let task = move || {
+        let meter = registered.start();
+        work(&meter)
+    };
+    match tokio::task::spawn_blocking(task).await {
         Ok(value) => Ok(value),
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         Err(e) => Err(StageError::retryable(kind::CANCELLED, format!("blocking task cancelled: {e}"))),

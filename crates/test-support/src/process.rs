@@ -58,6 +58,11 @@ impl ServiceProcess {
         ServiceProcess { name: name.to_owned(), port, log, child: Some(child) }
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }

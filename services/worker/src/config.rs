@@ -62,6 +62,13 @@ pub struct Config {
     #[arg(long, env = "WORKER_STAGE_TIMEOUT_SECONDS", default_value_t = 60.0)]
     pub stage_timeout_seconds: f64,
 
+    /// CPU time one job's document work may use (parsing, text, fields), in
+    /// seconds. A document that needs more fails as `document_too_complex`,
+    /// without retries. CPU time, not wall-clock: a busy worker does not
+    /// fail documents that merely waited for a core.
+    #[arg(long, env = "WORKER_DOCUMENT_CPU_SECONDS", default_value_t = 15.0)]
+    pub document_cpu_seconds: f64,
+
     /// On SIGTERM, how long in-flight jobs may run before they are given back.
     #[arg(long, env = "WORKER_SHUTDOWN_GRACE_SECONDS", default_value_t = 60.0)]
     pub shutdown_grace_seconds: f64,

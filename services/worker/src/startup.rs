@@ -59,6 +59,7 @@ impl Application {
 
         let pipeline_config = pipeline::PipelineConfig {
             default_stage_timeout: Duration::from_secs_f64(config.stage_timeout_seconds),
+            document_cpu_budget: Duration::from_secs_f64(config.document_cpu_seconds),
             rules_path: config.criteria_rules_path.clone(),
             ..Default::default()
         };

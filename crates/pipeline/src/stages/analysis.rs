@@ -30,7 +30,7 @@ impl Stage for Analysis {
         let (format, structured) = (validation.format, validation.structured.clone());
         let bytes = text.len() as u64;
         // Dozens of patterns over every line: CPU work for long documents.
-        let fields = blocking(move || fields_of(format, &text, structured.as_ref())).await?;
+        let fields = blocking(&ctx.work, move |_| fields_of(format, &text, structured.as_ref())).await?;
         let report = StageReport::new(fields.count() as u64, bytes);
         ctx.analysis = Some(AnalysisOutput { fields });
         Ok(report)

@@ -1,6 +1,7 @@
 //! Stage 3: document type from the file name, the format and a peek at the
 //! first text. The peek is cheap on purpose (the first page of a PDF, the
-//! first characters of a text): extraction, which runs next, reads it all.
+//! first characters of a text): extraction, which runs next, reads it all,
+//! going on from the page laid out here (`StageContext::pdf_pages`).
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -10,8 +11,7 @@ use crate::classify::DocumentType;
 use crate::context::StageContext;
 use crate::document::classify_document;
 use crate::error::StageError;
-use crate::pdf;
-use crate::pipeline::{Stage, StageReport, blocking};
+use crate::pipeline::{Stage, StageReport};
 use crate::sniff::DocumentFormat;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,8 +42,8 @@ impl Stage for Classification {
         let limit = ctx.config.classification_peek_chars;
         let peek = match format {
             DocumentFormat::Pdf => {
-                let doc = super::validation::pdf_of(ctx).await?;
-                blocking(move || pdf::extract_text(&doc, Some(1)).text).await?
+                let pages = super::extraction::read_pdf_pages(ctx, Some(1)).await?;
+                pages.text_up_to(Some(1)).text
             }
             f if f.is_text() => {
                 // Only the head is needed; converting a prefix of the bytes

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use super::names;
 use crate::context::StageContext;
 use crate::error::StageError;
-use crate::pdf;
+use crate::layout::PdfPages;
 use crate::pipeline::{Stage, StageReport, blocking};
 use crate::sniff::DocumentFormat;
 use crate::text;
@@ -44,6 +44,24 @@ pub(crate) fn document_text(format: DocumentFormat, bytes: &[u8]) -> String {
     }
 }
 
+/// Lays out the PDF's pages up to `up_to` (all when `None`) that earlier
+/// stages have not, off the async workers and under the job's budget, and
+/// keeps them in the context for the stages after.
+pub(crate) async fn read_pdf_pages(ctx: &mut StageContext, up_to: Option<u32>) -> Result<&PdfPages, StageError> {
+    let doc = super::validation::pdf_of(ctx).await?;
+    let mut pages = ctx.pdf_pages.take().unwrap_or_default();
+    let (pages, read) = blocking(&ctx.work, move |meter| {
+        if pages.read.is_empty() {
+            pages = PdfPages::new(&doc);
+        }
+        let read = pages.read(&doc, up_to, meter);
+        (pages, read)
+    })
+    .await?;
+    read?;
+    Ok(ctx.pdf_pages.insert(pages))
+}
+
 #[async_trait]
 impl Stage for Extraction {
     fn name(&self) -> &'static str {
@@ -54,13 +72,12 @@ impl Stage for Extraction {
         let format = ctx.validation_output()?.format;
         let (text, page_count, unreadable_pages) = match format {
             DocumentFormat::Pdf => {
-                let doc = super::validation::pdf_of(ctx).await?;
-                let out = blocking(move || pdf::extract_text(&doc, None)).await?;
+                let out = read_pdf_pages(ctx, None).await?.text();
                 (out.text, out.pages, out.unreadable_pages)
             }
             f if f.is_text() => {
                 let bytes = ctx.upload_output()?.bytes.clone();
-                (blocking(move || document_text(f, &bytes)).await?, 1, Vec::new())
+                (blocking(&ctx.work, move |_| document_text(f, &bytes)).await?, 1, Vec::new())
             }
             _ => (String::new(), 1, Vec::new()),
         };

@@ -53,7 +53,7 @@ impl Stage for Upload {
             return Err(size_mismatch(declared, size));
         }
         let for_hash = bytes.clone();
-        let sha256 = blocking(move || super::sha256_hex(&for_hash)).await?;
+        let sha256 = blocking(&ctx.work, move |_| super::sha256_hex(&for_hash)).await?;
         ctx.upload = Some(UploadOutput { bytes, size, sha256 });
         Ok(StageReport::new(1, size))
     }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::names;
+use crate::budget::WorkBudget;
 use crate::context::StageContext;
 use crate::document::structured_of;
 use crate::einvoice::StructuredRead;
@@ -43,14 +44,16 @@ impl std::fmt::Debug for ValidationOutput {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Validation;
 
-/// Parses and checks PDF bytes off the async workers.
-pub(crate) async fn load_pdf(bytes: bytes::Bytes) -> Result<Arc<lopdf::Document>, StageError> {
-    match blocking(move || pdf::load(&bytes)).await? {
+/// Parses and checks PDF bytes off the async workers, under the job's
+/// budget.
+pub(crate) async fn load_pdf(work: &WorkBudget, bytes: bytes::Bytes) -> Result<Arc<lopdf::Document>, StageError> {
+    match blocking(work, move |meter| pdf::load_metered(&bytes, meter)).await? {
         Ok(doc) => Ok(Arc::new(doc)),
         Err(PdfProblem::Encrypted) => {
             Err(StageError::permanent(kind::ENCRYPTED, "the PDF is encrypted (its trailer has an /Encrypt dictionary)"))
         }
         Err(PdfProblem::Broken(why)) => Err(StageError::permanent(kind::BROKEN_PDF, format!("unreadable PDF: {why}"))),
+        Err(PdfProblem::Stopped(stopped)) => Err(stopped.into()),
     }
 }
 
@@ -59,7 +62,7 @@ pub(crate) async fn load_pdf(bytes: bytes::Bytes) -> Result<Arc<lopdf::Document>
 pub(crate) async fn pdf_of(ctx: &StageContext) -> Result<Arc<lopdf::Document>, StageError> {
     match ctx.validation_output()?.pdf.clone() {
         Some(doc) => Ok(doc),
-        None => load_pdf(ctx.upload_output()?.bytes.clone()).await,
+        None => load_pdf(&ctx.work, ctx.upload_output()?.bytes.clone()).await,
     }
 }
 
@@ -96,7 +99,7 @@ impl Stage for Validation {
         };
         let (page_count, pdf) = match format {
             DocumentFormat::Pdf => {
-                let doc = load_pdf(bytes.clone()).await?;
+                let doc = load_pdf(&ctx.work, bytes.clone()).await?;
                 let pages = u32::try_from(doc.get_pages().len()).unwrap_or(u32::MAX);
                 (Some(pages), Some(doc))
             }
@@ -113,7 +116,7 @@ impl Stage for Validation {
         // attachment is part of what was sent.
         let structured = {
             let (bytes, doc) = (bytes.clone(), pdf.clone());
-            blocking(move || structured_of(format, &bytes, doc.as_deref())).await?
+            blocking(&ctx.work, move |_| structured_of(format, &bytes, doc.as_deref())).await?
         };
         let size = upload.size;
         ctx.validation = Some(ValidationOutput { format, mime_type: format.mime_type(), page_count, pdf, structured });

@@ -12,5 +12,6 @@ mod analysis;
 mod einvoice;
 mod failures;
 mod layout;
+mod limits;
 mod pipeline_runs;
 mod stages;

@@ -4,6 +4,7 @@
 mod platform;
 
 mod faults;
+mod hostile;
 mod metrics_report;
 mod priority;
 mod processing;

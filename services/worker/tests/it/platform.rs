@@ -96,7 +96,14 @@ impl Platform {
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
         let ingest = Service::spawn("ingest-api", &ingest_bin(), &env, &log_dir);
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+        // actix-web closes an idle keep-alive connection after 5 s; a pooled
+        // connection kept longer is reused just as the server closes it, and
+        // the request fails with IncompleteMessage. Drop idle ones first.
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .pool_idle_timeout(Duration::from_secs(2))
+            .build()
+            .unwrap();
         let mut platform =
             Platform { db, broker, blob_dir, log_dir, env, ingest, workers: Vec::new(), metrics_tracker: None, http };
         platform.wait_ready(platform.ingest.port, "ingest-api").await;
