@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod request;
 pub mod shutdown;
+pub mod tokens;
 pub mod unread_body;
 pub mod views;
 

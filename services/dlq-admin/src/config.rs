@@ -29,13 +29,15 @@ pub struct Config {
     #[command(flatten)]
     pub log: LogArgs,
 
-    /// Admin tokens as `token:role` pairs (role `read` or `write`),
-    /// comma-separated. Sent as `Authorization: Bearer TOKEN`.
+    /// Admin tokens as `name:token:role` entries (role `read` or `write`),
+    /// comma-separated; the name is the actor audit rows record. The older
+    /// `token:role` form names its tokens `token-1`, `token-2`... Sent as
+    /// `Authorization: Bearer TOKEN`.
     #[arg(long, env = "ADMIN_TOKENS", value_delimiter = ',', hide_env_values = true)]
     pub admin_tokens: Vec<String>,
 
     /// Serve without admin tokens (every caller may write). Only for local
-    /// development.
+    /// development; ignored when ADMIN_TOKENS is set.
     #[arg(long, env = "INSECURE_NO_AUTH", default_value_t = false)]
     pub insecure_no_auth: bool,
 

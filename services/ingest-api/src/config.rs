@@ -28,7 +28,8 @@ pub struct Config {
     #[arg(long, env = "INGEST_API_KEYS", value_delimiter = ',', hide_env_values = true)]
     pub api_keys: Vec<String>,
 
-    /// Serve without API keys. Only for local development.
+    /// Serve without API keys. Only for local development; ignored when
+    /// INGEST_API_KEYS is set.
     #[arg(long, env = "INSECURE_NO_AUTH", default_value_t = false)]
     pub insecure_no_auth: bool,
 

@@ -158,3 +158,36 @@ async fn the_service_refuses_to_start_without_tokens() {
     let error = dlq_admin::Application::build(config).await.err().expect("no tokens, no start");
     assert!(error.to_string().contains("ADMIN_TOKENS"), "{error}");
 }
+
+#[tokio::test]
+async fn with_tokens_configured_insecure_mode_grants_nothing_and_audit_rows_name_the_token() {
+    let world = World::new().await;
+    // Named tokens beside the helper's (a repeated --admin-tokens appends);
+    // --insecure-no-auth must not open the service up.
+    let app = world
+        .app(&["--admin-tokens", "alice:alice-secret:write,viewer:viewer-secret:read", "--insecure-no-auth"])
+        .await;
+    let [job] = DlqJobs::default().insert(world.pool()).await[..] else { panic!() };
+    let reason = json!({"reason": "named retry"});
+    let retry = format!("/api/dlq/{job}/retry");
+    for wrong in [None, Some("not-a-token"), Some("alice")] {
+        assert_error(
+            app.send(Method::POST, &retry, wrong, Some(&reason)).await,
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        )
+        .await;
+    }
+    assert_error(
+        app.send(Method::POST, &retry, Some("viewer-secret"), Some(&reason)).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    assert_eq!(world.status_of(job).await, "DLQ");
+
+    assert_eq!(app.send(Method::POST, &retry, Some("alice-secret"), Some(&reason)).await.status(), StatusCode::OK);
+    let actors: Vec<String> =
+        sqlx::query_scalar("SELECT actor FROM admin_audit").fetch_all(world.pool()).await.unwrap();
+    assert_eq!(actors, ["alice"], "the configured name, not a function of the token");
+}

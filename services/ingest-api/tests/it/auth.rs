@@ -48,3 +48,15 @@ async fn the_service_refuses_to_start_without_keys() {
     let error = ingest_api::Application::build(config).await.err().expect("no keys, no start");
     assert!(error.to_string().contains("INGEST_API_KEYS"), "{error}");
 }
+
+#[tokio::test]
+async fn with_keys_configured_insecure_mode_does_not_let_a_wrong_key_in() {
+    let app = TestApp::spawn_with(Options { args: vec!["--insecure-no-auth".into()], ..Default::default() }).await;
+    let url = app.url("/api/process-async");
+    let wrong = app.http.post(&url).bearer_auth("not-the-key").json(&valid_body("d")).send().await.unwrap();
+    assert_error(wrong, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    let none = app.http.post(&url).json(&valid_body("d")).send().await.unwrap();
+    assert_error(none, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    assert_eq!(app.job_count().await, 0);
+    assert_eq!(app.submit(&valid_body("d")).await.status(), StatusCode::ACCEPTED, "the right key still works");
+}
