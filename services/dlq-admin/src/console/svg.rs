@@ -65,36 +65,37 @@ pub struct Step {
 
 /// Stacked bars of attempts per step, by outcome.
 pub fn throughput(steps: &[Step]) -> Markup {
-    let (w, h, left, bottom) = (640.0, 220.0, 44.0, 24.0);
-    let plot_h = h - bottom - 10.0;
+    let (w, h, left, bottom, top) = (640.0, 236.0, 44.0, 24.0, 26.0);
+    let plot_h = h - bottom - top;
     let max = steps.iter().map(|s| s.completed + s.failed + s.dlq + s.retrying).max().unwrap_or(0).max(1) as f64;
     let n = steps.len().max(1) as f64;
     let slot = (w - left - 8.0) / n;
     let colours = [("completed", "#1b7a3d"), ("retrying", "#d08a00"), ("failed", "#7a3db3"), ("dlq", "#b3261e")];
+    let label_every = (steps.len() / 6).max(1);
     // Each step's segments, bottom up: (y, height, colour).
     let stacks: Vec<Vec<(f64, f64, &str)>> = steps
         .iter()
         .map(|s| {
-            let mut top = 10.0 + plot_h;
+            let mut y = top + plot_h;
             [s.completed, s.retrying, s.failed, s.dlq]
                 .iter()
                 .zip(colours)
                 .filter(|(v, _)| **v > 0)
                 .map(|(v, (_, colour))| {
                     let bar = *v as f64 / max * plot_h;
-                    top -= bar;
-                    (top, bar, colour)
+                    y -= bar;
+                    (y, bar, colour)
                 })
                 .collect()
         })
         .collect();
     html! {
-        svg.chart role="img" aria-label="Attempts finished per hour, by outcome" viewBox={"0 0 " (w) " " (h)}
+        svg.chart role="img" aria-label="Attempts finished per time step, by outcome" viewBox={"0 0 " (w) " " (h)}
             width=(w) height=(h) xmlns="http://www.w3.org/2000/svg" {
-            title { "Attempts finished per hour, by outcome" }
-            line x1=(left) x2=(w - 8.0) y1=(10.0 + plot_h) y2=(10.0 + plot_h) stroke="#9aa2b1" {}
-            text x=(left - 6.0) y="16" text-anchor="end" font-size="11" fill="#5a6272" { (max as i64) }
-            text x=(left - 6.0) y=(10.0 + plot_h) text-anchor="end" font-size="11" fill="#5a6272" { "0" }
+            title { "Attempts finished per time step, by outcome" }
+            line x1=(left) x2=(w - 8.0) y1=(top + plot_h) y2=(top + plot_h) stroke="#9aa2b1" {}
+            text x=(left - 6.0) y=(top + 6.0) text-anchor="end" font-size="11" fill="#5a6272" { (max as i64) }
+            text x=(left - 6.0) y=(top + plot_h) text-anchor="end" font-size="11" fill="#5a6272" { "0" }
             @for (i, (s, segments)) in steps.iter().zip(&stacks).enumerate() {
                 @let x = left + slot * i as f64 + slot * 0.1;
                 g {
@@ -104,7 +105,7 @@ pub fn throughput(steps: &[Step]) -> Markup {
                         rect x=(x) y=(y) width=((slot * 0.8).max(1.0)) height=(height) fill=(colour) {}
                     }
                 }
-                @if i % 4 == 0 {
+                @if i % label_every == 0 {
                     text x=(x) y=(h - 6.0) font-size="11" fill="#5a6272" { (s.at.format("%H:%M")) }
                 }
             }

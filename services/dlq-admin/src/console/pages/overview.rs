@@ -49,7 +49,15 @@ pub async fn load(pool: &PgPool, settings: &OverviewSettings, hours: u32) -> job
     let report = compute_report(&window, hours, &settings.sla, &queued);
     let step_minutes = if hours <= 6 { 15 } else { 60 };
     let series = job_store::rollups::outcome_series(pool, minutes, step_minutes).await?;
+    // Every step of the window, empty ones too, so the chart is a time axis.
+    let step_secs = i64::from(step_minutes) * 60;
+    let floor = |t: DateTime<Utc>| DateTime::from_timestamp(t.timestamp().div_euclid(step_secs) * step_secs, 0);
     let mut by_step: BTreeMap<DateTime<Utc>, Step> = BTreeMap::new();
+    let mut at = floor(report.window_start);
+    while let Some(t) = at.filter(|t| *t <= report.generated_at) {
+        by_step.insert(t, Step { at: t, ..Default::default() });
+        at = DateTime::from_timestamp(t.timestamp() + step_secs, 0);
+    }
     for (at, outcome, count) in series {
         let s = by_step.entry(at).or_insert_with(|| Step { at, ..Default::default() });
         match outcome.as_str() {
