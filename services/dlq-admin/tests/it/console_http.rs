@@ -156,7 +156,11 @@ async fn sessions_outlive_a_restart_with_a_set_key_and_end_with_their_token() {
     c3.cookie = cookie.clone();
     assert_eq!(c3.get("/jobs").await.0, StatusCode::SEE_OTHER);
     // The read token removed from ADMIN_TOKENS: its session ends.
-    let revoked = world.app(&["--console-session-key", &key, "--admin-tokens", &format!("{WRITE_TOKEN}:write")]).await;
+    let mut args = world.args();
+    let tokens = args.iter().position(|a| a == "--admin-tokens").unwrap() + 1;
+    args[tokens] = format!("{WRITE_TOKEN}:write");
+    args.extend(["--console-session-key".to_owned(), key.clone()]);
+    let revoked = world.app_with(args).await;
     let mut c4 = Console::new(&revoked);
     c4.cookie = cookie;
     assert_eq!(c4.get("/jobs").await.0, StatusCode::SEE_OTHER);
