@@ -215,6 +215,18 @@ async fn a_group_is_retried_after_a_dry_run_with_a_reason_and_audited() {
         )
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
+    // It runs in the background; its page reloads itself until it is done.
+    let run = c.location.clone().unwrap();
+    assert!(run.starts_with("/dead-letters/runs/"), "{run}");
+    let page = test_support::eventually(std::time::Duration::from_secs(30), "the bulk retry to finish", || {
+        let (http, url, cookie) = (c.http.clone(), app.url(&run), c.cookie.clone().unwrap());
+        async move {
+            let page = http.get(url).header(COOKIE, cookie).send().await.ok()?.text().await.ok()?;
+            page.contains(r#"data-finished="true""#).then_some(page)
+        }
+    })
+    .await;
+    assert!(page.contains(r#"<strong id="bulk-retried">3</strong>"#), "{page}");
     for id in &group {
         assert_eq!(world.status_of(*id).await, "QUEUED");
     }
@@ -276,4 +288,33 @@ async fn a_ticket_is_resolved_with_a_reason_by_a_writer_only() {
     assert_eq!(writer.post(&path, &[("csrf", &csrf), ("reason", "again")], None).await.0, StatusCode::CONFLICT);
     let (_, open, _) = writer.get("/tickets").await;
     assert!(!open.contains(&format!(r#"data-ticket-id="{ticket}""#)), "the open list no longer has it");
+}
+
+#[tokio::test]
+async fn the_jobs_checked_on_a_list_page_are_retried_together() {
+    let world = World::new().await;
+    let ids = DlqJobs { count: 3, ..Default::default() }.insert(world.pool()).await;
+    let app = world.app(&[]).await;
+    let mut c = Console::new(&app);
+    c.log_in(WRITE_TOKEN).await;
+    let (_, html, _) = c.get("/dead-letters?view=list").await;
+    assert_eq!(html.matches(r#"form="retry-selected""#).count(), 3, "a checkbox per DLQ job");
+    let csrf = csrf_of(&html);
+    let (a, b) = (ids[0].to_string(), ids[2].to_string());
+    let form = [("csrf", csrf.as_str()), ("job_id", a.as_str()), ("job_id", b.as_str()), ("reason", "two of three")];
+    let (status, _) = c.post("/dead-letters/retry-selected", &form, None).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        (world.status_of(ids[0]).await, world.status_of(ids[1]).await, world.status_of(ids[2]).await),
+        ("QUEUED".to_owned(), "DLQ".to_owned(), "QUEUED".to_owned())
+    );
+    let audit = world.audit_rows().await;
+    assert_eq!(
+        (audit.len(), &audit[0]["reason"], &audit[0]["affected"]),
+        (1, &serde_json::json!("two of three"), &serde_json::json!(2))
+    );
+    let (status, _) =
+        c.post("/dead-letters/retry-selected", &[("csrf", csrf.as_str()), ("reason", "none")], None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "nothing selected");
+    world.outbox_drained().await;
 }

@@ -9,11 +9,14 @@ use job_model::{ItemKind, JobPriority};
 use maud::{Markup, html};
 use serde::Deserialize;
 use service_common::request::check_reason;
+use service_common::{ApiError, ErrorCode};
+use uuid::Uuid;
 
 use super::status_badge;
 use crate::console::error::{ConsoleError, urlencode};
 use crate::console::forms::given;
 use crate::console::layout::{self, Nav, csrf_field, notice, reason_field, when};
+use crate::console::runs::BulkRuns;
 use crate::console::session::{ConsoleUser, safe_next};
 use crate::console::{html as page_html, see_other};
 use crate::domain::{FilterFields, ItemCursor, parse_cursor, parse_id};
@@ -193,6 +196,12 @@ fn list_view(user: &ConsoleUser, rows: &[DlqItem], back: &str) -> Markup {
                 @for item in rows {
                     tr data-id=(item.id) data-kind=(item.kind.as_str()) {
                         td data-label="Item" {
+                            @if user.can_write() && item.kind == ItemKind::Job && item.status == "DLQ" {
+                                // Belongs to the "retry selected" form below the table (HTML's form attribute: no JS).
+                                input.select type="checkbox" name="job_id" value=(item.id) form="retry-selected"
+                                    aria-label={"Select " (item.id)};
+                                " "
+                            }
                             @if item.kind == ItemKind::Job { a.mono href={"/jobs/" (item.id)} { (item.id) } }
                             @else { code { (item.id) } " (poison)" }
                             br; span.muted { (item.document_id.as_deref().unwrap_or("")) }
@@ -230,6 +239,14 @@ pub async fn list(
             @if rows.is_empty() { p.muted #no-items { "Nothing in the DLQ matches." } } @else {
                 @if !q.filter.is_empty() { (bulk_form(&user, &q.filter, "retry every job this filter matches")) }
                 (list_view(&user, &rows, &back))
+                @if user.can_write() {
+                    form.action #retry-selected method="post" action="/dead-letters/retry-selected"
+                        data-confirm="Retry the selected jobs?" {
+                        (csrf_field(&user)) input type="hidden" name="back" value=(back);
+                        div { (reason_field("selected-reason")) }
+                        button.primary type="submit" { "Retry selected" }
+                    }
+                }
             }
             @if let Some(c) = next { p.pager { a rel="next" href={(back) "&cursor=" (urlencode(&c))} { "Older items →" } } }
         }
@@ -310,6 +327,7 @@ pub async fn bulk_retry(
     user: ConsoleUser,
     f: web::Form<BulkForm>,
     state: web::Data<AppState>,
+    runs: web::Data<BulkRuns>,
 ) -> Result<HttpResponse, ConsoleError> {
     user.authorize_change(f.csrf.as_deref())?;
     let mut filter = f.filter.parse()?;
@@ -342,14 +360,93 @@ pub async fn bulk_retry(
         return Ok(page_html(layout::page("Bulk retry: dry run", &user, Nav::DeadLetters, body)));
     }
     let reason = check_reason(f.reason.as_deref())?;
-    let outcome = ops::bulk_retry(&state, &user.actor, &reason, &selection, max).await?;
-    tracing::info!(actor = %user.actor, %reason, retried = outcome.retried, "DLQ bulk retry from the console");
-    let more = if outcome.limit_reached { " More match: run it again." } else { "" };
-    Ok(see_other(
-        "/dead-letters",
-        &format!(
-            "Retried {} job(s) in {} batch(es), request {}.{more}",
-            outcome.retried, outcome.batches, outcome.request_id
-        ),
-    ))
+    // Batches go on in the background (a big group takes a while at
+    // BULK_RETRY_RATE_PER_SECOND); the run's page shows the progress.
+    let (matched, _) = ops::bulk_retry_preview(&state, &selection, max).await?;
+    let run = Uuid::now_v7();
+    runs.start(run, &user.actor, &reason, matched);
+    let (state, runs, actor) = (state.into_inner(), runs.into_inner(), user.actor.clone());
+    tokio::spawn(async move {
+        let report = |o: &ops::BulkRetryOutcome| runs.progress(run, o.retried, o.batches, o.request_id);
+        let result = ops::bulk_retry_reporting(&state, &actor, &reason, &selection, max, report).await;
+        match &result {
+            Ok(o) => {
+                runs.progress(run, o.retried, o.batches, o.request_id);
+                tracing::info!(%actor, %reason, retried = o.retried, "DLQ bulk retry from the console");
+            }
+            Err(error) => tracing::error!(%actor, %error, "DLQ bulk retry from the console stopped"),
+        }
+        runs.finish(run, result.map(|o| o.limit_reached).map_err(|e| e.to_string()));
+    });
+    Ok(HttpResponse::SeeOther().insert_header(("Location", format!("/dead-letters/runs/{run}"))).finish())
+}
+
+/// `GET /dead-letters/runs/{id}`: a background bulk retry's progress,
+/// reloading itself until it is done.
+pub async fn run_progress(
+    user: ConsoleUser,
+    path: web::Path<String>,
+    runs: web::Data<BulkRuns>,
+) -> Result<HttpResponse, ConsoleError> {
+    let id = parse_id(&path)?;
+    let run = runs.get(id).ok_or_else(|| {
+        ApiError::new(ErrorCode::NotFound, "no such bulk retry in this process (see the audit log for every batch)")
+    })?;
+    let done = run.finished.is_some();
+    let body = html! {
+        div.panel #bulk-run data-finished=(done) data-retried=(run.retried) {
+            p { "Started " (when(run.started_at)) " by " (run.actor) ": " em { (run.reason) } }
+            progress max=(run.matched.max(1)) value=(run.retried) aria-label="Jobs retried" {}
+            p { strong #bulk-retried { (run.retried) } " of " (run.matched) " job(s) retried in " (run.batches) " batch(es)." }
+            @match &run.finished {
+                None => p.muted role="status" { "Running… this page reloads itself." },
+                Some(Ok(limit)) => p.notice role="status" { "Done."
+                    @if *limit { " More jobs match than one request retries: start it again." } },
+                Some(Err(e)) => p.error-text role="alert" { "Stopped: " (e) ". The batches committed before stay retried." },
+            }
+            @if let Some(r) = run.request_id { p { a href="/audit?action=bulk_retry" { "Audit log" } " (request " code { (r) } ")" } }
+            p { a href="/dead-letters" { "Dead letters" } }
+        }
+    };
+    let refresh = (!done).then_some(2);
+    Ok(page_html(layout::page_with_refresh("Bulk retry", &user, Nav::DeadLetters, refresh, body)))
+}
+
+/// `POST /dead-letters/retry-selected`: the checked jobs of a list page
+/// (repeated `job_id` fields, which serde's form parsing cannot hold, so
+/// the body is read as pairs).
+pub async fn retry_selected(
+    user: ConsoleUser,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ConsoleError> {
+    let (mut csrf, mut reason, mut back, mut ids) = (None, None, None, Vec::new());
+    for (k, v) in url::form_urlencoded::parse(&body) {
+        match k.as_ref() {
+            "csrf" => csrf = Some(v.into_owned()),
+            "reason" => reason = Some(v.into_owned()),
+            "back" => back = Some(v.into_owned()),
+            "job_id" => ids.push(parse_id(&v)?),
+            _ => {}
+        }
+    }
+    user.authorize_change(csrf.as_deref())?;
+    if ids.is_empty() {
+        return Err(crate::console::forms::invalid("job_id", "select at least one job"));
+    }
+    if ids.len() > state.bulk.max_jobs as usize {
+        return Err(crate::console::forms::invalid("job_id", format!("at most {} jobs at once", state.bulk.max_jobs)));
+    }
+    ids.sort();
+    ids.dedup();
+    let reason = check_reason(reason.as_deref())?;
+    let max = state.bulk.max_jobs;
+    let outcome = ops::bulk_retry(&state, &user.actor, &reason, &Selection::Ids(ids), max).await?;
+    tracing::info!(actor = %user.actor, %reason, retried = outcome.retried, "selected DLQ jobs retried from the console");
+    let skipped = if outcome.not_retried.is_empty() {
+        String::new()
+    } else {
+        format!(" {} were no longer in the DLQ.", outcome.not_retried.len())
+    };
+    Ok(see_other(&safe_next(back.as_deref()), &format!("Retried {} selected job(s).{skipped}", outcome.retried)))
 }
