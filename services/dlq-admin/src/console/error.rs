@@ -73,11 +73,10 @@ impl ResponseError for ConsoleError {
                 h1 { (status.as_u16()) " " (status.canonical_reason().unwrap_or("Error")) }
                 p.error-message { (message) }
                 p { "Code: " code.error-code { (code) } }
-                p { a href="javascript:history.back()" { "Back" } " · " a href="/" { "Overview" } }
+                p { a href="/" { "Overview" } " · " a href="/jobs" { "Jobs" } " · " a href="/dead-letters" { "Dead letters" } }
             }
         };
-        HttpResponse::build(status)
-            .content_type("text/html; charset=utf-8")
+        crate::console::page_headers(&mut HttpResponse::build(status))
             .body(layout::bare(&format!("{} · docflow console", status.as_u16()), body).into_string())
     }
 }

@@ -84,6 +84,13 @@ async fn the_session_cookie_is_httponly_strict_and_secure_behind_tls_and_tamperi
     let (status, _, location) = c.get("/").await;
     assert_eq!((status, location.as_deref()), (StatusCode::SEE_OTHER, Some("/login?next=%2F")));
 
+    // Pages may not be framed, run inline script or be cached.
+    let page = reqwest::get(app.url("/login")).await.unwrap();
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+    assert_eq!(page.headers()["cache-control"], "no-store");
+    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+
     assert_eq!(c.log_in(WRITE_TOKEN).await, StatusCode::SEE_OTHER);
     let set = c.set_cookie.clone().unwrap();
     assert!(set.starts_with("docflow_console="), "{set}");

@@ -45,7 +45,7 @@ pub async fn login_form(req: HttpRequest, q: web::Query<LoginQuery>, keys: web::
     if let Some(c) = cookie {
         response.cookie(c);
     }
-    response.content_type("text/html; charset=utf-8").body(form(&csrf, &next, false).into_string())
+    crate::console::page_headers(&mut response).body(form(&csrf, &next, false).into_string())
 }
 
 #[derive(Debug, Deserialize)]
@@ -71,7 +71,7 @@ pub async fn log_in(
             if let Some(c) = cookie {
                 response.cookie(c);
             }
-            Ok(response.content_type("text/html; charset=utf-8").body(form(&csrf, &next, true).into_string()))
+            Ok(crate::console::page_headers(&mut response).body(form(&csrf, &next, true).into_string()))
         }
         Err(other) => Err(other),
     }
