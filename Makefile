@@ -15,7 +15,8 @@ ifndef CARGO_NEXTEST
 	cargo install --locked cargo-nextest
 endif
 
-test: services nextest ## Run every test against the local Postgres and RabbitMQ
+test: services nextest ## Run every test against the local Postgres and RabbitMQ (and a headless Chromium)
+	scripts/ensure-browser.sh
 	scripts/check-deploy.sh
 	scripts/sqlx-prepare.sh --check
 	cargo nextest run --workspace --no-fail-fast
@@ -29,9 +30,10 @@ run: services ## Run the platform locally and process a sample document
 build: ## Build every service in release mode
 	cargo build --release --workspace
 
-bench: services ## Benchmarks (release): ingest throughput vs a direct-transaction baseline; metrics report vs a raw scan
+bench: services ## Benchmarks (release): ingest throughput vs a direct-transaction baseline; metrics report vs a raw scan; console overview render
 	cargo bench -p ingest-api --bench submit
 	cargo bench -p metrics-tracker --bench report
+	cargo bench -p dlq-admin --bench overview
 
 CORPUS ?= ../shared/corpus/einvoice-zugferd
 EVAL_JSON ?= target/eval.json

@@ -10,7 +10,9 @@ pub mod jobs;
 pub mod lifecycle;
 pub mod outbox;
 pub mod results;
+pub mod rollups;
 mod row;
+pub mod search;
 pub mod stats;
 pub mod tickets;
 

@@ -35,6 +35,8 @@ pub enum ErrorCode {
     InvalidMultipart,
     Unauthorized,
     Forbidden,
+    /// A console form posted without the session's CSRF token, or with another one.
+    InvalidCsrfToken,
     JobNotFound,
     /// The job has no result yet (or never will): it is not COMPLETED.
     JobNotCompleted,
@@ -66,7 +68,7 @@ impl ErrorCode {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             Unauthorized => StatusCode::UNAUTHORIZED,
-            Forbidden => StatusCode::FORBIDDEN,
+            Forbidden | InvalidCsrfToken => StatusCode::FORBIDDEN,
             JobNotFound | NotFound => StatusCode::NOT_FOUND,
             IdempotencyConflict | Conflict | JobNotCompleted => StatusCode::CONFLICT,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,

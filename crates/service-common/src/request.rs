@@ -68,6 +68,31 @@ pub fn parse_job_id(raw: &str) -> Result<Uuid, ApiError> {
 /// Longest `reason` a person may give for a change.
 pub const MAX_REASON_CHARS: usize = 1000;
 
+/// A change's reason, trimmed: required (422 `missing_field`), at most
+/// [`MAX_REASON_CHARS`], no control characters but newlines and tabs. The
+/// JSON API and the console's forms share these rules.
+pub fn check_reason(raw: Option<&str>) -> Result<String, ApiError> {
+    let missing = || {
+        ApiError::field(
+            ErrorCode::MissingField,
+            "reason",
+            "every change needs a reason: send {\"reason\": \"why\"} in the body",
+        )
+    };
+    match raw.map(str::trim) {
+        None | Some("") => Err(missing()),
+        Some(s) if s.chars().count() > MAX_REASON_CHARS => Err(ApiError::field(
+            ErrorCode::FieldTooLong,
+            "reason",
+            format!("reason is longer than {MAX_REASON_CHARS} characters"),
+        )),
+        Some(s) if s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') => {
+            Err(ApiError::field(ErrorCode::InvalidCharacters, "reason", "reason contains control characters"))
+        }
+        Some(s) => Ok(s.to_owned()),
+    }
+}
+
 /// The JSON body of a change a person makes (a retry, a delete, closing a
 /// ticket). Every change needs a `reason` (422 `missing_field` without
 /// one), which is trimmed in the result.
@@ -86,27 +111,9 @@ pub async fn reason_body<T: DeserializeOwned>(
     let Value::Object(map) = &value else {
         return Err(ApiError::new(ErrorCode::InvalidJson, "the body must be a JSON object"));
     };
-    let missing = || {
-        ApiError::field(
-            ErrorCode::MissingField,
-            "reason",
-            "every change needs a reason: send {\"reason\": \"why\"} in the body",
-        )
-    };
     let reason = match map.get("reason") {
-        None | Some(Value::Null) => return Err(missing()),
-        Some(Value::String(s)) if s.trim().is_empty() => return Err(missing()),
-        Some(Value::String(s)) if s.trim().chars().count() > MAX_REASON_CHARS => {
-            return Err(ApiError::field(
-                ErrorCode::FieldTooLong,
-                "reason",
-                format!("reason is longer than {MAX_REASON_CHARS} characters"),
-            ));
-        }
-        Some(Value::String(s)) if s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') => {
-            return Err(ApiError::field(ErrorCode::InvalidCharacters, "reason", "reason contains control characters"));
-        }
-        Some(Value::String(s)) => s.trim().to_owned(),
+        None | Some(Value::Null) => check_reason(None)?,
+        Some(Value::String(s)) => check_reason(Some(s))?,
         Some(_) => return Err(ApiError::field(ErrorCode::InvalidFieldType, "reason", "reason must be a string")),
     };
     let parsed = serde_json::from_value::<T>(value).map_err(|e| {

@@ -90,6 +90,46 @@ pub struct Config {
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "HTTP_WORKERS")]
     pub http_workers: Option<usize>,
+
+    #[command(flatten)]
+    pub console: ConsoleArgs,
+
+    /// The overview's SLA targets (the same variables as metrics-tracker's).
+    #[command(flatten)]
+    pub sla: metrics_core::config::SlaArgs,
+
+    /// The overview's alert thresholds (the same variables as metrics-tracker's).
+    #[command(flatten)]
+    pub alerts: metrics_core::config::AlertArgs,
+}
+
+/// The web console at `/` (see `src/console/`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConsoleArgs {
+    /// Key that encrypts and authenticates the console's session cookie:
+    /// at least 32 random bytes, base64. Without it each process draws a
+    /// random key at start, so sessions end when it restarts and are not
+    /// shared between replicas: set it when running more than one.
+    #[arg(long, env = "CONSOLE_SESSION_KEY", hide_env_values = true)]
+    pub console_session_key: Option<String>,
+
+    /// Mark the session cookie `Secure` on every response, not only on
+    /// requests that came over TLS (set it behind a TLS-terminating proxy).
+    #[arg(long, env = "CONSOLE_SECURE_COOKIES", default_value_t = false)]
+    pub console_secure_cookies: bool,
+
+    /// How long a console session lasts after logging in, in hours.
+    #[arg(long, env = "CONSOLE_SESSION_HOURS", default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=720))]
+    pub console_session_hours: u32,
+
+    /// Jaeger's UI (e.g. `http://jaeger:16686`): job pages link to
+    /// `<url>/trace/<trace id>`. Without it no link is shown.
+    #[arg(long, env = "JAEGER_UI_URL")]
+    pub jaeger_ui_url: Option<String>,
+
+    /// How often the overview reloads itself in a browser with JavaScript, in seconds (0: never).
+    #[arg(long, env = "CONSOLE_REFRESH_SECONDS", default_value_t = 15)]
+    pub console_refresh_seconds: u32,
 }
 
 impl Config {

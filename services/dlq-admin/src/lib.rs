@@ -59,6 +59,7 @@
 //!   turns sweeping through a Postgres advisory lock.
 
 pub mod config;
+pub mod console;
 pub mod consumer;
 pub mod domain;
 pub mod import;

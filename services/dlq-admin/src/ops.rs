@@ -335,6 +335,19 @@ pub async fn bulk_retry(
     selection: &Selection,
     max_jobs: u32,
 ) -> StoreResult<BulkRetryOutcome> {
+    bulk_retry_reporting(state, actor, reason, selection, max_jobs, |_| {}).await
+}
+
+/// [`bulk_retry`], calling `on_batch` with the totals so far after each
+/// committed batch (the console's progress page).
+pub async fn bulk_retry_reporting(
+    state: &AppState,
+    actor: &str,
+    reason: &str,
+    selection: &Selection,
+    max_jobs: u32,
+    on_batch: impl Fn(&BulkRetryOutcome),
+) -> StoreResult<BulkRetryOutcome> {
     let request_id = Uuid::now_v7();
     let (filter, ids) = selection.parts();
     let mut remaining = i64::from(max_jobs);
@@ -383,6 +396,7 @@ pub async fn bulk_retry(
         outcome.retried += changed.len() as u64;
         outcome.batches += 1;
         retried_ids.extend(job_ids);
+        on_batch(&outcome);
     }
     if outcome.batches == 0 {
         // Nothing matched: the request is still on record.

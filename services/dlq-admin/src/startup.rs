@@ -19,6 +19,7 @@ use utoipa::OpenApi;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::config::Config;
+use crate::console::{ConsoleSettings, OverviewSettings, SessionKeys};
 use crate::consumer::DlqImporter;
 use crate::metrics::AdminMetrics;
 use crate::openapi::ApiDoc;
@@ -105,6 +106,7 @@ impl Application {
             registry: Arc::new(registry),
             metrics_throttle: config.database.metrics_throttle(),
         });
+        let console_topology = topology.clone();
         let queue = broker::QueueSpec { name: topology.dlq_queue(), prefetch: config.consumer_prefetch };
         let consumer = broker::Consumer::new(
             broker::ConsumerConfig {
@@ -117,6 +119,26 @@ impl Application {
 
         let data = web::Data::from(state.clone());
         let auth = web::Data::new(Arc::new(auth));
+        let c = &config.console;
+        let session_keys = web::Data::new(
+            SessionKeys::new(c.console_session_key.as_deref(), c.console_secure_cookies, c.console_session_hours)
+                .context("CONSOLE_SESSION_KEY")?,
+        );
+        if c.console_session_key.is_none() {
+            tracing::info!(
+                "console sessions use a random key: they end when this process stops (set CONSOLE_SESSION_KEY to share them)"
+            );
+        }
+        let bulk_runs = web::Data::new(crate::console::runs::BulkRuns::default());
+        let console_settings = web::Data::new(ConsoleSettings {
+            jaeger_ui_url: c.jaeger_ui_url.as_deref().map(|u| u.trim_end_matches('/').to_owned()),
+            refresh_seconds: c.console_refresh_seconds,
+            overview: OverviewSettings {
+                sla: config.sla.clone(),
+                alerts: config.alerts.clone(),
+                topology: console_topology,
+            },
+        });
         let (port, server) = service_common::http::serve(service_common::http::Serve {
             listen_addr: config.listen_addr.clone(),
             workers: config.http_workers,
@@ -126,6 +148,11 @@ impl Application {
             data: move |cfg: &mut web::ServiceConfig| {
                 cfg.app_data(data.clone());
                 cfg.app_data(auth.clone());
+                cfg.app_data(session_keys.clone());
+                cfg.app_data(console_settings.clone());
+                cfg.app_data(bulk_runs.clone());
+                // The console's pages, outside the OpenAPI document.
+                cfg.configure(crate::console::routes);
             },
         })?;
         tracing::info!(port, "dlq-admin listening");

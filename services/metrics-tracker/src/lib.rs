@@ -15,7 +15,7 @@ pub mod report;
 pub mod retention;
 pub mod rollup;
 mod routes;
-pub mod sketch;
+pub use metrics_core::sketch;
 pub mod startup;
 mod state;
 

@@ -68,6 +68,11 @@ impl World {
     pub async fn app(&self, extra: &[&str]) -> TestApp {
         let mut args = self.args();
         args.extend(extra.iter().map(|s| s.to_string()));
+        self.app_with(args).await
+    }
+
+    /// An app started with exactly `args`.
+    pub async fn app_with(&self, args: Vec<String>) -> TestApp {
         let app = Application::build(Config::parse_from(args)).await.expect("dlq-admin builds");
         let base = format!("http://127.0.0.1:{}", app.port());
         let shutdown = CancellationToken::new();

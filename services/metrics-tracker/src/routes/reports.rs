@@ -59,7 +59,7 @@ pub async fn metrics_stages(
 ) -> Result<HttpResponse, ApiError> {
     let q: WindowQuery = query(&req)?;
     let hours = hours(q.hours, state.max_report_hours)?;
-    let data = report::load_window(&state.pool, i64::from(hours) * 60).await.map_err(ApiError::database)?;
+    let data = report::load_window(&state.pool, i64::from(hours) * 60).await.map_err(ApiError::store)?;
     Ok(HttpResponse::Ok().json(report::compute_stages(&data, hours, &state.sla)))
 }
 
@@ -104,6 +104,6 @@ pub async fn metrics_bottlenecks(
             "threshold_percentile must be between 0 and 1",
         ));
     }
-    let data = report::load_window(&state.pool, i64::from(hours) * 60).await.map_err(ApiError::database)?;
+    let data = report::load_window(&state.pool, i64::from(hours) * 60).await.map_err(ApiError::store)?;
     Ok(HttpResponse::Ok().json(report::compute_bottlenecks(&data, hours, threshold, &state.sla)))
 }
