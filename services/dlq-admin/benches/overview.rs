@@ -247,6 +247,16 @@ async fn run() {
         OverviewSettings { sla: config.sla.clone(), alerts: config.alerts.clone(), topology: config.amqp.topology() };
     let warm = load_overview(&pool, &settings, 24).await.unwrap();
     assert_eq!(warm.report.total_executions, n as i64, "every execution is in the window");
+    // Where the time goes: reading the rollup rows, merging their sketches.
+    let (mut reads, mut merges) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let t = Instant::now();
+        let rows = job_store::rollups::load_window(&pool, 24 * 60).await.unwrap();
+        reads.push(t.elapsed());
+        let t = Instant::now();
+        let _: metrics_core::report::WindowData = rows.into();
+        merges.push(t.elapsed());
+    }
     let mut in_process = Vec::new();
     let mut bytes = 0;
     for _ in 0..runs {
@@ -284,6 +294,11 @@ async fn run() {
     println!(
         "  read + compute + render in-process: median {:.1} ms over {runs} runs ({bytes} bytes of HTML)",
         median(in_process).as_secs_f64() * 1000.0
+    );
+    println!(
+        "  of which reading the 24 h rollup rows: median {:.1} ms; merging their sketches: median {:.1} ms",
+        median(reads).as_secs_f64() * 1000.0,
+        median(merges).as_secs_f64() * 1000.0
     );
     println!(
         "  GET / over HTTP with a session:     median {:.1} ms over {runs} runs",

@@ -44,11 +44,17 @@ pub struct Overview {
 /// benchmark times).
 pub async fn load(pool: &PgPool, settings: &OverviewSettings, hours: u32) -> job_store::StoreResult<Overview> {
     let minutes = i64::from(hours) * 60;
-    let window: WindowData = job_store::rollups::load_window(pool, minutes).await?.into();
-    let queued = job_store::stats::queued_now(pool).await?;
-    let report = compute_report(&window, hours, &settings.sla, &queued);
     let step_minutes = if hours <= 6 { 15 } else { 60 };
-    let series = job_store::rollups::outcome_series(pool, minutes, step_minutes).await?;
+    // Independent reads, concurrently: the page waits for the slowest, not the sum.
+    let (window, queued, series, counts, recent) = tokio::try_join!(
+        job_store::rollups::load_window(pool, minutes),
+        job_store::stats::queued_now(pool),
+        job_store::rollups::outcome_series(pool, minutes, step_minutes),
+        job_store::stats::queued_and_dlq(pool),
+        job_store::rollups::load_window(pool, i64::from(settings.alerts.alert_window_minutes)),
+    )?;
+    let window: WindowData = window.into();
+    let report = compute_report(&window, hours, &settings.sla, &queued);
     // Every step of the window, empty ones too, so the chart is a time axis.
     let step_secs = i64::from(step_minutes) * 60;
     let floor = |t: DateTime<Utc>| DateTime::from_timestamp(t.timestamp().div_euclid(step_secs) * step_secs, 0);
@@ -67,9 +73,8 @@ pub async fn load(pool: &PgPool, settings: &OverviewSettings, hours: u32) -> job
             _ => s.retrying += count,
         }
     }
-    let (queued_counts, dlq_jobs) = alerts::split_counts(&job_store::stats::queued_and_dlq(pool).await?);
-    let recent: WindowData =
-        job_store::rollups::load_window(pool, i64::from(settings.alerts.alert_window_minutes)).await?.into();
+    let (queued_counts, dlq_jobs) = alerts::split_counts(&counts);
+    let recent: WindowData = recent.into();
     let inputs = AlertInputs { queued: queued_counts, dlq: dlq_jobs, window: recent.executions };
     let alerts = alerts::evaluate(&inputs, &settings.topology, &settings.alerts, &settings.sla);
     Ok(Overview { hours, report, steps: by_step.into_values().collect(), alerts, dlq_jobs })
