@@ -70,6 +70,18 @@ impl UnroutablePolicy {
     }
 }
 
+/// Where one row of a batch goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// Its own exchange.
+    Own,
+    /// The dead-letter exchange: its tries are used up.
+    Park,
+    /// Nowhere: its exchange is not there and cannot be declared; it counts
+    /// as an unroutable try without a publish.
+    Missing,
+}
+
 /// Exchanges this relay's connection has declared (or seen declared).
 type Declared = HashSet<String>;
 
@@ -249,26 +261,27 @@ impl OutboxRelay {
         self.declare_destinations(connection, declared, &batch.rows).await?;
         let policy = self.config.unroutable;
         let dlq_exchange = self.config.topology.dlq_exchange();
-        // Where each row goes: its own exchange, the dead-letter exchange
-        // once its tries are used up, or nowhere (an exchange that is not there).
-        let destinations: Vec<Option<&str>> = batch
+        let routes: Vec<Route> = batch
             .rows
             .iter()
             .map(|row| {
                 if policy.exhausted(row.failures) {
-                    Some(dlq_exchange.as_str())
+                    Route::Park
+                } else if declared.contains(&row.message.exchange) {
+                    Route::Own
                 } else {
-                    declared.contains(&row.message.exchange).then_some(row.message.exchange.as_str())
+                    Route::Missing
                 }
             })
             .collect();
         let (mut spans, headers): (Vec<_>, Vec<_>) = batch
             .rows
             .iter()
-            .map(|row| {
+            .zip(&routes)
+            .map(|(row, route)| {
                 let (span, mut headers) =
                     crate::spans::producer_span(&row.message.headers, &row.message.exchange, &row.message.routing_key);
-                if policy.exhausted(row.failures) {
+                if *route == Route::Park {
                     park_headers(&mut headers, row);
                 }
                 (span, headers)
@@ -278,16 +291,19 @@ impl OutboxRelay {
             .rows
             .iter()
             .zip(&headers)
-            .zip(&destinations)
-            .filter_map(|((row, headers), destination)| {
-                let exchange = (*destination)?;
-                let parking = exchange != row.message.exchange;
+            .zip(&routes)
+            .filter_map(|((row, headers), route)| {
+                let (exchange, expiration) = match route {
+                    Route::Own => (row.message.exchange.as_str(), row.message.expiration),
+                    Route::Park => (dlq_exchange.as_str(), None),
+                    Route::Missing => return None,
+                };
                 Some(Outgoing {
                     exchange,
                     routing_key: &row.message.routing_key,
                     payload: &row.message.payload,
                     headers,
-                    expiration: if parking { None } else { row.message.expiration },
+                    expiration,
                     json: true,
                     mandatory: true,
                 })
@@ -304,17 +320,17 @@ impl OutboxRelay {
         let mut deferred = Vec::new();
         let mut redeclare = false;
         let mut refused = None;
-        for ((row, destination), span) in batch.rows.iter().zip(&destinations).zip(&mut spans) {
-            let result = match destination {
-                Some(_) => confirmed.next().expect("one result per message published"),
-                None => Err(PublishError::Unroutable {
+        for ((row, route), span) in batch.rows.iter().zip(&routes).zip(&mut spans) {
+            let result = match route {
+                Route::Own | Route::Park => confirmed.next().expect("one result per message published"),
+                Route::Missing => Err(PublishError::Unroutable {
                     exchange: row.message.exchange.clone(),
                     routing_key: row.message.routing_key.clone(),
                 }),
             };
             match result {
                 Ok(()) => {
-                    if policy.exhausted(row.failures) {
+                    if *route == Route::Park {
                         self.stats.parked.fetch_add(1, Ordering::Relaxed);
                         tracing::error!(
                             outbox_id = row.id,
@@ -331,7 +347,7 @@ impl OutboxRelay {
                     self.stats.unroutable.fetch_add(1, Ordering::Relaxed);
                     let delay = policy.delay(row.failures);
                     tracing::warn!(outbox_id = row.id, %error, retry_in = ?delay, "outbox message unroutable; re-declaring the topology");
-                    redeclare |= destination.is_some();
+                    redeclare |= *route != Route::Missing;
                     deferred.push(Deferred { id: row.id, error: error.to_string(), delay });
                 }
                 Err(error) => {

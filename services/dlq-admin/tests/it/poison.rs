@@ -42,6 +42,20 @@ async fn nack_until_dead_lettered(world: &World, queue: &str) {
     let _ = conn.close(200, "done".into()).await;
 }
 
+/// A job waiting for its message (`status` QUEUED or RETRYING), and that
+/// message's body.
+async fn waiting_job(world: &World, status: &str) -> (Uuid, Vec<u8>) {
+    let [job_id] = DlqJobs::default().insert(world.pool()).await[..] else { panic!() };
+    sqlx::query("UPDATE jobs SET status = $2, dlq_at = NULL WHERE job_id = $1")
+        .bind(job_id)
+        .bind(status)
+        .execute(world.pool())
+        .await
+        .unwrap();
+    let job = job_store::jobs::get_job(world.pool(), job_id).await.unwrap().unwrap();
+    (job_id, JobEnvelope::for_job(ProcessDocument::from(&job)).encode())
+}
+
 async fn importer_connected(app: &TestApp) {
     eventually(Duration::from_secs(30), "the importer to consume", || async {
         let metrics = app.get("/metrics", None).await.text().await.ok()?;
@@ -170,14 +184,7 @@ async fn a_waiting_job_whose_message_the_broker_dead_lettered_is_parked_and_retr
     importer_connected(&app).await;
     // A job waiting on its queue (QUEUED) whose message hits the delivery
     // limit: ten SIGTERMs that each gave it back, say.
-    let [job_id] = DlqJobs::default().insert(world.pool()).await[..] else { panic!() };
-    sqlx::query("UPDATE jobs SET status = 'QUEUED', dlq_at = NULL WHERE job_id = $1")
-        .bind(job_id)
-        .execute(world.pool())
-        .await
-        .unwrap();
-    let job = job_store::jobs::get_job(world.pool(), job_id).await.unwrap().unwrap();
-    let body = JobEnvelope::for_job(ProcessDocument::from(&job)).encode();
+    let (job_id, body) = waiting_job(&world, "QUEUED").await;
     let id = job_id.to_string();
     world
         .publish(&world.broker.topology.jobs_exchange(), "normal", &body, &[("x-job-id", &id), ("x-attempt", "5")])
@@ -204,14 +211,7 @@ async fn a_waiting_job_whose_message_a_relay_parked_as_unroutable_is_parked_and_
     let world = World::new().await;
     let app = world.app(&[]).await;
     importer_connected(&app).await;
-    let [job_id] = DlqJobs::default().insert(world.pool()).await[..] else { panic!() };
-    sqlx::query("UPDATE jobs SET status = 'RETRYING', dlq_at = NULL WHERE job_id = $1")
-        .bind(job_id)
-        .execute(world.pool())
-        .await
-        .unwrap();
-    let job = job_store::jobs::get_job(world.pool(), job_id).await.unwrap().unwrap();
-    let body = JobEnvelope::for_job(ProcessDocument::from(&job)).encode();
+    let (job_id, body) = waiting_job(&world, "RETRYING").await;
     let id = job_id.to_string();
     let tier = world.broker.topology.retry_exchange(Duration::from_secs(7));
     // As broker::OutboxRelay parks a message it could never route.

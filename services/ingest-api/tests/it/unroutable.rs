@@ -96,7 +96,7 @@ async fn an_unroutable_message_is_retried_alone_then_parked_on_the_dead_letter_e
 }
 
 #[tokio::test]
-async fn a_retry_tier_deleted_under_a_running_system_is_declared_again_by_the_relay_that_publishes_to_it() {
+async fn a_retry_tier_the_relay_never_declared_is_declared_from_its_name_before_publishing() {
     // ingest-api knows no retry policy, yet its relay publishes the
     // worker's retry rows too (one outbox for all): it re-declares the tier
     // from the exchange's name.
