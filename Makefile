@@ -35,6 +35,13 @@ bench: services ## Benchmarks (release): ingest throughput vs a direct-transacti
 	cargo bench -p metrics-tracker --bench report
 	cargo bench -p dlq-admin --bench overview
 
+N ?= 10000
+RATE ?= 60
+
+chaos: services nextest ## Soak: N jobs (RATE/s) through kill -9, broker and database cuts and SIGTERM; prints lost/duplicated and recovery times
+	CHAOS_JOBS=$(N) CHAOS_RATE=$(RATE) cargo nextest run --workspace --no-capture --no-fail-fast \
+		-E 'test(=chaos::chaos_every_job_completes_exactly_once)'
+
 CORPUS ?= ../shared/corpus/einvoice-zugferd
 EVAL_JSON ?= target/eval.json
 
@@ -46,4 +53,4 @@ lint: ## Formatting and clippy, warnings as errors
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-.PHONY: help services nextest test sqlx-prepare run build bench eval lint
+.PHONY: help services nextest test sqlx-prepare run build bench chaos eval lint

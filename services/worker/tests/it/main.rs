@@ -3,6 +3,7 @@
 
 mod platform;
 
+mod chaos;
 mod faults;
 mod hostile;
 mod metrics_report;

@@ -48,6 +48,9 @@ pub struct Setup {
     /// Environment for every service.
     pub extra_env: Vec<(&'static str, String)>,
     pub amqp_url: Option<String>,
+    /// Every service reaches Postgres through this address (a test's proxy)
+    /// instead of directly; the test's own pool stays direct.
+    pub database_via: Option<std::net::SocketAddr>,
 }
 
 impl Default for Setup {
@@ -60,6 +63,7 @@ impl Default for Setup {
             worker_env: Vec::new(),
             extra_env: Vec::new(),
             amqp_url: None,
+            database_via: None,
         }
     }
 }
@@ -78,7 +82,7 @@ impl Platform {
         std::fs::create_dir_all(&blob_dir).unwrap();
         std::fs::create_dir_all(&log_dir).unwrap();
         let env: HashMap<String, String> = [
-            ("DATABASE_URL", db.url.clone()),
+            ("DATABASE_URL", setup.database_via.map_or_else(|| db.url.clone(), |addr| db.url_via(addr))),
             ("AMQP_URL", setup.amqp_url.clone().unwrap_or_else(|| broker.amqp_url.clone())),
             ("DOCFLOW_NAMESPACE", broker.namespace.clone()),
             ("BLOB_STORE_URL", format!("file://{}", blob_dir.display())),
@@ -131,6 +135,22 @@ impl Platform {
         let worker = Service::spawn(&name, &worker_bin(), &env, &self.log_dir);
         let port = worker.port;
         self.workers.push(worker);
+        self.wait_ready(port, &name).await;
+    }
+
+    /// Replaces worker `index` (killed or stopped) with a fresh process.
+    pub async fn restart_worker(&mut self, index: usize, extra: &[(&'static str, String)]) {
+        let mut env = self.env.clone();
+        for (k, v) in extra {
+            env.insert((*k).to_owned(), v.clone());
+        }
+        let name = format!("worker-{index}");
+        self.workers[index].kill9();
+        // Keep the old log beside the new one: a failure needs both.
+        let old = self.workers[index].log.clone();
+        let _ = std::fs::rename(&old, old.with_extension(format!("{}.log", unique_suffix())));
+        self.workers[index] = Service::spawn(&name, &worker_bin(), &env, &self.log_dir);
+        let port = self.workers[index].port;
         self.wait_ready(port, &name).await;
     }
 
