@@ -126,7 +126,28 @@ pub struct Consumer<H> {
 struct Session {
     connection: Connection,
     channels: Vec<Channel>,
+    /// Dead-letter copies go out on a connection of their own: during a
+    /// memory or disk alarm the broker blocks every connection that
+    /// publishes, and a publish on the consuming connection would stop its
+    /// acks too (RabbitMQ's advice: separate publishers from consumers).
+    publish_connection: Connection,
     publisher: Publisher,
+}
+
+impl Session {
+    fn connected(&self) -> bool {
+        self.connection.status().connected() && self.publish_connection.status().connected()
+    }
+
+    /// Closes both connections, waiting at most [`ABORT_WAIT`] for each
+    /// (a broker that stopped reading never answers close-ok).
+    async fn close(&self, why: &str) {
+        for connection in [&self.connection, &self.publish_connection] {
+            if tokio::time::timeout(ABORT_WAIT, connection.close(200, why.into())).await.is_err() {
+                tracing::warn!("the broker did not answer connection.close in {ABORT_WAIT:?}; dropping the connection");
+            }
+        }
+    }
 }
 
 enum Ended {
@@ -192,13 +213,13 @@ impl<H: Handler> Consumer<H> {
                     // connection closes; handler calls still running on them
                     // will fail to settle, and their redeliveries are
                     // recognised as duplicates.
-                    let _ = session.connection.close(200, "reconnecting".into()).await;
+                    session.close("reconnecting").await;
                     backoff.wait(&shutdown).await;
                 }
                 Ended::Shutdown => {
                     // Running handler calls still need this connection to settle.
                     self.drain(&running, &abort).await;
-                    let _ = session.connection.close(200, "shutting down".into()).await;
+                    session.close("shutting down").await;
                     return;
                 }
             }
@@ -208,19 +229,56 @@ impl<H: Handler> Consumer<H> {
 
     async fn drain(&self, running: &TaskTracker, abort: &CancellationToken) {
         running.close();
-        if tokio::time::timeout(self.config.shutdown_grace, running.wait()).await.is_err() {
-            tracing::warn!("shutdown grace period over; giving unfinished work back");
-            abort.cancel();
-            running.wait().await;
+        if tokio::time::timeout(self.config.shutdown_grace, running.wait()).await.is_ok() {
+            return;
+        }
+        tracing::warn!(unfinished = running.len(), "shutdown grace period over; giving unfinished work back");
+        abort.cancel();
+        // Aborted work gives its jobs back at once; a call that still does
+        // not return is stuck on a peer (a statement waiting on a lock, a
+        // broker that stopped reading). Exiting anyway is safe: its
+        // transaction rolls back and its deliveries go back to their queues
+        // when the connections close, and the lease lets another worker run
+        // the job. Hanging would strand it until the process is killed.
+        if tokio::time::timeout(ABORT_WAIT, running.wait()).await.is_err() {
+            tracing::error!(
+                stuck = running.len(),
+                "work still running {ABORT_WAIT:?} after it was told to stop; exiting without it"
+            );
         }
     }
 
     async fn open(&self) -> lapin::Result<Session> {
         let connection = crate::connect(&self.config.amqp_url, &self.config.connection_name).await?;
-        let publisher = Publisher::open(&connection, self.config.publish_timeout).await?;
-        crate::topology::declare(&self.config.topology, &connection).await?;
+        let publish_name = format!("{}-publish", self.config.connection_name);
+        let publish_connection = match crate::connect(&self.config.amqp_url, &publish_name).await {
+            Ok(publish_connection) => publish_connection,
+            Err(error) => {
+                let _ = connection.close(200, "could not open its publishing connection".into()).await;
+                return Err(error);
+            }
+        };
+        match self.set_up(&connection, &publish_connection).await {
+            Ok((publisher, channels)) => Ok(Session { connection, channels, publish_connection, publisher }),
+            Err(error) => {
+                let _ = connection.close(200, "setup failed".into()).await;
+                let _ = publish_connection.close(200, "setup failed".into()).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Declares the topology, then opens the publisher and one consuming
+    /// channel per queue.
+    async fn set_up(
+        &self,
+        connection: &Connection,
+        publish_connection: &Connection,
+    ) -> lapin::Result<(Publisher, Vec<Channel>)> {
+        let publisher = Publisher::open(publish_connection, self.config.publish_timeout).await?;
+        crate::topology::declare(&self.config.topology, connection).await?;
         if let Some(policy) = &self.config.retry_tiers {
-            crate::topology::declare_retry_tiers(&self.config.topology, &connection, policy).await?;
+            crate::topology::declare_retry_tiers(&self.config.topology, connection, policy).await?;
         }
         let mut channels = Vec::with_capacity(self.config.queues.len());
         for queue in &self.config.queues {
@@ -228,7 +286,7 @@ impl<H: Handler> Consumer<H> {
             channel.basic_qos(queue.prefetch.max(1), BasicQosOptions { global: false }).await?;
             channels.push(channel);
         }
-        Ok(Session { connection, channels, publisher })
+        Ok((publisher, channels))
     }
 
     /// Dispatches until shutdown or a broken connection.
@@ -290,7 +348,7 @@ impl<H: Handler> Consumer<H> {
                     // A stalled stream (no error, no deliveries) on a dead
                     // connection: look now and then.
                     _ = tokio::time::sleep(Duration::from_secs(5)) => {
-                        if !session.connection.status().connected() {
+                        if !session.connected() {
                             break Ended::Broken;
                         }
                         continue;
@@ -316,22 +374,28 @@ impl<H: Handler> Consumer<H> {
             // batch (AMQP 0-9-1 basic.ack), but only when no other handler
             // call holds earlier deliveries of the same channel.
             let multiple = self.config.concurrency <= 1;
+            // Dead-lettering publishes (and waits for a confirm) per delivery.
+            let settle_limit = ABORT_WAIT + self.config.publish_timeout * batch.deliveries.len() as u32;
             running.spawn(async move {
                 let settle = handler.handle(&batch, &abort).await;
-                settle_batch(&batch, settle, &publisher, &dlq_exchange, multiple).await;
+                settle_batch(&batch, settle, &publisher, &dlq_exchange, multiple, settle_limit).await;
                 drop(permit);
             });
         };
 
         if matches!(ended, Ended::Shutdown) {
             // Stop the broker pushing more, then give back what is buffered.
+            // Each wait bounded: a broker that stopped reading must not keep
+            // the process from exiting (closing the connection requeues all).
             for (channel, tag) in &tags {
-                let _ = channel.basic_cancel(tag.clone(), BasicCancelOptions::default()).await;
+                let cancel = channel.basic_cancel(tag.clone(), BasicCancelOptions::default());
+                let _ = tokio::time::timeout(ABORT_WAIT, cancel).await;
             }
             for inbox in &mut inboxes {
                 inbox.close();
                 while let Some(delivery) = inbox.recv().await {
-                    let _ = delivery.acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await;
+                    let nack = delivery.acker.nack(BasicNackOptions { requeue: true, ..Default::default() });
+                    let _ = tokio::time::timeout(ABORT_WAIT, nack).await;
                 }
             }
         }
@@ -381,7 +445,28 @@ async fn forward(mut consumer: lapin::Consumer, tx: mpsc::Sender<Delivery>, brok
     }
 }
 
-async fn settle_batch(batch: &Batch, settle: Settle, publisher: &Publisher, dlq_exchange: &str, multiple: bool) {
+/// How long shutdown waits for work that was told to stop, and for a
+/// connection to close; and how long one settle (ack, nack) may take.
+const ABORT_WAIT: Duration = Duration::from_secs(5);
+
+async fn settle_batch(
+    batch: &Batch,
+    settle: Settle,
+    publisher: &Publisher,
+    dlq_exchange: &str,
+    multiple: bool,
+    limit: Duration,
+) {
+    // An ack the broker never takes (a connection it stopped reading) must
+    // not hold the slot, nor shutdown, forever: the delivery is redelivered
+    // when the connection goes, and consumers recognise the redelivery.
+    let settled = tokio::time::timeout(limit, settle_batch_now(batch, settle, publisher, dlq_exchange, multiple));
+    if settled.await.is_err() {
+        tracing::warn!("settling deliveries took over {limit:?}; the broker will redeliver them");
+    }
+}
+
+async fn settle_batch_now(batch: &Batch, settle: Settle, publisher: &Publisher, dlq_exchange: &str, multiple: bool) {
     let requeue = BasicNackOptions { requeue: true, ..Default::default() };
     let result = match settle {
         Settle::Ack if multiple => batch

@@ -258,7 +258,11 @@ impl OutboxRelay {
             batch.complete(&[], &[]).await?;
             return Ok(0);
         }
-        self.declare_destinations(connection, declared, &batch.rows).await?;
+        // Bounded like a publish: the batch's rows stay locked meanwhile.
+        let timeout = self.config.publish_timeout;
+        tokio::time::timeout(timeout, self.declare_destinations(connection, declared, &batch.rows))
+            .await
+            .map_err(|_| PublishError::TimedOut(timeout))??;
         let policy = self.config.unroutable;
         let dlq_exchange = self.config.topology.dlq_exchange();
         let routes: Vec<Route> = batch

@@ -13,8 +13,6 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -54,14 +52,11 @@ const ROUND: [Fault; 4] = [Fault::Kill9, Fault::BrokerCut, Fault::DatabaseCut, F
 /// broker was away tries again, and the key makes a retry of a request that
 /// did land return the same job.
 struct Submitter {
-    accepted: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<Vec<String>>,
 }
 
 impl Submitter {
     fn start(api: String, blob_dir: PathBuf, total: usize, rate: usize) -> Submitter {
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let counter = accepted.clone();
         let task = tokio::spawn(async move {
             let http = reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
@@ -87,11 +82,10 @@ impl Submitter {
                     "priority": priority,
                 });
                 jobs.push(submit_until_accepted(&http, &api, &document_id, &body).await);
-                counter.fetch_add(1, Ordering::Relaxed);
             }
             jobs
         });
-        Submitter { accepted, task }
+        Submitter { task }
     }
 
     fn finished(&self) -> bool {
@@ -213,6 +207,17 @@ async fn offenders(platform: &Platform, sql: &'static str) -> i64 {
     platform.count(sql).await
 }
 
+/// How many lines of every worker log so far (restarted ones included)
+/// contain `needle`.
+fn count_in_worker_logs(platform: &Platform, needle: &str) -> usize {
+    std::fs::read_dir(&platform.log_dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("worker-"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default().matches(needle).count())
+        .sum()
+}
+
 #[tokio::test]
 async fn chaos_every_job_completes_exactly_once() {
     let total = setting("CHAOS_JOBS", 300);
@@ -299,6 +304,8 @@ async fn chaos_every_job_completes_exactly_once() {
             .count("SELECT count(*) FROM job_events WHERE (detail->>'recovered_from_crash')::boolean")
             .await,
         retries: platform.count("SELECT count(*) FROM job_events WHERE to_status = 'RETRYING'").await,
+        stuck_at_shutdown: count_in_worker_logs(&platform, "exiting without it"),
+        slow_settles: count_in_worker_logs(&platform, "settling deliveries took over"),
         rounds: round,
         elapsed: started.elapsed(),
         recoveries,
@@ -326,6 +333,9 @@ struct Report {
     outbox: i64,
     crash_recoveries: i64,
     retries: i64,
+    /// Shutdowns that left work behind (bounded, but a sign of a stuck peer).
+    stuck_at_shutdown: usize,
+    slow_settles: usize,
     rounds: usize,
     elapsed: Duration,
     recoveries: Vec<Recovery>,
@@ -345,6 +355,10 @@ impl Report {
             self.crash_recoveries,
             self.retries,
             self.outbox
+        );
+        println!(
+            "shutdowns that left stuck work behind: {}; settles that timed out: {}",
+            self.stuck_at_shutdown, self.slow_settles
         );
         let mut by_fault: HashMap<String, (Vec<Duration>, Vec<Duration>)> = HashMap::new();
         for r in &self.recoveries {

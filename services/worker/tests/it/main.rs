@@ -4,6 +4,7 @@
 mod platform;
 
 mod chaos;
+mod connections;
 mod faults;
 mod hostile;
 mod metrics_report;
