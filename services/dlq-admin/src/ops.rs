@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use job_model::{ItemKind, JobMetadata, JobRoute, JobStatus, OutboxMessage, ProcessDocument, Topology};
 use job_store::dlq::DlqFilter;
 use job_store::dlq::audit::{self, Action, NewEntry};
+use job_store::dlq::bulk_runs;
 use job_store::dlq::changes::{self, ChangedJob};
 use job_store::jobs as jobs_db;
 use job_store::{StoreError, StoreResult, outbox};
@@ -299,10 +300,18 @@ impl Selection {
         }
     }
 
-    fn audit_filter(&self) -> serde_json::Value {
+    pub fn audit_filter(&self) -> serde_json::Value {
         match self {
             Selection::Ids(ids) => json!({"job_ids": ids.len()}),
             Selection::Filter(f) => json!(f),
+        }
+    }
+
+    /// The audit row's filter for the batches of one kind of item.
+    fn audit_filter_for(&self, kind: ItemKind) -> serde_json::Value {
+        match self {
+            Selection::Filter(f) => json!(DlqFilter { kind: Some(kind), ..f.clone() }),
+            ids => ids.audit_filter(),
         }
     }
 
@@ -314,10 +323,46 @@ impl Selection {
     }
 }
 
+/// What a bulk run does to each item of its selection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BulkAction {
+    /// DLQ -> QUEUED, jobs only (a poison message has no job to requeue).
+    Retry,
+    /// DLQ -> DELETED, jobs and (for a filter) poison items.
+    Delete,
+}
+
+impl BulkAction {
+    pub fn audit_action(self) -> Action {
+        match self {
+            BulkAction::Retry => Action::BulkRetry,
+            BulkAction::Delete => Action::BulkDelete,
+        }
+    }
+
+    fn target_status(self) -> JobStatus {
+        match self {
+            BulkAction::Retry => JobStatus::Queued,
+            BulkAction::Delete => JobStatus::Deleted,
+        }
+    }
+
+    /// The verb a person reads ("retried", "deleted").
+    pub fn past_tense(self) -> &'static str {
+        match self {
+            BulkAction::Retry => "retried",
+            BulkAction::Delete => "deleted",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct BulkRetryOutcome {
     pub request_id: Uuid,
+    /// Jobs moved.
     pub retried: u64,
+    /// Poison items deleted (a bulk delete by filter).
+    pub poison: u64,
     pub batches: u32,
     /// Stopped at the request's (or the service's) maximum; more may match.
     pub limit_reached: bool,
@@ -335,93 +380,130 @@ pub async fn bulk_retry(
     selection: &Selection,
     max_jobs: u32,
 ) -> StoreResult<BulkRetryOutcome> {
-    bulk_retry_reporting(state, actor, reason, selection, max_jobs, |_| {}).await
+    bulk_apply(state, BulkAction::Retry, actor, reason, selection, max_jobs, None).await
 }
 
-/// [`bulk_retry`], calling `on_batch` with the totals so far after each
-/// committed batch (the console's progress page).
-pub async fn bulk_retry_reporting(
+/// Applies `action` to the selection in batches of BULK_BATCH_SIZE, each
+/// its own transaction with its events, outbox messages and audit row.
+/// With `run` (a row of `dlq_bulk_runs` already started), each batch also
+/// advances that row in the same transaction, and the run's id is the
+/// audit rows' request id. Retries are paced by the replay limiter; deletes
+/// publish nothing and are not.
+pub async fn bulk_apply(
     state: &AppState,
+    action: BulkAction,
     actor: &str,
     reason: &str,
     selection: &Selection,
     max_jobs: u32,
-    on_batch: impl Fn(&BulkRetryOutcome),
+    run: Option<Uuid>,
 ) -> StoreResult<BulkRetryOutcome> {
-    let request_id = Uuid::now_v7();
+    let request_id = run.unwrap_or_else(Uuid::now_v7);
     let (filter, ids) = selection.parts();
+    let to = action.target_status();
     let mut remaining = i64::from(max_jobs);
-    let mut outcome =
-        BulkRetryOutcome { request_id, retried: 0, batches: 0, limit_reached: false, not_retried: Vec::new() };
-    let mut retried_ids = BTreeSet::new();
+    let mut outcome = BulkRetryOutcome {
+        request_id,
+        retried: 0,
+        poison: 0,
+        batches: 0,
+        limit_reached: false,
+        not_retried: Vec::new(),
+    };
+    let mut moved_ids = BTreeSet::new();
+    let entry = |n: usize, kind: ItemKind, job_ids: Vec<Uuid>| NewEntry {
+        actor,
+        action: action.audit_action(),
+        reason,
+        request_id,
+        target: selection.target(),
+        filter: Some(selection.audit_filter_for(kind)),
+        matched: n as i32,
+        affected: n as i32,
+        status_before: Some(JobStatus::Dlq.as_str()),
+        status_after: Some(to.as_str()),
+        job_ids,
+    };
+    // Jobs first, then (deleting by filter) the poison items it matches.
+    let mut poison_phase = false;
     loop {
         if remaining <= 0 {
             outcome.limit_reached = true;
             break;
         }
         let n = remaining.min(i64::from(state.bulk.batch_size));
-        if let Some(limiter) = &state.replay_limiter {
+        if poison_phase {
+            let mut tx = state.pool.begin().await?;
+            let removed = changes::delete_poison_matching(&mut tx, &filter, n).await?;
+            if removed.is_empty() {
+                tx.rollback().await?;
+                break;
+            }
+            audit::record(&mut tx, &entry(removed.len(), ItemKind::Poison, Vec::new())).await?;
+            if let Some(run) = run {
+                bulk_runs::advance(&mut tx, run, removed.len() as i64).await?;
+            }
+            tx.commit().await?;
+            remaining -= removed.len() as i64;
+            outcome.poison += removed.len() as u64;
+            outcome.batches += 1;
+            continue;
+        }
+        if action == BulkAction::Retry
+            && let Some(limiter) = &state.replay_limiter
+        {
             // n never exceeds the burst (the batch size), so this only waits.
             let _ = limiter.until_n_ready(NonZeroU32::new(n as u32).expect("n >= 1")).await;
         }
         let mut tx = state.pool.begin().await?;
-        let changed = changes::move_jobs(&mut tx, JobStatus::Queued, &filter, ids, n).await?;
+        let changed = changes::move_jobs(&mut tx, to, &filter, ids, n).await?;
         if changed.is_empty() {
             tx.rollback().await?;
+            let poison_may_match = action == BulkAction::Delete && ids.is_none() && filter.kind != Some(ItemKind::Job);
+            if poison_may_match {
+                poison_phase = true;
+                continue;
+            }
             break;
         }
-        requeued(&mut tx, &state.topology, &changed, actor, reason, request_id, Mode::Bulk).await?;
+        match action {
+            BulkAction::Retry => {
+                requeued(&mut tx, &state.topology, &changed, actor, reason, request_id, Mode::Bulk).await?
+            }
+            BulkAction::Delete => deleted(&mut tx, &changed, actor, reason, request_id, Mode::Bulk).await?,
+        }
         let job_ids: Vec<Uuid> = changed.iter().map(|c| c.job.job_id).collect();
-        audit::record(
-            &mut tx,
-            &NewEntry {
-                actor,
-                action: Action::BulkRetry,
-                reason,
-                request_id,
-                target: selection.target(),
-                filter: Some(selection.audit_filter()),
-                matched: changed.len() as i32,
-                affected: changed.len() as i32,
-                status_before: Some(JobStatus::Dlq.as_str()),
-                status_after: Some(JobStatus::Queued.as_str()),
-                job_ids: job_ids.clone(),
-            },
-        )
-        .await?;
+        audit::record(&mut tx, &entry(changed.len(), ItemKind::Job, job_ids.clone())).await?;
+        if let Some(run) = run {
+            bulk_runs::advance(&mut tx, run, changed.len() as i64).await?;
+        }
         tx.commit().await?;
-        state.relay.wake();
-        state.metrics.retries.get_or_create(&ModeLabels { mode: "bulk" }).inc_by(changed.len() as u64);
+        let mode = ModeLabels { mode: "bulk" };
+        match action {
+            BulkAction::Retry => {
+                state.relay.wake();
+                state.metrics.retries.get_or_create(&mode).inc_by(changed.len() as u64);
+            }
+            BulkAction::Delete => {
+                state.metrics.deleted.get_or_create(&mode).inc_by(changed.len() as u64);
+            }
+        }
         remaining -= changed.len() as i64;
         outcome.retried += changed.len() as u64;
         outcome.batches += 1;
-        retried_ids.extend(job_ids);
-        on_batch(&outcome);
+        moved_ids.extend(job_ids);
     }
     if outcome.batches == 0 {
         // Nothing matched: the request is still on record.
         let mut tx = state.pool.begin().await?;
-        audit::record(
-            &mut tx,
-            &NewEntry {
-                actor,
-                action: Action::BulkRetry,
-                reason,
-                request_id,
-                target: selection.target(),
-                filter: Some(selection.audit_filter()),
-                matched: 0,
-                affected: 0,
-                status_before: Some(JobStatus::Dlq.as_str()),
-                status_after: Some(JobStatus::Queued.as_str()),
-                job_ids: Vec::new(),
-            },
-        )
-        .await?;
+        audit::record(&mut tx, &entry(0, ItemKind::Job, Vec::new())).await?;
         tx.commit().await?;
     }
+    if outcome.poison > 0 {
+        state.metrics.deleted.get_or_create(&ModeLabels { mode: "bulk" }).inc_by(outcome.poison);
+    }
     if let Selection::Ids(ids) = selection {
-        let missing: Vec<Uuid> = ids.iter().filter(|id| !retried_ids.contains(*id)).copied().collect();
+        let missing: Vec<Uuid> = ids.iter().filter(|id| !moved_ids.contains(*id)).copied().collect();
         if !missing.is_empty() {
             let statuses = jobs_db::statuses(&state.pool, &missing).await?;
             outcome.not_retried = missing
@@ -431,6 +513,18 @@ pub async fn bulk_retry_reporting(
         }
     }
     Ok(outcome)
+}
+
+/// What a bulk delete would take now: jobs and poison items.
+pub async fn bulk_delete_preview(state: &AppState, selection: &Selection, max_jobs: u32) -> StoreResult<(i64, i64)> {
+    let (filter, ids) = selection.parts();
+    let (jobs, _) = changes::count_jobs(&state.pool, JobStatus::Dlq, &filter, ids, i64::from(max_jobs)).await?;
+    let poison = if ids.is_none() && filter.kind != Some(ItemKind::Job) {
+        changes::count_poison_matching(&state.pool, &filter).await?
+    } else {
+        0
+    };
+    Ok((jobs, poison))
 }
 
 /// What a dry-run bulk retry would take now: how many, and the first few.

@@ -129,7 +129,6 @@ impl Application {
                 "console sessions use a random key: they end when this process stops (set CONSOLE_SESSION_KEY to share them)"
             );
         }
-        let bulk_runs = web::Data::new(crate::console::runs::BulkRuns::default());
         let console_settings = web::Data::new(ConsoleSettings {
             jaeger_ui_url: c.jaeger_ui_url.as_deref().map(|u| u.trim_end_matches('/').to_owned()),
             refresh_seconds: c.console_refresh_seconds,
@@ -150,7 +149,6 @@ impl Application {
                 cfg.app_data(auth.clone());
                 cfg.app_data(session_keys.clone());
                 cfg.app_data(console_settings.clone());
-                cfg.app_data(bulk_runs.clone());
                 // The console's pages, outside the OpenAPI document.
                 cfg.configure(crate::console::routes);
             },

@@ -12,6 +12,7 @@ pub enum Action {
     Retry,
     Delete,
     BulkRetry,
+    BulkDelete,
     Purge,
 }
 
@@ -21,12 +22,15 @@ impl Action {
             Action::Retry => "retry",
             Action::Delete => "delete",
             Action::BulkRetry => "bulk_retry",
+            Action::BulkDelete => "bulk_delete",
             Action::Purge => "purge",
         }
     }
 
     pub fn parse(raw: &str) -> Option<Action> {
-        [Action::Retry, Action::Delete, Action::BulkRetry, Action::Purge].into_iter().find(|a| a.as_str() == raw)
+        [Action::Retry, Action::Delete, Action::BulkRetry, Action::BulkDelete, Action::Purge]
+            .into_iter()
+            .find(|a| a.as_str() == raw)
     }
 }
 

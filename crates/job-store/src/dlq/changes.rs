@@ -142,6 +142,44 @@ pub async fn delete_poison(
     .await?)
 }
 
+/// Deletes up to `limit` poison items matching `filter` (a bulk delete of a
+/// group or a filter), oldest first, skipping rows another transaction holds.
+pub async fn delete_poison_matching(
+    tx: &mut Transaction<'_, Postgres>,
+    filter: &DlqFilter,
+    limit: i64,
+) -> StoreResult<Vec<Uuid>> {
+    Ok(filtered!(
+        query_scalar;
+        "WITH candidates AS ( \
+             SELECT p.item_id FROM dlq_poison p \
+             WHERE p.status = 'DLQ' AND p.item_id IN (SELECT id FROM dlq_poison_items WHERE",
+        ") ORDER BY p.dlq_at, p.item_id LIMIT $10 \
+             FOR UPDATE OF p SKIP LOCKED \
+         ) \
+         UPDATE dlq_poison p SET status = 'DELETED', deleted_at = now() \
+         FROM candidates c WHERE p.item_id = c.item_id AND p.status = 'DLQ' \
+         RETURNING p.item_id AS \"item_id!\"";
+        filter,
+        limit
+    )
+    .fetch_all(&mut **tx)
+    .await?)
+}
+
+/// How many poison items in the DLQ match `filter` now (a bulk delete's
+/// dry run).
+pub async fn count_poison_matching(pool: &sqlx::PgPool, filter: &DlqFilter) -> StoreResult<i64> {
+    Ok(filtered!(
+        query_scalar;
+        "SELECT count(*) AS \"count!\" FROM dlq_poison_items WHERE status = 'DLQ' AND",
+        "";
+        filter
+    )
+    .fetch_one(pool)
+    .await?)
+}
+
 /// How many jobs a bulk retry would take now (without locking), and the
 /// first few of them.
 pub async fn count_jobs(

@@ -5,6 +5,7 @@
 //! outbox message and the `admin_audit` row in the same transaction.
 
 pub mod audit;
+pub mod bulk_runs;
 pub mod changes;
 pub mod import;
 pub mod items;

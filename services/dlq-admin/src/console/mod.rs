@@ -13,7 +13,6 @@ pub mod error;
 mod forms;
 pub mod layout;
 mod pages;
-pub mod runs;
 pub mod session;
 pub mod svg;
 
@@ -63,7 +62,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/jobs/{job_id}", web::get().to(pages::job::show))
         .route("/dead-letters", web::get().to(pages::dead_letters::list))
         .route("/dead-letters/bulk-retry", web::post().to(pages::dead_letters::bulk_retry))
+        .route("/dead-letters/bulk-delete", web::post().to(pages::dead_letters::bulk_delete))
         .route("/dead-letters/retry-selected", web::post().to(pages::dead_letters::retry_selected))
+        .route("/dead-letters/delete-selected", web::post().to(pages::dead_letters::delete_selected))
         .route("/dead-letters/runs/{id}", web::get().to(pages::dead_letters::run_progress))
         .route("/dead-letters/{id}/retry", web::post().to(pages::dead_letters::retry))
         .route("/dead-letters/{id}/delete", web::post().to(pages::dead_letters::delete))

@@ -6,7 +6,7 @@ use base64::Engine;
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 
-use crate::helpers::{DlqJobs, READ_TOKEN, TestApp, WRITE_TOKEN, World};
+use crate::helpers::{DlqJobs, READ_TOKEN, TestApp, WRITE_TOKEN, World, insert_poison};
 
 /// A client that keeps the console's one cookie by hand.
 struct Console<'a> {
@@ -324,4 +324,106 @@ async fn the_jobs_checked_on_a_list_page_are_retried_together() {
         c.post("/dead-letters/retry-selected", &[("csrf", csrf.as_str()), ("reason", "none")], None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "nothing selected");
     world.outbox_drained().await;
+}
+
+#[tokio::test]
+async fn a_filter_is_deleted_in_bulk_jobs_and_poison_alike_and_any_replica_shows_the_run() {
+    let world = World::new().await;
+    let jobs = DlqJobs { count: 3, ..Default::default() }.insert(world.pool()).await;
+    let poison = [
+        insert_poison(world.pool(), "not_json", b"\xff one", "1 hour").await,
+        insert_poison(world.pool(), "not_json", b"\xff two", "2 hours").await,
+    ];
+    let app = world.app(&["--bulk-batch-size", "2"]).await;
+    let mut c = Console::new(&app);
+    c.log_in(WRITE_TOKEN).await;
+    let (_, html, _) = c.get("/dead-letters?view=list&since=2000-01-01").await;
+    assert!(html.contains(r#"action="/dead-letters/bulk-delete""#), "a bulk delete for the filter");
+    assert!(html.contains(r#"formaction="/dead-letters/delete-selected""#), "and for the checked jobs");
+    let csrf = csrf_of(&html);
+
+    let filter = [("csrf", csrf.as_str()), ("since", "2000-01-01")];
+    let (status, page) = c.post("/dead-letters/bulk-delete", &[filter[0], filter[1], ("dry_run", "1")], None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains(r#"<strong id="dry-run-count">5</strong>"#), "3 jobs and 2 poison messages: {page}");
+    assert_eq!(world.count("SELECT count(*) FROM jobs WHERE status = 'DLQ'").await, 3, "a dry run changes nothing");
+
+    let (status, _) = c.post("/dead-letters/bulk-delete", &[filter[0], filter[1], ("reason", "test data")], None).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let run = c.location.clone().unwrap();
+    assert!(run.starts_with("/dead-letters/runs/"), "{run}");
+    let finished = |app: &TestApp, cookie: String| {
+        let (http, url) = (c.http.clone(), app.url(&run));
+        async move {
+            let page = http.get(url).header(COOKIE, cookie).send().await.ok()?.text().await.ok()?;
+            page.contains(r#"data-finished="true""#).then_some(page)
+        }
+    };
+    let cookie = c.cookie.clone().unwrap();
+    let page = test_support::eventually(std::time::Duration::from_secs(30), "the bulk delete to finish", || {
+        finished(&app, cookie.clone())
+    })
+    .await;
+    assert!(page.contains(r#"<strong id="bulk-retried">5</strong>"#), "{page}");
+    for id in &jobs {
+        assert_eq!(world.status_of(*id).await, "DELETED");
+    }
+    assert_eq!(world.count("SELECT count(*) FROM dlq_poison WHERE status = 'DELETED'").await, poison.len() as i64);
+    let audit = world.audit_rows().await;
+    assert!(audit.iter().all(|a| a["action"] == "bulk_delete" && a["reason"] == "test data"), "{audit:?}");
+    let affected: i64 = audit.iter().map(|a| a["affected"].as_i64().unwrap()).sum();
+    assert_eq!((audit.len(), affected), (3, 5), "batches of two: jobs 2 + 1, then both poison messages");
+
+    // Another replica (or this one restarted) shows the same run: its
+    // progress is in Postgres, not in the process that ran it.
+    let replica = world.app(&[]).await;
+    let mut other = Console::new(&replica);
+    other.log_in(READ_TOKEN).await;
+    let page = finished(&replica, other.cookie.clone().unwrap()).await.expect("the run, finished, on the replica");
+    assert!(page.contains(r#"<strong id="bulk-retried">5</strong>"#), "{page}");
+
+    // A run whose process went away mid-way says so instead of spinning.
+    let orphan = uuid::Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO dlq_bulk_runs (run_id, action, actor, reason, selection, matched, done, batches, started_at, updated_at) \
+         VALUES ($1, 'bulk_retry', 'ops', 'replay', '{}', 10, 4, 2, now() - interval '1 hour', now() - interval '50 minutes')",
+    )
+    .bind(orphan)
+    .execute(world.pool())
+    .await
+    .unwrap();
+    let (status, page, _) = other.get(&format!("/dead-letters/runs/{orphan}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains(r#"id="bulk-stalled""#) && page.contains(r#"data-stalled="true""#), "{page}");
+    assert!(!page.contains("data-refresh-seconds"), "a stalled run's page does not reload forever");
+}
+
+#[tokio::test]
+async fn the_jobs_checked_on_a_list_page_are_deleted_together() {
+    let world = World::new().await;
+    let ids = DlqJobs { count: 3, ..Default::default() }.insert(world.pool()).await;
+    let app = world.app(&[]).await;
+    let mut c = Console::new(&app);
+    c.log_in(WRITE_TOKEN).await;
+    let (_, html, _) = c.get("/dead-letters?view=list").await;
+    let csrf = csrf_of(&html);
+    let a = ids[1].to_string();
+    let form = [("csrf", csrf.as_str()), ("job_id", a.as_str()), ("reason", "withdrawn")];
+    let (status, _) = c.post("/dead-letters/delete-selected", &form, None).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        (world.status_of(ids[0]).await, world.status_of(ids[1]).await, world.status_of(ids[2]).await),
+        ("DLQ".to_owned(), "DELETED".to_owned(), "DLQ".to_owned())
+    );
+    assert_eq!(world.audit_rows().await[0]["action"], "bulk_delete");
+
+    let mut reader = Console::new(&app);
+    reader.log_in(READ_TOKEN).await;
+    let (_, html, _) = reader.get("/dead-letters?view=list").await;
+    assert!(!html.contains("delete-selected"), "no delete for a read token");
+    let csrf = csrf_of(&html);
+    let a = ids[0].to_string();
+    let forged = [("csrf", csrf.as_str()), ("job_id", a.as_str()), ("reason", "forged")];
+    assert_eq!(reader.post("/dead-letters/delete-selected", &forged, None).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(world.status_of(ids[0]).await, "DLQ");
 }

@@ -16,14 +16,13 @@ use super::status_badge;
 use crate::console::error::{ConsoleError, urlencode};
 use crate::console::forms::given;
 use crate::console::layout::{self, Nav, csrf_field, notice, reason_field, when};
-use crate::console::runs::BulkRuns;
 use crate::console::session::{ConsoleUser, safe_next};
 use crate::console::{html as page_html, see_other};
 use crate::domain::{FilterFields, ItemCursor, parse_cursor, parse_id};
-use crate::ops::{self, Selection};
+use crate::ops::{self, BulkAction, Selection};
 use crate::routes::views::{DlqGroup, DlqItem};
 use crate::state::AppState;
-use job_store::dlq::{DlqFilter, items};
+use job_store::dlq::{DlqFilter, bulk_runs, items};
 
 const PAGE: i64 = 50;
 const GROUPS: i64 = 100;
@@ -145,12 +144,13 @@ fn item_actions(user: &ConsoleUser, item: &DlqItem, back: &str) -> Markup {
     }
 }
 
-fn bulk_form(user: &ConsoleUser, f: &FilterForm, label: &str) -> Markup {
+fn bulk_form(user: &ConsoleUser, f: &FilterForm, action: BulkAction, label: &str) -> Markup {
     html! {
         @if user.can_write() {
-            form.action method="post" action="/dead-letters/bulk-retry" {
+            form.action method="post" action=(bulk_path(action)) {
                 (csrf_field(user)) (f.hidden())
-                button type="submit" name="dry_run" value="1" { "Dry run: " (label) }
+                @let class = if action == BulkAction::Delete { "bulk-delete" } else { "bulk-retry" };
+                button class=(class) type="submit" name="dry_run" value="1" { "Dry run: " (label) }
             }
         }
     }
@@ -179,7 +179,8 @@ fn groups_view(user: &ConsoleUser, groups: &[DlqGroup], total: i64, f: &FilterFo
                         }
                         td {
                             a href={"/dead-letters?view=list&" (gf.query())} { "Show items" }
-                            @if g.kind == ItemKind::Job { (bulk_form(user, &gf, "retry this group")) }
+                            @if g.kind == ItemKind::Job { (bulk_form(user, &gf, BulkAction::Retry, "retry this group")) }
+                            (bulk_form(user, &gf, BulkAction::Delete, "delete this group"))
                         }
                     }
                 }
@@ -237,7 +238,10 @@ pub async fn list(
         let rows: Vec<DlqItem> = rows.into_iter().map(DlqItem::from).collect();
         html! {
             @if rows.is_empty() { p.muted #no-items { "Nothing in the DLQ matches." } } @else {
-                @if !q.filter.is_empty() { (bulk_form(&user, &q.filter, "retry every job this filter matches")) }
+                @if !q.filter.is_empty() {
+                    (bulk_form(&user, &q.filter, BulkAction::Retry, "retry every job this filter matches"))
+                    (bulk_form(&user, &q.filter, BulkAction::Delete, "delete every item this filter matches"))
+                }
                 (list_view(&user, &rows, &back))
                 @if user.can_write() {
                     form.action #retry-selected method="post" action="/dead-letters/retry-selected"
@@ -245,6 +249,9 @@ pub async fn list(
                         (csrf_field(&user)) input type="hidden" name="back" value=(back);
                         div { (reason_field("selected-reason")) }
                         button.primary type="submit" { "Retry selected" }
+                        " "
+                        button.danger #delete-selected type="submit" formaction="/dead-letters/delete-selected"
+                            data-confirm="Delete the selected jobs? They cannot be retried afterwards." { "Delete selected" }
                     }
                 }
             }
@@ -321,104 +328,190 @@ pub struct BulkForm {
     filter: FilterForm,
 }
 
-/// A dry run shows the count and asks for the reason; the real run
-/// requeues in batches (one transaction and audit row each) and reports.
+/// An unfinished run with no batch committed for this long has most likely
+/// lost its process (a batch takes BULK_BATCH_SIZE / BULK_RETRY_RATE_PER_SECOND
+/// seconds at the slowest pace one would configure).
+const STALLED_AFTER_SECONDS: f64 = 120.0;
+
+/// `POST /dead-letters/bulk-retry`: every job the filter (or group) matches.
 pub async fn bulk_retry(
     user: ConsoleUser,
     f: web::Form<BulkForm>,
     state: web::Data<AppState>,
-    runs: web::Data<BulkRuns>,
+) -> Result<HttpResponse, ConsoleError> {
+    bulk(user, f.into_inner(), state, BulkAction::Retry).await
+}
+
+/// `POST /dead-letters/bulk-delete`: every item (jobs and poison messages)
+/// the filter (or group) matches.
+pub async fn bulk_delete(
+    user: ConsoleUser,
+    f: web::Form<BulkForm>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ConsoleError> {
+    bulk(user, f.into_inner(), state, BulkAction::Delete).await
+}
+
+fn bulk_path(action: BulkAction) -> &'static str {
+    match action {
+        BulkAction::Retry => "/dead-letters/bulk-retry",
+        BulkAction::Delete => "/dead-letters/bulk-delete",
+    }
+}
+
+/// A dry run shows the count and asks for the reason; the real run works
+/// in batches in the background (one transaction and audit row each, and
+/// its `dlq_bulk_runs` row advanced in the same transaction) and its page
+/// shows the progress.
+async fn bulk(
+    user: ConsoleUser,
+    f: BulkForm,
+    state: web::Data<AppState>,
+    action: BulkAction,
 ) -> Result<HttpResponse, ConsoleError> {
     user.authorize_change(f.csrf.as_deref())?;
     let mut filter = f.filter.parse()?;
-    if filter.kind == Some(ItemKind::Poison) {
-        return Err(crate::console::forms::invalid("kind", "poison messages have no job to requeue"));
+    if action == BulkAction::Retry {
+        if filter.kind == Some(ItemKind::Poison) {
+            return Err(crate::console::forms::invalid("kind", "poison messages have no job to requeue"));
+        }
+        filter.kind = Some(ItemKind::Job);
     }
-    filter.kind = Some(ItemKind::Job);
     let selection = Selection::Filter(filter);
     let max = state.bulk.max_jobs;
+    let (jobs, poison) = match action {
+        BulkAction::Retry => (ops::bulk_retry_preview(&state, &selection, max).await?.0, 0),
+        BulkAction::Delete => ops::bulk_delete_preview(&state, &selection, max).await?,
+    };
+    let matched = jobs + poison;
+    let verb = match action {
+        BulkAction::Retry => "Retry",
+        BulkAction::Delete => "Delete",
+    };
     if given(&f.dry_run).is_some() {
-        let (matched, sample) = ops::bulk_retry_preview(&state, &selection, max).await?;
         let body = html! {
             div.panel #dry-run {
-                p { strong #dry-run-count { (matched) } " job(s) would be retried now"
-                    @if matched >= i64::from(max) { " (the most one request retries: " (max) ")" } "." }
-                @if !sample.is_empty() {
-                    p.muted { "First of them: " @for id in &sample { a.mono href={"/jobs/" (id)} { (id) } " " } }
+                p { strong #dry-run-count { (matched) } " item(s) would be " (action.past_tense()) " now"
+                    @if poison > 0 { " (" (jobs) " job(s), " (poison) " poison message(s))" }
+                    @if jobs >= i64::from(max) { " (the most one request takes: " (max) " jobs)" } "." }
+                @if action == BulkAction::Delete && matched > 0 {
+                    p.error-text { "Deleted items cannot be retried afterwards." }
                 }
                 @if matched > 0 {
-                    form.action method="post" action="/dead-letters/bulk-retry"
-                        data-confirm={"Retry " (matched) " job(s)?"} {
+                    form.action method="post" action=(bulk_path(action))
+                        data-confirm={(verb) " " (matched) " item(s)?"} {
                         (csrf_field(&user)) (f.filter.hidden())
                         div { (reason_field("bulk-reason")) }
-                        button.primary #bulk-confirm type="submit" { "Retry " (matched) " job(s)" }
+                        @let class = if action == BulkAction::Delete { "danger" } else { "primary" };
+                        button class=(class) #bulk-confirm type="submit" { (verb) " " (matched) " item(s)" }
                     }
                 }
                 p { a href={"/dead-letters?" (f.filter.query())} { "Back" } }
             }
         };
-        return Ok(page_html(layout::page("Bulk retry: dry run", &user, Nav::DeadLetters, body)));
+        return Ok(page_html(layout::page(
+            &format!("Bulk {}: dry run", verb.to_lowercase()),
+            &user,
+            Nav::DeadLetters,
+            body,
+        )));
     }
     let reason = check_reason(f.reason.as_deref())?;
-    // Batches go on in the background (a big group takes a while at
-    // BULK_RETRY_RATE_PER_SECOND); the run's page shows the progress.
-    let (matched, _) = ops::bulk_retry_preview(&state, &selection, max).await?;
     let run = Uuid::now_v7();
-    runs.start(run, &user.actor, &reason, matched);
-    let (state, runs, actor) = (state.into_inner(), runs.into_inner(), user.actor.clone());
+    bulk_runs::start(
+        &state.pool,
+        &bulk_runs::NewRun {
+            run_id: run,
+            action: action.audit_action(),
+            actor: &user.actor,
+            reason: &reason,
+            selection: selection.audit_filter(),
+            matched,
+        },
+    )
+    .await
+    .map_err(ApiError::store)?;
+    let (state, actor) = (state.into_inner(), user.actor.clone());
     tokio::spawn(async move {
-        let report = |o: &ops::BulkRetryOutcome| runs.progress(run, o.retried, o.batches, o.request_id);
-        let result = ops::bulk_retry_reporting(&state, &actor, &reason, &selection, max, report).await;
-        match &result {
+        let result = ops::bulk_apply(&state, action, &actor, &reason, &selection, max, Some(run)).await;
+        let (limit, error) = match &result {
             Ok(o) => {
-                runs.progress(run, o.retried, o.batches, o.request_id);
-                tracing::info!(%actor, %reason, retried = o.retried, "DLQ bulk retry from the console");
+                tracing::info!(%actor, %reason, jobs = o.retried, poison = o.poison, ?action, "DLQ bulk run from the console");
+                (o.limit_reached, None)
             }
-            Err(error) => tracing::error!(%actor, %error, "DLQ bulk retry from the console stopped"),
+            Err(error) => {
+                tracing::error!(%actor, %error, ?action, "DLQ bulk run from the console stopped");
+                (false, Some(error.to_string()))
+            }
+        };
+        if let Err(error) = bulk_runs::finish(&state.pool, run, limit, error.as_deref()).await {
+            tracing::error!(%error, %run, "could not mark a bulk run finished");
         }
-        runs.finish(run, result.map(|o| o.limit_reached).map_err(|e| e.to_string()));
     });
     Ok(HttpResponse::SeeOther().insert_header(("Location", format!("/dead-letters/runs/{run}"))).finish())
 }
 
-/// `GET /dead-letters/runs/{id}`: a background bulk retry's progress,
-/// reloading itself until it is done.
+/// `GET /dead-letters/runs/{id}`: a bulk run's progress, as committed (any
+/// replica shows it; a restart keeps it), reloading itself until it is done.
 pub async fn run_progress(
     user: ConsoleUser,
     path: web::Path<String>,
-    runs: web::Data<BulkRuns>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, ConsoleError> {
     let id = parse_id(&path)?;
-    let run = runs.get(id).ok_or_else(|| {
-        ApiError::new(ErrorCode::NotFound, "no such bulk retry in this process (see the audit log for every batch)")
-    })?;
-    let done = run.finished.is_some();
+    let run = bulk_runs::get(&state.pool, id, STALLED_AFTER_SECONDS)
+        .await
+        .map_err(ApiError::store)?
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no such bulk run"))?;
+    let done = run.finished_at.is_some();
+    let (title, past) =
+        if run.action == "bulk_delete" { ("Bulk delete", "deleted") } else { ("Bulk retry", "retried") };
     let body = html! {
-        div.panel #bulk-run data-finished=(done) data-retried=(run.retried) {
+        div.panel #bulk-run data-finished=(done) data-retried=(run.done) data-stalled=(run.stalled) {
             p { "Started " (when(run.started_at)) " by " (run.actor) ": " em { (run.reason) } }
-            progress max=(run.matched.max(1)) value=(run.retried) aria-label="Jobs retried" {}
-            p { strong #bulk-retried { (run.retried) } " of " (run.matched) " job(s) retried in " (run.batches) " batch(es)." }
-            @match &run.finished {
-                None => p.muted role="status" { "Running… this page reloads itself." },
-                Some(Ok(limit)) => p.notice role="status" { "Done."
-                    @if *limit { " More jobs match than one request retries: start it again." } },
-                Some(Err(e)) => p.error-text role="alert" { "Stopped: " (e) ". The batches committed before stay retried." },
+            progress max=(run.matched.max(1)) value=(run.done) aria-label={"Items " (past)} {}
+            p { strong #bulk-retried { (run.done) } " of " (run.matched) " item(s) " (past) " in " (run.batches) " batch(es)." }
+            @match (&run.finished_at, &run.error) {
+                (None, _) if run.stalled => p.error-text role="alert" #bulk-stalled {
+                    "No batch has committed since " (when(run.updated_at)) ": the process running it has most likely stopped. "
+                    "What it " (past) " stays " (past) "; start the same action again to take the rest." },
+                (None, _) => p.muted role="status" { "Running… this page reloads itself." },
+                (Some(_), None) => p.notice role="status" { "Done."
+                    @if run.limit_reached { " More items match than one request takes: start it again." } },
+                (Some(_), Some(e)) => p.error-text role="alert" { "Stopped: " (e) ". The batches committed before stay " (past) "." },
             }
-            @if let Some(r) = run.request_id { p { a href="/audit?action=bulk_retry" { "Audit log" } " (request " code { (r) } ")" } }
+            p { a href={"/audit?action=" (run.action)} { "Audit log" } " (request " code { (run.run_id) } ")" }
             p { a href="/dead-letters" { "Dead letters" } }
         }
     };
-    let refresh = (!done).then_some(2);
-    Ok(page_html(layout::page_with_refresh("Bulk retry", &user, Nav::DeadLetters, refresh, body)))
+    let refresh = (!done && !run.stalled).then_some(2);
+    Ok(page_html(layout::page_with_refresh(title, &user, Nav::DeadLetters, refresh, body)))
 }
 
-/// `POST /dead-letters/retry-selected`: the checked jobs of a list page
-/// (repeated `job_id` fields, which serde's form parsing cannot hold, so
-/// the body is read as pairs).
+/// `POST /dead-letters/retry-selected` and `/dead-letters/delete-selected`:
+/// the checked jobs of a list page (repeated `job_id` fields, which serde's
+/// form parsing cannot hold, so the body is read as pairs).
 pub async fn retry_selected(
     user: ConsoleUser,
     body: web::Bytes,
     state: web::Data<AppState>,
+) -> Result<HttpResponse, ConsoleError> {
+    change_selected(user, body, state, BulkAction::Retry).await
+}
+
+pub async fn delete_selected(
+    user: ConsoleUser,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ConsoleError> {
+    change_selected(user, body, state, BulkAction::Delete).await
+}
+
+async fn change_selected(
+    user: ConsoleUser,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+    action: BulkAction,
 ) -> Result<HttpResponse, ConsoleError> {
     let (mut csrf, mut reason, mut back, mut ids) = (None, None, None, Vec::new());
     for (k, v) in url::form_urlencoded::parse(&body) {
@@ -441,12 +534,14 @@ pub async fn retry_selected(
     ids.dedup();
     let reason = check_reason(reason.as_deref())?;
     let max = state.bulk.max_jobs;
-    let outcome = ops::bulk_retry(&state, &user.actor, &reason, &Selection::Ids(ids), max).await?;
-    tracing::info!(actor = %user.actor, %reason, retried = outcome.retried, "selected DLQ jobs retried from the console");
+    let outcome = ops::bulk_apply(&state, action, &user.actor, &reason, &Selection::Ids(ids), max, None).await?;
+    let past = action.past_tense();
+    tracing::info!(actor = %user.actor, %reason, jobs = outcome.retried, "selected DLQ jobs {past} from the console");
     let skipped = if outcome.not_retried.is_empty() {
         String::new()
     } else {
         format!(" {} were no longer in the DLQ.", outcome.not_retried.len())
     };
-    Ok(see_other(&safe_next(back.as_deref()), &format!("Retried {} selected job(s).{skipped}", outcome.retried)))
+    let done = format!("{}{} {} selected job(s).{skipped}", past[..1].to_uppercase(), &past[1..], outcome.retried);
+    Ok(see_other(&safe_next(back.as_deref()), &done))
 }
