@@ -133,6 +133,28 @@ impl Browser {
         }
         self.fill("#token", token).await;
         self.click("form[action='/login'] button[type=submit]").await;
+        // The click only starts the navigation: wait until it lands (off the
+        // login page, or back on it with the refusal), or the next request
+        // may leave before the session cookie is set.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let ready: bool = self
+                .client()
+                .execute(
+                    "return document.readyState === 'complete' && (!location.pathname.startsWith('/login') \
+                       || document.querySelector('[data-error-code]') !== null);",
+                    vec![],
+                )
+                .await
+                .ok()
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false);
+            if ready {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "the login did not finish");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 
     /// A same-origin POST from the page (as a forged form would send it):

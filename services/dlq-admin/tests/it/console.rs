@@ -303,7 +303,7 @@ async fn a_read_token_sees_no_write_button_and_forged_or_csrf_less_posts_are_ref
     browser.log_in(WRITE_TOKEN).await;
     let path = format!("/dead-letters/{target}/retry");
     let (status, body) = browser.post_form(&path, &[("reason", "no token")]).await;
-    assert_eq!(status, 403);
+    assert_eq!(status, 403, "{body}");
     assert!(body.contains(r#"data-error-code="invalid_csrf_token""#), "{body}");
     let (status, body) = browser.post_form(&path, &[("csrf", &csrf), ("reason", "old token")]).await;
     assert_eq!(status, 403, "the read session's token is not the write session's");
