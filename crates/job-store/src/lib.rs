@@ -16,6 +16,7 @@ pub mod search;
 pub mod stats;
 pub mod tickets;
 
+use std::path::Path;
 use std::time::Duration;
 
 use sqlx::PgPool;
@@ -31,11 +32,59 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations"
 /// Opens a pool. `acquire_timeout` bounds how long a request waits for a
 /// connection when Postgres is away: the API answers 503 after it.
 pub async fn connect(url: &str, max_connections: u32, acquire_timeout: Duration) -> Result<PgPool, sqlx::Error> {
-    let options: PgConnectOptions = url.parse()?;
+    connect_with_ca_file(url, None, max_connections, acquire_timeout).await
+}
+
+/// [`connect`], trusting the certificates in `ca_file` too (see
+/// [`connect_options`]).
+pub async fn connect_with_ca_file(
+    url: &str,
+    ca_file: Option<&Path>,
+    max_connections: u32,
+    acquire_timeout: Duration,
+) -> Result<PgPool, sqlx::Error> {
+    let options = connect_options(url, ca_file)?;
     // Lazy: a service starts (and answers /healthz) while Postgres is still
     // coming up; requests get 503 until it is reachable.
     Ok(PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(acquire_timeout)
         .connect_lazy_with(options))
+}
+
+/// Connect options from a libpq-style URL. TLS follows the URL's `sslmode`
+/// as libpq does: `disable`; `prefer` (the default: TLS when the server
+/// offers it, certificate not checked); `require` (TLS or fail, certificate
+/// not checked); `verify-ca` (the chain must lead to a trusted root);
+/// `verify-full` (that, and the host name must match the certificate).
+/// Trusted roots are the platform's store plus the PEM bundle named by the
+/// URL's `sslrootcert`, or else by `ca_file` (`DATABASE_CA_FILE`).
+/// Unlike libpq, `require` never checks the certificate, even when a CA
+/// file is present: ask for `verify-ca` or `verify-full` to have it checked.
+pub fn connect_options(url: &str, ca_file: Option<&Path>) -> Result<PgConnectOptions, sqlx::Error> {
+    let options: PgConnectOptions = url.parse()?;
+    Ok(match ca_file {
+        Some(ca) if !names_root_cert(url) => options.ssl_root_cert(ca),
+        _ => options,
+    })
+}
+
+/// Whether the URL's query sets `sslrootcert` itself (it wins over the
+/// setting, as the more specific of the two).
+fn names_root_cert(url: &str) -> bool {
+    url.split_once('?').is_some_and(|(_, query)| query.split('&').any(|pair| pair.starts_with("sslrootcert=")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_url_root_cert_wins_over_the_setting() {
+        assert!(names_root_cert("postgres://h/db?sslmode=verify-full&sslrootcert=/a.pem"));
+        assert!(!names_root_cert("postgres://h/db?sslmode=verify-full"));
+        assert!(!names_root_cert("postgres://h/db"));
+        // Both parse; which file is used shows only in a handshake (tests/it/tls.rs).
+        connect_options("postgres://h/db?sslmode=verify-full", Some(Path::new("/b.pem"))).unwrap();
+    }
 }
