@@ -226,4 +226,12 @@ mod tests {
             Cli::parse_from(["x", "--amqp-url", "amqps://a:b@h:1/v?cacertfile=/u.pem", "--amqp-ca-file", "/c.pem"]);
         assert_eq!(cli.amqp.url(), "amqps://a:b@h:1/v?cacertfile=/u.pem");
     }
+
+    #[test]
+    fn a_ca_file_setting_must_name_a_readable_pem_file() {
+        let error = readable(Path::new("/nonexistent/ca.pem"), "DATABASE_CA_FILE").unwrap_err();
+        assert!(format!("{error:#}").starts_with("DATABASE_CA_FILE: cannot read /nonexistent/ca.pem"), "{error:#}");
+        let error = readable(Path::new("Cargo.toml"), "AMQP_CA_FILE").unwrap_err();
+        assert!(error.to_string().contains("holds no PEM certificate"), "{error}");
+    }
 }

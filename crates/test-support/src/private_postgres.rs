@@ -17,17 +17,26 @@ pub struct PrivatePostgres {
     _dir: tempfile::TempDir,
 }
 
-/// Where `initdb` and `postgres` are (Debian's layout for the installed
-/// major version); `TEST_POSTGRES_BIN_DIR` overrides it.
+/// Where `initdb` and `postgres` are: `TEST_POSTGRES_BIN_DIR`, else the
+/// newest `/usr/lib/postgresql/<major>/bin` (Debian's layout, what
+/// scripts/ensure-services.sh starts the shared server from).
 fn bin_dir() -> PathBuf {
-    let dir = std::env::var("TEST_POSTGRES_BIN_DIR").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into());
-    let dir = PathBuf::from(dir);
-    assert!(
-        dir.join("initdb").exists(),
-        "TLS tests start their own Postgres and need initdb in {} (set TEST_POSTGRES_BIN_DIR)",
-        dir.display()
-    );
-    dir
+    if let Ok(dir) = std::env::var("TEST_POSTGRES_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    let newest = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| Some((e.file_name().to_str()?.parse::<u32>().ok()?, e.path().join("bin"))))
+        .filter(|(_, bin)| bin.join("initdb").exists())
+        .max();
+    match newest {
+        Some((_, bin)) => bin,
+        None => panic!(
+            "TLS tests start their own Postgres and need initdb (/usr/lib/postgresql/<major>/bin, or set TEST_POSTGRES_BIN_DIR)"
+        ),
+    }
 }
 
 impl PrivatePostgres {
