@@ -20,7 +20,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use sqlx::PgPool;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 
 pub use error::{StoreError, StoreResult};
 pub use jobs::{DedupPolicy, JobFilter, SubmitOutcome};
@@ -54,19 +54,27 @@ pub async fn connect_with_ca_file(
 
 /// Connect options from a libpq-style URL. TLS follows the URL's `sslmode`
 /// as libpq does: `disable`; `prefer` (the default: TLS when the server
-/// offers it, certificate not checked); `require` (TLS or fail, certificate
-/// not checked); `verify-ca` (the chain must lead to a trusted root);
-/// `verify-full` (that, and the host name must match the certificate).
-/// Trusted roots are the platform's store plus the PEM bundle named by the
-/// URL's `sslrootcert`, or else by `ca_file` (`DATABASE_CA_FILE`).
-/// Unlike libpq, `require` never checks the certificate, even when a CA
-/// file is present: ask for `verify-ca` or `verify-full` to have it checked.
+/// offers it, certificate not checked); `require` (TLS or fail); `verify-ca`
+/// (the chain must lead to a trusted root); `verify-full` (that, and the
+/// host name must match the certificate). Trusted roots are the platform's
+/// store plus the PEM bundle named by the URL's `sslrootcert`, or else by
+/// `ca_file` (`DATABASE_CA_FILE`), or else by `PGSSLROOTCERT`. As in libpq,
+/// `require` with a root file given checks the chain like `verify-ca`
+/// (<https://www.postgresql.org/docs/current/libpq-ssl.html>): a CA file
+/// is given to be used.
 pub fn connect_options(url: &str, ca_file: Option<&Path>) -> Result<PgConnectOptions, sqlx::Error> {
-    let options: PgConnectOptions = url.parse()?;
-    Ok(match ca_file {
-        Some(ca) if !names_root_cert(url) => options.ssl_root_cert(ca),
-        _ => options,
-    })
+    let mut options: PgConnectOptions = url.parse()?;
+    let url_names_root = names_root_cert(url);
+    if let Some(ca) = ca_file
+        && !url_names_root
+    {
+        options = options.ssl_root_cert(ca);
+    }
+    let root_given = url_names_root || ca_file.is_some() || std::env::var_os("PGSSLROOTCERT").is_some();
+    if root_given && matches!(options.get_ssl_mode(), PgSslMode::Require) {
+        options = options.ssl_mode(PgSslMode::VerifyCa);
+    }
+    Ok(options)
 }
 
 /// Whether the URL's query sets `sslrootcert` itself (it wins over the
@@ -84,7 +92,19 @@ mod tests {
         assert!(names_root_cert("postgres://h/db?sslmode=verify-full&sslrootcert=/a.pem"));
         assert!(!names_root_cert("postgres://h/db?sslmode=verify-full"));
         assert!(!names_root_cert("postgres://h/db"));
-        // Both parse; which file is used shows only in a handshake (tests/it/tls.rs).
-        connect_options("postgres://h/db?sslmode=verify-full", Some(Path::new("/b.pem"))).unwrap();
+        // Which file is used shows only in a handshake (tests/it/tls.rs).
+        let options = connect_options("postgres://h/db?sslmode=verify-full", Some(Path::new("/b.pem"))).unwrap();
+        assert!(matches!(options.get_ssl_mode(), PgSslMode::VerifyFull));
+    }
+
+    #[test]
+    fn require_with_a_root_file_checks_the_chain_as_libpq_does() {
+        let mode = |url: &str, ca: Option<&str>| connect_options(url, ca.map(Path::new)).unwrap().get_ssl_mode();
+        assert!(matches!(mode("postgres://h/db?sslmode=require", Some("/ca.pem")), PgSslMode::VerifyCa));
+        assert!(matches!(mode("postgres://h/db?sslmode=require&sslrootcert=/ca.pem", None), PgSslMode::VerifyCa));
+        if std::env::var_os("PGSSLROOTCERT").is_none() {
+            assert!(matches!(mode("postgres://h/db?sslmode=require", None), PgSslMode::Require));
+        }
+        assert!(matches!(mode("postgres://h/db?sslmode=prefer", Some("/ca.pem")), PgSslMode::Prefer));
     }
 }

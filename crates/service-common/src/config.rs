@@ -14,8 +14,9 @@ pub struct DatabaseArgs {
     pub database_url: String,
 
     /// PEM file of CA certificates to trust for Postgres, besides the
-    /// platform's store (checked under `sslmode=verify-ca`/`verify-full`).
-    /// An `sslrootcert` in DATABASE_URL wins over it.
+    /// platform's store. With it `sslmode=require` checks the chain as
+    /// `verify-ca` does (libpq's rule); `verify-full` checks the host name
+    /// too. An `sslrootcert` in DATABASE_URL wins over it.
     #[arg(long, env = "DATABASE_CA_FILE")]
     pub database_ca_file: Option<PathBuf>,
 

@@ -40,6 +40,13 @@ async fn sslmode_require_and_verify_full_against_the_test_ca() {
     let url = server.url("localhost", &format!("sslmode=verify-full&sslrootcert={}", ca.ca_file().display()));
     assert!(server_says_ssl(&pool(&url, Some(&other.ca_file())).await).await.unwrap());
 
+    // require with a CA file checks the chain, as libpq does.
+    let other_ca = other.ca_file();
+    let wrong = failure(&server.url("localhost", "sslmode=require"), Some(&other_ca)).await;
+    assert!(wrong.contains("invalid peer certificate: UnknownIssuer"), "{wrong}");
+    let right = pool(&server.url("127.0.0.1", "sslmode=require"), Some(&ca.ca_file())).await;
+    assert!(server_says_ssl(&right).await.unwrap());
+
     // verify-ca checks the chain but not the name.
     let verify_ca = pool(&server.url("127.0.0.1", "sslmode=verify-ca"), Some(&ca.ca_file())).await;
     assert!(server_says_ssl(&verify_ca).await.unwrap());
