@@ -15,7 +15,7 @@ pub mod spans;
 pub mod topology;
 
 pub use backoff::Backoff;
-pub use connection::connect;
+pub use connection::{ca_file, connect};
 pub use consume::{Batch, Consumer, ConsumerConfig, Handler, QueueSpec, Settle};
 pub use publisher::{Outgoing, PublishError, Publisher};
 pub use relay::{OutboxRelay, RelayConfig, RelayStats, UnroutablePolicy};

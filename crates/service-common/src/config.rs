@@ -1,15 +1,24 @@
 //! Connection settings every service takes, as clap flags with the shared
 //! environment variable names of DESIGN.md.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
 
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseArgs {
-    /// Postgres connection URL.
+    /// Postgres connection URL. TLS follows its `sslmode` as with libpq:
+    /// `disable`, `prefer` (default), `require`, `verify-ca`, `verify-full`.
     #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/docflow")]
     pub database_url: String,
+
+    /// PEM file of CA certificates to trust for Postgres, besides the
+    /// platform's store. With it `sslmode=require` checks the chain as
+    /// `verify-ca` does (libpq's rule); `verify-full` checks the host name
+    /// too. An `sslrootcert` in DATABASE_URL wins over it.
+    #[arg(long, env = "DATABASE_CA_FILE")]
+    pub database_ca_file: Option<PathBuf>,
 
     /// Most connections this process opens to Postgres.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
@@ -45,9 +54,17 @@ impl DatabaseArgs {
     /// (sqlx takes an advisory lock, so replicas starting together are safe).
     pub async fn connect(&self) -> anyhow::Result<sqlx::PgPool> {
         use anyhow::Context;
-        let pool = job_store::connect(&self.database_url, self.database_max_connections, self.acquire_timeout())
-            .await
-            .context("invalid DATABASE_URL")?;
+        if let Some(ca) = &self.database_ca_file {
+            readable(ca, "DATABASE_CA_FILE")?;
+        }
+        let pool = job_store::connect_with_ca_file(
+            &self.database_url,
+            self.database_ca_file.as_deref(),
+            self.database_max_connections,
+            self.acquire_timeout(),
+        )
+        .await
+        .context("invalid DATABASE_URL")?;
         if !self.skip_migrations {
             job_store::MIGRATOR.run(&pool).await.context("running database migrations")?;
         }
@@ -58,8 +75,21 @@ impl DatabaseArgs {
 #[derive(Debug, Clone, Args)]
 pub struct AmqpArgs {
     /// Full AMQP URL; when set it wins over the RABBITMQ_* parts.
+    /// `amqps://` connects over TLS; a `cacertfile` query parameter names a
+    /// PEM file of CA certificates to trust besides the platform's store.
     #[arg(long, env = "AMQP_URL")]
     pub amqp_url: Option<String>,
+
+    /// Connect over TLS (`amqps://`) when the URL is built from the
+    /// RABBITMQ_* parts (set RABBITMQ_PORT too: RabbitMQ listens for TLS on
+    /// 5671 by default).
+    #[arg(long, env = "RABBITMQ_TLS", default_value_t = false)]
+    pub rabbitmq_tls: bool,
+
+    /// PEM file of CA certificates to trust for the broker, besides the
+    /// platform's store; sets the URL's `cacertfile` unless it has one.
+    #[arg(long, env = "AMQP_CA_FILE")]
+    pub amqp_ca_file: Option<PathBuf>,
 
     #[arg(long, env = "RABBITMQ_HOST", default_value = "127.0.0.1")]
     pub rabbitmq_host: String,
@@ -97,11 +127,20 @@ pub struct AmqpArgs {
 
 impl AmqpArgs {
     pub fn url(&self) -> String {
-        if let Some(url) = &self.amqp_url {
-            return url.clone();
+        let url = match &self.amqp_url {
+            Some(url) => url.clone(),
+            None => self.url_from_parts(),
+        };
+        match &self.amqp_ca_file {
+            Some(ca) => with_ca_file(url, ca),
+            None => url,
         }
+    }
+
+    fn url_from_parts(&self) -> String {
         format!(
-            "amqp://{}:{}@{}:{}/{}",
+            "{}://{}:{}@{}:{}/{}",
+            if self.rabbitmq_tls { "amqps" } else { "amqp" },
             encode(&self.rabbitmq_user),
             encode(&self.rabbitmq_password),
             self.rabbitmq_host,
@@ -121,6 +160,29 @@ impl AmqpArgs {
     pub fn topology(&self) -> job_model::Topology {
         job_model::Topology::new(self.namespace.clone())
     }
+}
+
+/// Adds `cacertfile` to an AMQP URL that has none (the URL's own wins).
+fn with_ca_file(url: String, ca: &Path) -> String {
+    if broker::ca_file(&url).is_some() {
+        return url;
+    }
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let value: String = url::form_urlencoded::byte_serialize(ca.to_string_lossy().as_bytes()).collect();
+    format!("{url}{separator}cacertfile={value}")
+}
+
+/// A CA file named by a setting must be readable at start: a typo should
+/// stop the service with the setting's name, not fail every handshake later.
+fn readable(path: &Path, setting: &str) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let pem = std::fs::read_to_string(path).with_context(|| format!("{setting}: cannot read {}", path.display()))?;
+    anyhow::ensure!(
+        pem.contains("-----BEGIN CERTIFICATE-----"),
+        "{setting}: {} holds no PEM certificate",
+        path.display()
+    );
+    Ok(())
 }
 
 /// Percent-encodes a URL userinfo or path segment (the default vhost "/" is "%2f").
@@ -150,5 +212,27 @@ mod tests {
         assert_eq!(cli.amqp.url(), "amqp://guest:p%40ss@127.0.0.1:5672/%2f");
         let cli = Cli::parse_from(["x", "--amqp-url", "amqp://a:b@h:1/v"]);
         assert_eq!(cli.amqp.url(), "amqp://a:b@h:1/v");
+    }
+
+    #[test]
+    fn tls_and_the_ca_file_reach_the_url() {
+        let cli =
+            Cli::parse_from(["x", "--rabbitmq-tls", "--rabbitmq-port", "5671", "--amqp-ca-file", "/etc/ca one.pem"]);
+        assert_eq!(cli.amqp.url(), "amqps://guest:guest@127.0.0.1:5671/%2f?cacertfile=%2Fetc%2Fca+one.pem");
+        assert_eq!(broker::ca_file(&cli.amqp.url()), Some("/etc/ca one.pem".into()));
+        let cli = Cli::parse_from(["x", "--amqp-url", "amqps://a:b@h:1/v?heartbeat=5", "--amqp-ca-file", "/c.pem"]);
+        assert_eq!(cli.amqp.url(), "amqps://a:b@h:1/v?heartbeat=5&cacertfile=%2Fc.pem");
+        // The URL's own CA file wins.
+        let cli =
+            Cli::parse_from(["x", "--amqp-url", "amqps://a:b@h:1/v?cacertfile=/u.pem", "--amqp-ca-file", "/c.pem"]);
+        assert_eq!(cli.amqp.url(), "amqps://a:b@h:1/v?cacertfile=/u.pem");
+    }
+
+    #[test]
+    fn a_ca_file_setting_must_name_a_readable_pem_file() {
+        let error = readable(Path::new("/nonexistent/ca.pem"), "DATABASE_CA_FILE").unwrap_err();
+        assert!(format!("{error:#}").starts_with("DATABASE_CA_FILE: cannot read /nonexistent/ca.pem"), "{error:#}");
+        let error = readable(Path::new("Cargo.toml"), "AMQP_CA_FILE").unwrap_err();
+        assert!(error.to_string().contains("holds no PEM certificate"), "{error}");
     }
 }

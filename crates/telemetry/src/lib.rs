@@ -7,11 +7,12 @@ mod json;
 mod propagation;
 
 use std::io::IsTerminal;
+use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use opentelemetry::KeyValue;
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -61,6 +62,11 @@ pub struct LogArgs {
     #[arg(long, env = "OTEL_EXPORTER_OTLP_PROTOCOL", value_enum, default_value = "grpc")]
     pub otlp_protocol: OtlpProtocol,
 
+    /// PEM file of CA certificates to trust for an `https://` collector,
+    /// besides the platform's store.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_CERTIFICATE")]
+    pub otlp_certificate: Option<PathBuf>,
+
     /// Overrides the service name in exported spans.
     #[arg(long, env = "OTEL_SERVICE_NAME")]
     pub otel_service_name: Option<String>,
@@ -109,7 +115,7 @@ pub fn init(service_name: &'static str, args: &LogArgs) -> Telemetry {
     // Spans are always made (logs carry their ids, job rows their trace id,
     // and incoming trace context is honoured); they leave the process only
     // when an endpoint is configured.
-    let (exporter, error) = match build_exporter(args) {
+    let (exporter, error) = match span_exporter(args) {
         Ok(exporter) => (exporter, None),
         Err(error) => (None, Some(error)),
     };
@@ -143,21 +149,74 @@ pub fn init(service_name: &'static str, args: &LogArgs) -> Telemetry {
     Telemetry { provider: Some(provider) }
 }
 
-fn build_exporter(args: &LogArgs) -> Result<Option<opentelemetry_otlp::SpanExporter>, String> {
+/// The OTLP span exporter the settings ask for, or `None` when no endpoint
+/// is configured. `https://` endpoints use TLS (rustls) with the platform's
+/// roots plus `OTEL_EXPORTER_OTLP_CERTIFICATE`.
+pub fn span_exporter(args: &LogArgs) -> Result<Option<opentelemetry_otlp::SpanExporter>, String> {
     let endpoint = match (&args.otlp_traces_endpoint, &args.otlp_endpoint, args.otlp_protocol) {
         (Some(full), _, _) => full.clone(),
         (None, Some(base), OtlpProtocol::Grpc) => base.clone(),
         (None, Some(base), OtlpProtocol::HttpProtobuf) => format!("{}/v1/traces", base.trim_end_matches('/')),
         (None, None, _) => return Ok(None),
     };
+    let ca = match &args.otlp_certificate {
+        Some(path) => Some(
+            std::fs::read(path)
+                .map_err(|e| format!("OTEL_EXPORTER_OTLP_CERTIFICATE: cannot read {}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
+    let https = endpoint.starts_with("https://");
     let exporter = match args.otlp_protocol {
-        OtlpProtocol::Grpc => opentelemetry_otlp::SpanExporter::builder().with_tonic().with_endpoint(endpoint).build(),
-        OtlpProtocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_endpoint(endpoint)
-            .build(),
+        OtlpProtocol::Grpc => {
+            let builder = opentelemetry_otlp::SpanExporter::builder().with_tonic().with_endpoint(endpoint);
+            // Without a TLS config of its own the exporter trusts no root
+            // at all, so https always gets one.
+            let builder = if https { builder.with_tls_config(grpc_tls(ca.as_deref())) } else { builder };
+            builder.build()
+        }
+        OtlpProtocol::HttpProtobuf => {
+            let builder = opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                .with_endpoint(endpoint);
+            // reqwest trusts the platform's store by itself; a client of our
+            // own only to add the CA file.
+            let builder = match ca {
+                Some(pem) if https => builder.with_http_client(http_client(pem)?),
+                _ => builder,
+            };
+            builder.build()
+        }
     }
     .map_err(|e| e.to_string())?;
     Ok(Some(exporter))
+}
+
+fn grpc_tls(ca: Option<&[u8]>) -> opentelemetry_otlp::tonic_types::transport::ClientTlsConfig {
+    use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig};
+    let config = ClientTlsConfig::new().with_native_roots();
+    match ca {
+        Some(pem) => config.ca_certificate(Certificate::from_pem(pem)),
+        None => config,
+    }
+}
+
+/// A blocking client (the batch exporter runs on its own thread) trusting
+/// the CA file too. reqwest's blocking client owns a runtime, which must not
+/// be created or dropped inside Tokio's, hence the thread.
+fn http_client(pem: Vec<u8>) -> Result<reqwest::blocking::Client, String> {
+    std::thread::spawn(move || {
+        let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("OTEL_EXPORTER_OTLP_CERTIFICATE holds no usable PEM certificate: {e}"))?;
+        certificates
+            .into_iter()
+            .fold(reqwest::blocking::Client::builder().timeout(std::time::Duration::from_secs(10)), |b, c| {
+                b.add_root_certificate(c)
+            })
+            .build()
+            .map_err(|e| format!("building the OTLP HTTP client: {e}"))
+    })
+    .join()
+    .map_err(|_| "building the OTLP HTTP client panicked".to_owned())?
 }

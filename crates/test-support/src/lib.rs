@@ -7,8 +7,13 @@
 
 pub mod hostile;
 mod otlp;
+mod pki;
+mod private_postgres;
+mod private_rabbitmq;
+mod private_server;
 pub mod process;
 mod proxy;
+mod tls_proxy;
 
 use std::time::Duration;
 
@@ -20,7 +25,11 @@ use sqlx::postgres::PgPoolOptions;
 use uuid::Uuid;
 
 pub use otlp::{OtlpReceiver, ReceivedSpan};
+pub use pki::{ServerCert, TestCa};
+pub use private_postgres::PrivatePostgres;
+pub use private_rabbitmq::PrivateRabbitMq;
 pub use proxy::TcpProxy;
+pub use tls_proxy::TlsProxy;
 
 /// Admin connection for creating and dropping test databases.
 pub fn admin_database_url() -> String {

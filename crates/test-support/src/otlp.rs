@@ -147,6 +147,11 @@ impl OtlpReceiver {
         OtlpReceiver { addr, spans, task }
     }
 
+    /// The plain listener (e.g. to put a [`TlsProxy`](crate::TlsProxy) in front).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// For `OTEL_EXPORTER_OTLP_ENDPOINT`.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)

@@ -13,11 +13,11 @@ use clap::{Args, Parser, Subcommand};
                   Exit status: 0 on success, 1 when the API refuses or cannot be reached, 2 on a usage error."
 )]
 pub struct Cli {
-    /// ingest-api base URL.
+    /// ingest-api base URL (`http://` or `https://`).
     #[arg(long, env = "DOCFLOW_API_URL", default_value = "http://127.0.0.1:8080", global = true)]
     pub api_url: String,
 
-    /// dlq-admin base URL.
+    /// dlq-admin base URL (`http://` or `https://`).
     #[arg(long, env = "DOCFLOW_ADMIN_URL", default_value = "http://127.0.0.1:8081", global = true)]
     pub admin_url: String,
 
@@ -28,6 +28,11 @@ pub struct Cli {
     /// dlq-admin token (sent as a Bearer token) for `dlq` commands.
     #[arg(long, env = "DOCFLOW_ADMIN_TOKEN", hide_env_values = true, global = true)]
     pub admin_token: Option<String>,
+
+    /// PEM file of CA certificates to trust for `https://` URLs, besides
+    /// the platform's store (for services behind a private CA).
+    #[arg(long, env = "DOCFLOW_CA_FILE", global = true)]
+    pub ca_file: Option<PathBuf>,
 
     /// Print the API's JSON answer instead of a table.
     #[arg(long, global = true)]

@@ -1,6 +1,7 @@
 //! HTTP calls to ingest-api and dlq-admin, and what their errors mean.
 
 use std::fmt;
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -33,10 +34,25 @@ pub struct Service {
     pub http: reqwest::Client,
 }
 
+/// The HTTP client every command uses. `https://` URLs are checked against
+/// the platform's trust store plus the certificates in `ca_file`.
+pub fn http_client(timeout: Duration, ca_file: Option<&Path>) -> anyhow::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder().timeout(timeout);
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path).with_context(|| format!("--ca-file: cannot read {}", path.display()))?;
+        let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+            .with_context(|| format!("--ca-file: {} is not a PEM certificate bundle", path.display()))?;
+        anyhow::ensure!(!certificates.is_empty(), "--ca-file: {} holds no PEM certificate", path.display());
+        for certificate in certificates {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    builder.build().context("building the HTTP client")
+}
+
 impl Service {
-    pub fn new(name: &'static str, base: &str, token: Option<String>, timeout: Duration) -> anyhow::Result<Service> {
-        let http = reqwest::Client::builder().timeout(timeout).build().context("building the HTTP client")?;
-        Ok(Service { name, base: base.trim_end_matches('/').to_owned(), token, http })
+    pub fn new(name: &'static str, base: &str, token: Option<String>, http: reqwest::Client) -> Service {
+        Service { name, base: base.trim_end_matches('/').to_owned(), token, http }
     }
 
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {

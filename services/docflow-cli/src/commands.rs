@@ -13,27 +13,27 @@ use crate::client::Service;
 use crate::render::{cell, fields, table};
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let timeout = Duration::from_secs(cli.timeout_seconds);
+    let http = crate::client::http_client(Duration::from_secs(cli.timeout_seconds), cli.ca_file.as_deref())?;
     let json_out = cli.json;
     match cli.command {
         Command::Submit(args) => {
-            let api = Service::new("ingest-api", &cli.api_url, cli.api_key, timeout)?;
+            let api = Service::new("ingest-api", &cli.api_url, cli.api_key, http);
             submit(&api, args, json_out).await
         }
         Command::Status { job_id } => {
-            let api = Service::new("ingest-api", &cli.api_url, cli.api_key, timeout)?;
+            let api = Service::new("ingest-api", &cli.api_url, cli.api_key, http);
             status(&api, &job_id, json_out).await
         }
         Command::Result { job_id } => {
-            let api = Service::new("ingest-api", &cli.api_url, cli.api_key, timeout)?;
+            let api = Service::new("ingest-api", &cli.api_url, cli.api_key, http);
             result(&api, &job_id, json_out).await
         }
         Command::Tickets(command) => {
-            let api = Service::new("ingest-api", &cli.api_url, cli.api_key, timeout)?;
+            let api = Service::new("ingest-api", &cli.api_url, cli.api_key, http);
             tickets(&api, command, json_out).await
         }
         Command::Dlq(command) => {
-            let admin = Service::new("dlq-admin", &cli.admin_url, cli.admin_token, timeout)?;
+            let admin = Service::new("dlq-admin", &cli.admin_url, cli.admin_token, http);
             dlq(&admin, command, json_out).await
         }
     }

@@ -3,3 +3,4 @@
 mod lifecycle;
 mod outputs;
 mod search;
+mod tls;

@@ -1,6 +1,8 @@
 //! The `docflow` binary against a running dlq-admin and ingest-api (in
 //! process), on a fresh database and queue namespace per test.
 
+mod tls;
+
 use std::process::Output;
 use std::time::Duration;
 
