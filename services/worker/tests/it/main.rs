@@ -3,6 +3,7 @@
 
 mod platform;
 
+mod broker_restart;
 mod chaos;
 mod connections;
 mod faults;
