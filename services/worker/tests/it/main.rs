@@ -3,6 +3,7 @@
 
 mod platform;
 
+mod blob_stores;
 mod faults;
 mod hostile;
 mod metrics_report;

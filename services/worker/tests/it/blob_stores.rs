@@ -1,0 +1,225 @@
+//! The real binaries on cloud blob stores, over the real protocols: S3
+//! against moto's server and Azure Blob against Azurite, each started by the
+//! test on its own port (test_support::blob_servers). Upload through
+//! ingest-api, the worker reading the document, the storage stage's result
+//! in the bucket, and a store outage that the job rides out by retrying.
+//!
+//! GCS has no local server here (fake-gcs-server is a Go program): its test
+//! shows that `gs://` URLs are accepted and configured and that an
+//! unreachable endpoint fails the job as retryable, not permanently.
+
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use reqwest::multipart::{Form, Part};
+use serde_json::Value;
+use test_support::blob_servers::{AzuriteServer, BlobServer, S3Server};
+use test_support::{TestDb, eventually};
+
+use crate::platform::{API_KEY, Platform, Setup, free_port, text_invoice, worker_bin};
+
+/// The prefix in BLOB_STORE_URL: everything the services store is under it.
+const PREFIX: &str = "docflow";
+
+/// A short retry budget per blob request, so that an outage shows as a
+/// failed attempt within seconds; enough job retries to outlast it.
+fn setup_for(server_env: Vec<(&'static str, String)>, url: String) -> Setup {
+    let mut extra_env = server_env;
+    extra_env.push(("BLOB_STORE_URL", url));
+    extra_env.push(("BLOB_STORE_RETRY_TIMEOUT_SECONDS", "1".into()));
+    extra_env.push(("BLOB_STORE_MAX_RETRIES", "2".into()));
+    Setup { workers: 0, max_retries: 10, retry_base_ms: 500, retry_max_ms: 1000, extra_env, ..Setup::default() }
+}
+
+async fn upload(platform: &Platform, document_id: &str, bytes: Vec<u8>) -> reqwest::Response {
+    let form = Form::new()
+        .text("document_id", document_id.to_owned())
+        .part("file", Part::bytes(bytes).file_name(format!("{document_id}.txt")).mime_str("text/plain").unwrap());
+    platform.http.post(platform.api("/api/documents")).bearer_auth(API_KEY).multipart(form).send().await.unwrap()
+}
+
+async fn accepted_job(response: reqwest::Response) -> String {
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, 202, "{body}");
+    body["job_id"].as_str().unwrap().to_owned()
+}
+
+async fn assert_unavailable(response: reqwest::Response) {
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "service_unavailable", "{body}");
+}
+
+async fn read_json(store: &dyn ObjectStore, path: &str) -> Value {
+    let bytes = store.get(&Path::from(path)).await.unwrap().bytes().await.unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// The `error_kind` of the job's first RETRYING event, once there is one.
+async fn first_retry_kind(platform: &Platform, job: &str) -> String {
+    eventually(Duration::from_secs(60), &format!("job {job} to be retried (logs in {})", platform.log_dir.display()), || async {
+        sqlx::query_scalar::<_, String>(
+            "SELECT detail->>'error_kind' FROM job_events WHERE job_id = $1::uuid AND to_status = 'RETRYING' ORDER BY id LIMIT 1",
+        )
+        .bind(job)
+        .fetch_optional(&platform.db.pool)
+        .await
+        .unwrap()
+    })
+    .await
+}
+
+async fn result_over_http(platform: &Platform, job: &str) -> Value {
+    let response =
+        platform.http.get(platform.api(&format!("/api/job/{job}/result"))).bearer_auth(API_KEY).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    body["result"].clone()
+}
+
+/// The whole scenario, the same on every store.
+async fn store_round_trip_and_outage(mut server: BlobServer) {
+    let mut platform = Platform::start(setup_for(server.service_env(), server.url(PREFIX))).await;
+    let store = server.store();
+
+    // Upload: the bytes land in the bucket under the URL's prefix.
+    let document = text_invoice("BLOB-1");
+    let job = accepted_job(upload(&platform, "blob-1", document.clone()).await).await;
+    let uploads: Vec<_> = store.list(Some(&Path::from(format!("{PREFIX}/uploads")))).try_collect().await.unwrap();
+    assert_eq!(uploads.len(), 1, "{uploads:?}");
+    let stored = store.get(&uploads[0].location).await.unwrap().bytes().await.unwrap();
+    assert_eq!(stored.as_ref(), document.as_slice());
+
+    // The worker reads it, and the storage stage writes the result next to it.
+    platform.start_worker(&[]).await;
+    let status = platform.wait_final(&job, Duration::from_secs(60)).await;
+    assert_eq!(status["job_status"], "COMPLETED", "{status}");
+    let in_store = read_json(store.as_ref(), &format!("{PREFIX}/results/{job}.json")).await;
+    assert_eq!(in_store["job_id"], job.as_str());
+    assert_eq!(in_store, result_over_http(&platform, &job).await, "the bucket holds the result the API serves");
+
+    // Outage: a document stored while the store is up, its job run while
+    // the store is down.
+    platform.workers[0].terminate(Duration::from_secs(30)).await;
+    let document = text_invoice("BLOB-2");
+    let job = accepted_job(upload(&platform, "blob-2", document).await).await;
+    server.go_down();
+    assert_unavailable(upload(&platform, "blob-3", text_invoice("BLOB-3")).await).await;
+    // A worker starts while the store is away (it only logs that) ...
+    platform.start_worker(&[]).await;
+    // ... and its attempt fails as retryable, with the store named.
+    assert_eq!(first_retry_kind(&platform, &job).await, "blob_store_unavailable");
+    let status = platform.status(&job).await;
+    assert_ne!(status["job_status"], "FAILED", "{status}");
+    assert_eq!(status["error_stage"], "upload", "{status}");
+    let message = status["error_message"].as_str().unwrap_or_default();
+    assert!(message.contains("blob_store_unavailable (retryable): fetch document:"), "{status}");
+
+    server.come_back().await;
+    let status = platform.wait_final(&job, Duration::from_secs(120)).await;
+    assert_eq!(status["job_status"], "COMPLETED", "{status}\nserver log:\n{}", server.log_text());
+    let in_store = read_json(store.as_ref(), &format!("{PREFIX}/results/{job}.json")).await;
+    assert_eq!(in_store["job_id"], job.as_str());
+    let failed_attempts = platform.count("SELECT count(*) FROM job_events WHERE to_status = 'RETRYING'").await;
+    assert!(failed_attempts >= 1);
+}
+
+#[tokio::test]
+async fn s3_upload_process_result_and_outage() {
+    store_round_trip_and_outage(BlobServer::S3(S3Server::start("docflow-test").await)).await;
+}
+
+#[tokio::test]
+async fn azure_blob_upload_process_result_and_outage() {
+    store_round_trip_and_outage(BlobServer::Azure(AzuriteServer::start("docflow-test").await)).await;
+}
+
+/// A service account key that turns OAuth off (object_store's setting for
+/// emulators): no token is fetched, requests go straight to GOOGLE_BASE_URL.
+const GCS_TEST_KEY: &str =
+    r#"{"private_key":"unused","private_key_id":"unused","client_email":"docflow@test.invalid","disable_oauth":true}"#;
+
+#[tokio::test]
+async fn gcs_urls_are_configured_and_an_unreachable_store_fails_jobs_as_retryable() {
+    // Nothing listens on this port: every request is refused.
+    let closed = free_port();
+    let gcs_env = vec![
+        ("GOOGLE_BASE_URL", format!("http://127.0.0.1:{closed}")),
+        ("GOOGLE_ALLOW_HTTP", "true".into()),
+        ("GOOGLE_SERVICE_ACCOUNT_KEY", GCS_TEST_KEY.into()),
+    ];
+    let mut setup = setup_for(gcs_env, format!("gs://docflow-test/{PREFIX}"));
+    setup.max_retries = 1;
+    let mut platform = Platform::start(setup).await;
+    // Both services took the URL; the store's absence is only logged.
+    assert!(platform.ingest.log_text().contains("blob store unreachable at start"), "{}", platform.ingest.log_text());
+
+    assert_unavailable(upload(&platform, "gcs-1", text_invoice("GCS-1")).await).await;
+
+    platform.start_worker(&[]).await;
+    let job = platform.submit("gcs-2", "incoming/gcs-2.txt", 100, "NORMAL").await;
+    assert_eq!(first_retry_kind(&platform, &job).await, "blob_store_unavailable");
+    // Retryable to the end: the retries run out into the DLQ, never FAILED.
+    let status = platform.wait_final(&job, Duration::from_secs(60)).await;
+    assert_eq!(status["job_status"], "DLQ", "{status}");
+}
+
+/// Runs the worker binary with `env` and returns its exit code and output,
+/// for settings that must stop it at start.
+async fn worker_refuses(db: &TestDb, env: &[(&str, String)]) -> String {
+    let mut vars: HashMap<&str, String> = HashMap::from([
+        ("DATABASE_URL", db.url.clone()),
+        ("LISTEN_ADDR", "127.0.0.1:0".to_owned()),
+        ("LOG_FORMAT", "json".to_owned()),
+        ("DOCFLOW_NAMESPACE", format!("blobcfg-{}", test_support::unique_suffix())),
+    ]);
+    vars.extend(env.iter().map(|(k, v)| (*k, v.clone())));
+    let mut child = Command::new(worker_bin())
+        .env_clear()
+        .envs(vars)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let exit = eventually(Duration::from_secs(60), "the worker to exit", || {
+        let done = child.try_wait().unwrap();
+        async move { done }
+    })
+    .await;
+    let output = child.wait_with_output().unwrap();
+    assert!(!exit.success(), "the worker started with {env:?}");
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+#[tokio::test]
+async fn blob_store_misconfiguration_stops_the_worker_at_start_with_a_clear_message() {
+    let db = TestDb::new().await;
+
+    let output = worker_refuses(&db, &[("BLOB_STORE_URL", "s3://".into())]).await;
+    assert!(output.contains("names no bucket or container"), "{output}");
+
+    let output = worker_refuses(&db, &[("BLOB_STORE_URL", "ftp://files/docs".into())]).await;
+    assert!(output.contains("unsupported store"), "{output}");
+
+    let plain_http = [("BLOB_STORE_URL", "s3://docs".into()), ("AWS_ENDPOINT", "http://127.0.0.1:9".into())];
+    let output = worker_refuses(&db, &plain_http).await;
+    assert!(output.contains("set AWS_ALLOW_HTTP=true"), "{output}");
+
+    // Azure without an account name.
+    let output = worker_refuses(&db, &[("BLOB_STORE_URL", "az://docs".into())]).await;
+    assert!(output.contains("BLOB_STORE_URL") && output.contains("ccount"), "{output}");
+
+    // A store that answers, but has no such container.
+    let azurite = AzuriteServer::start("docflow-present").await;
+    let mut env = azurite.service_env();
+    env.push(("BLOB_STORE_URL", azurite.url("docs").replace("docflow-present", "docflow-absent")));
+    let output = worker_refuses(&db, &env).await;
+    assert!(output.contains("does the bucket or container exist"), "{output}");
+}
