@@ -26,13 +26,14 @@ use crate::platform::{API_KEY, Platform, Setup, free_port, text_invoice, worker_
 const PREFIX: &str = "docflow";
 
 /// A short retry budget per blob request, so that an outage shows as a
-/// failed attempt within seconds; enough job retries to outlast it.
+/// failed attempt within seconds; enough job retries (30, 0.5 to 1 s apart:
+/// about a minute) to outlast a server restart on a loaded machine.
 fn setup_for(server_env: Vec<(&'static str, String)>, url: String) -> Setup {
     let mut extra_env = server_env;
     extra_env.push(("BLOB_STORE_URL", url));
     extra_env.push(("BLOB_STORE_RETRY_TIMEOUT_SECONDS", "1".into()));
     extra_env.push(("BLOB_STORE_MAX_RETRIES", "2".into()));
-    Setup { workers: 0, max_retries: 10, retry_base_ms: 500, retry_max_ms: 1000, extra_env, ..Setup::default() }
+    Setup { workers: 0, max_retries: 30, retry_base_ms: 500, retry_max_ms: 1000, extra_env, ..Setup::default() }
 }
 
 async fn upload(platform: &Platform, document_id: &str, bytes: Vec<u8>) -> reqwest::Response {
