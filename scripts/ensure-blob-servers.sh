@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the local blob-store servers the cloud blob-store tests start:
-# moto's S3 server (PyPI, into a venv) and Azurite's blob service (npm).
+# moto's S3 server (PyPI, into a venv) and Azurite's blob service (npm), and
+# openssl if it is missing.
 # Called from the Makefile's `test` target (and so from .ci/run) before
 # nextest; quick when both are already there. The tests find them in
 # $DOCFLOW_BLOB_SERVERS_DIR (default ~/.cache/docflow/blob-servers), the
@@ -15,6 +16,14 @@ AZURITE_VERSION=3.35.0
 DIR=${DOCFLOW_BLOB_SERVERS_DIR:-$HOME/.cache/docflow/blob-servers}
 STAMP="$DIR/installed"
 WANT="moto=$MOTO_VERSION azurite=$AZURITE_VERSION"
+
+# The https S3 test makes its CA and certificate with the openssl command line.
+if ! command -v openssl >/dev/null; then
+    echo "installing openssl (Debian package)"
+    if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; else SUDO=; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends openssl >/dev/null
+fi
 
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" && -x "$DIR/venv/bin/moto_server" \
       && -x "$DIR/node/node_modules/.bin/azurite-blob" ]]; then

@@ -135,18 +135,23 @@ impl BlobStoreArgs {
         if self.blob_store_url.starts_with("file://") {
             return Ok(store);
         }
-        match probe(store.as_ref()).await {
-            Ok(()) => {
-                tracing::info!(blob_store = %self.blob_store_url, "blob store answers");
+        let Err(e) = probe(store.as_ref()).await else {
+            tracing::info!(blob_store = %self.blob_store_url, "blob store answers");
+            return Ok(store);
+        };
+        let url = &self.blob_store_url;
+        match classify(&e) {
+            ProbeFailure::Unreachable => {
+                tracing::warn!(blob_store = %url, error = %e, "blob store unreachable at start; going on, requests will retry");
                 Ok(store)
             }
-            Err(e) if is_transport(&e) => {
-                tracing::warn!(blob_store = %self.blob_store_url, error = %e, "blob store unreachable at start; going on, requests will retry");
-                Ok(store)
-            }
-            Err(e) => Err(anyhow::Error::new(e).context(format!(
-                "BLOB_STORE_URL {:?}: the store refused a listing (does the bucket or container exist, and may these credentials list and read it?)",
-                self.blob_store_url
+            ProbeFailure::Certificate => Err(anyhow::Error::new(e).context(format!(
+                "BLOB_STORE_URL {url:?}: the store's TLS certificate is not trusted or does not match its name \
+                 (for a private CA, point SSL_CERT_FILE at a bundle that holds it)"
+            ))),
+            ProbeFailure::Refused => Err(anyhow::Error::new(e).context(format!(
+                "BLOB_STORE_URL {url:?}: the store refused a listing (does the bucket or container exist, \
+                 and may these credentials list and read it?)"
             ))),
         }
     }
@@ -201,21 +206,36 @@ async fn probe(store: &dyn ObjectStore) -> object_store::Result<()> {
     Ok(())
 }
 
-/// Whether the error is the connection itself failing (refused, reset,
-/// timed out), as opposed to an answer from the store or a request that
-/// could not be made at all (a bad URL, say, which is a setting to fix).
-fn is_transport(e: &object_store::Error) -> bool {
+/// What a failed start-up probe means.
+enum ProbeFailure {
+    /// The connection itself failed (refused, reset, timed out): maybe a
+    /// passing outage.
+    Unreachable,
+    /// The server's TLS certificate is not trusted or does not match.
+    Certificate,
+    /// An answer from the store (no such bucket, access denied, ...) or a
+    /// request that could not be made at all (a bad URL).
+    Refused,
+}
+
+fn classify(e: &object_store::Error) -> ProbeFailure {
+    let mut transport = false;
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = source {
         if let Some(http) = err.downcast_ref::<HttpError>() {
-            return matches!(
+            transport = matches!(
                 http.kind(),
                 HttpErrorKind::Connect | HttpErrorKind::Request | HttpErrorKind::Timeout | HttpErrorKind::Interrupted
             );
         }
+        // rustls says "invalid peer certificate: ..." deep in the chain, under
+        // what reqwest calls a connect error; its types are not ours to name.
+        if err.to_string().contains("certificate") {
+            return ProbeFailure::Certificate;
+        }
         source = err.source();
     }
-    false
+    if transport { ProbeFailure::Unreachable } else { ProbeFailure::Refused }
 }
 
 #[cfg(test)]

@@ -22,9 +22,9 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, Mac};
-use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
 use object_store::azure::MicrosoftAzureBuilder;
+use object_store::{Certificate, ClientOptions, ObjectStore};
 use sha2::Sha256;
 
 use crate::process::free_port;
@@ -113,28 +113,59 @@ pub struct S3Server {
     proxy: TcpProxy,
     pub bucket: String,
     pub dir: PathBuf,
+    ca: Option<PathBuf>,
 }
 
 impl S3Server {
     /// Starts moto on a free port and creates `bucket`.
     pub async fn start(bucket: &str) -> S3Server {
+        Self::start_with(bucket, false).await
+    }
+
+    /// Starts moto over https, with a certificate for 127.0.0.1 signed by a
+    /// CA made for the test ([`S3Server::ca_file`]), and creates `bucket`.
+    pub async fn start_tls(bucket: &str) -> S3Server {
+        Self::start_with(bucket, true).await
+    }
+
+    async fn start_with(bucket: &str, tls: bool) -> S3Server {
         let bin = installed("venv/bin/moto_server");
         let dir = scratch_dir("moto");
         let port = free_port();
-        let server = Server::spawn(
-            Command::new(bin).args(["-H", "127.0.0.1", "-p", &port.to_string()]).current_dir(&dir),
-            dir.join("moto.log"),
-        );
-        answering(port, "moto_server", &server.log).await;
+        let mut command = Command::new(bin);
+        command.args(["-H", "127.0.0.1", "-p", &port.to_string()]).current_dir(&dir);
+        let ca = if tls {
+            let (ca, cert, key) = make_certificates(&dir);
+            command.arg("--ssl-cert").arg(cert).arg("--ssl-key").arg(key);
+            Some(ca)
+        } else {
+            None
+        };
+        let server = Server::spawn(&mut command, dir.join("moto.log"));
+        let scheme = if tls { "https" } else { "http" };
+        let mut http = reqwest::Client::builder().timeout(Duration::from_secs(2));
+        if let Some(ca) = &ca {
+            let pem = std::fs::read(ca).unwrap();
+            http = http.add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap());
+        }
+        let http = http.build().unwrap();
+        let root = format!("{scheme}://127.0.0.1:{port}/");
+        let what = format!("moto_server on port {port} (log: {})", server.log.display());
+        eventually(Duration::from_secs(60), &what, || async { http.get(&root).send().await.ok().map(|_| ()) }).await;
         // moto does not check signatures: a plain path-style PUT creates it.
-        let response = reqwest::Client::new()
-            .put(format!("http://127.0.0.1:{port}/{bucket}"))
-            .send()
-            .await
-            .expect("creating the test bucket");
+        let response = http.put(format!("{root}{bucket}")).send().await.expect("creating the test bucket");
         assert!(response.status().is_success(), "creating bucket {bucket}: {}", response.status());
         let proxy = TcpProxy::start(SocketAddr::from(([127, 0, 0, 1], port))).await;
-        S3Server { server, port, proxy, bucket: bucket.to_owned(), dir }
+        S3Server { server, port, proxy, bucket: bucket.to_owned(), dir, ca }
+    }
+
+    /// The CA that signed the server's certificate (PEM), when it speaks https.
+    pub fn ca_file(&self) -> Option<&Path> {
+        self.ca.as_deref()
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.ca.is_some() { "https" } else { "http" }
     }
 
     /// `s3://BUCKET/PREFIX`.
@@ -143,24 +174,32 @@ impl S3Server {
     }
 
     /// What a service needs to reach it, through the proxy: the variables
-    /// an operator sets for an S3-compatible server.
+    /// an operator sets for an S3-compatible server (over https, a process
+    /// must also trust [`S3Server::ca_file`], e.g. by `SSL_CERT_FILE`).
     pub fn service_env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("AWS_ENDPOINT", format!("http://{}", self.proxy.addr())),
-            ("AWS_ALLOW_HTTP", "true".into()),
+        let mut env = vec![
+            ("AWS_ENDPOINT", format!("{}://{}", self.scheme(), self.proxy.addr())),
             ("AWS_ACCESS_KEY_ID", "docflow-test".into()),
             ("AWS_SECRET_ACCESS_KEY", "docflow-test-secret".into()),
             ("AWS_REGION", "us-east-1".into()),
-        ]
+        ];
+        if self.ca.is_none() {
+            env.push(("AWS_ALLOW_HTTP", "true".into()));
+        }
+        env
     }
 
     /// The whole bucket, straight to the server (not through the proxy), for
     /// the test to look at what the services stored.
     pub fn store(&self) -> Arc<dyn ObjectStore> {
+        let mut client = ClientOptions::new().with_allow_http(true);
+        if let Some(ca) = &self.ca {
+            client = client.with_root_certificate(Certificate::from_pem(&std::fs::read(ca).unwrap()).unwrap());
+        }
         let store = AmazonS3Builder::new()
             .with_bucket_name(&self.bucket)
-            .with_endpoint(format!("http://127.0.0.1:{}", self.port))
-            .with_allow_http(true)
+            .with_endpoint(format!("{}://127.0.0.1:{}", self.scheme(), self.port))
+            .with_client_options(client)
             .with_access_key_id("docflow-test")
             .with_secret_access_key("docflow-test-secret")
             .with_region("us-east-1")
@@ -181,6 +220,74 @@ impl S3Server {
     pub fn log_text(&self) -> String {
         self.server.log_text()
     }
+}
+
+/// A CA and a server certificate for 127.0.0.1 it signed, made with the
+/// openssl command line in `dir`: (CA certificate, server certificate, key).
+fn make_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap_or_else(|e| panic!("openssl is needed for the TLS blob-store test: {e}"));
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-subj",
+        "/CN=docflow test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
+         keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-out",
+        "server.pem",
+        "-extfile",
+        "server.ext",
+    ]);
+    (dir.join("ca.pem"), dir.join("server.pem"), dir.join("server.key"))
 }
 
 impl Drop for S3Server {

@@ -154,6 +154,33 @@ async fn azure_blob_upload_process_result_and_outage() {
     store_round_trip_and_outage(BlobServer::Azure(AzuriteServer::start("docflow-test").await)).await;
 }
 
+#[tokio::test]
+async fn s3_over_https_with_a_private_ca() {
+    let server = S3Server::start_tls("docflow-tls").await;
+    let ca = server.ca_file().unwrap().display().to_string();
+    let url = server.url(PREFIX);
+
+    // Without the CA the server's certificate is refused, and that is a
+    // setting to fix, not an outage: the worker stops at start.
+    let db = TestDb::new().await;
+    let mut env = server.service_env();
+    env.push(("BLOB_STORE_URL", url.clone()));
+    let output = worker_refuses(&db, &env).await;
+    assert!(output.contains("TLS certificate is not trusted"), "{output}");
+
+    // With it (SSL_CERT_FILE, read by rustls' platform verifier), the whole
+    // round trip runs over TLS.
+    let mut env = server.service_env();
+    env.push(("SSL_CERT_FILE", ca));
+    let mut platform = Platform::start(setup_for(env, url)).await;
+    platform.start_worker(&[]).await;
+    let job = accepted_job(upload(&platform, "tls-1", text_invoice("TLS-1")).await).await;
+    let status = platform.wait_final(&job, Duration::from_secs(60)).await;
+    assert_eq!(status["job_status"], "COMPLETED", "{status}");
+    let in_store = read_json(server.store().as_ref(), &format!("{PREFIX}/results/{job}.json")).await;
+    assert_eq!(in_store["job_id"], job.as_str());
+}
+
 /// A service account key that turns OAuth off (object_store's setting for
 /// emulators): no token is fetched, requests go straight to GOOGLE_BASE_URL.
 const GCS_TEST_KEY: &str =
@@ -203,11 +230,18 @@ async fn worker_refuses(db: &TestDb, env: &[(&str, String)]) -> String {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let exit = eventually(Duration::from_secs(60), "the worker to exit", || {
-        let done = child.try_wait().unwrap();
-        async move { done }
-    })
-    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        if tokio::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().unwrap();
+            panic!("the worker kept running with {env:?}: {}", String::from_utf8_lossy(&output.stdout));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let output = child.wait_with_output().unwrap();
     assert!(!exit.success(), "the worker started with {env:?}");
     format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
