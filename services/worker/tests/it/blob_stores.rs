@@ -2,7 +2,8 @@
 //! against moto's server and Azure Blob against Azurite, each started by the
 //! test on its own port (test_support::blob_servers). Upload through
 //! ingest-api, the worker reading the document, the storage stage's result
-//! in the bucket, and a store outage that the job rides out by retrying.
+//! in the bucket, and a store outage that the job rides out by retrying;
+//! S3 over https with a private CA; settings that must stop a service.
 //!
 //! GCS has no local server here (fake-gcs-server is a Go program): its test
 //! shows that `gs://` URLs are accepted and configured and that an
