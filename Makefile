@@ -17,6 +17,7 @@ endif
 
 test: services nextest ## Run every test against the local Postgres and RabbitMQ (and a headless Chromium)
 	scripts/ensure-browser.sh
+	scripts/ensure-blob-servers.sh
 	scripts/check-deploy.sh
 	scripts/sqlx-prepare.sh --check
 	cargo nextest run --workspace --no-fail-fast

@@ -5,6 +5,7 @@
 //! parallel against the one local Postgres and RabbitMQ and leave nothing
 //! behind. Tests that cannot reach those services fail; they never skip.
 
+pub mod blob_servers;
 pub mod hostile;
 mod otlp;
 mod pki;

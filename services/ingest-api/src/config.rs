@@ -1,6 +1,7 @@
 //! Every setting of ingest-api, as a flag with an environment variable.
 
 use clap::Parser;
+use service_common::blobs::BlobStoreArgs;
 use service_common::config::{AmqpArgs, DatabaseArgs};
 use telemetry::LogArgs;
 
@@ -20,9 +21,8 @@ pub struct Config {
     #[command(flatten)]
     pub log: LogArgs,
 
-    /// Where uploaded documents are stored: `file://DIR` or an object store URL.
-    #[arg(long, env = "BLOB_STORE_URL", default_value = "file://./data/blobs")]
-    pub blob_store_url: String,
+    #[command(flatten)]
+    pub blob_store: BlobStoreArgs,
 
     /// API keys clients send as `Authorization: Bearer KEY`, comma-separated.
     #[arg(long, env = "INGEST_API_KEYS", value_delimiter = ',', hide_env_values = true)]

@@ -60,7 +60,7 @@ impl Application {
             );
         }
         let pool = config.database.connect().await?;
-        let blobs = service_common::blobs::open(&config.blob_store_url)?;
+        let blobs = config.blob_store.open_checked().await?;
         let topology = config.amqp.topology();
         let relay = OutboxRelay::new(
             pool.clone(),

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use job_model::RetryPolicy;
+use service_common::blobs::BlobStoreArgs;
 use service_common::config::{AmqpArgs, DatabaseArgs};
 use telemetry::LogArgs;
 
@@ -23,9 +24,8 @@ pub struct Config {
     #[command(flatten)]
     pub log: LogArgs,
 
-    /// Where documents are read from and results written to.
-    #[arg(long, env = "BLOB_STORE_URL", default_value = "file://./data/blobs")]
-    pub blob_store_url: String,
+    #[command(flatten)]
+    pub blob_store: BlobStoreArgs,
 
     /// Jobs this process runs at once.
     #[arg(long, env = "WORKER_COUNT", default_value_t = 4)]

@@ -36,7 +36,7 @@ struct ReaperTask {
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         let pool = config.database.connect().await?;
-        let blobs = service_common::blobs::open(&config.blob_store_url)?;
+        let blobs = config.blob_store.open_checked().await?;
         let topology = config.amqp.topology();
         let worker_id = config.worker_id();
         let relay = OutboxRelay::new(

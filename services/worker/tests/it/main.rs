@@ -3,6 +3,7 @@
 
 mod platform;
 
+mod blob_stores;
 mod broker_restart;
 mod chaos;
 mod connections;
