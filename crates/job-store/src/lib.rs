@@ -4,6 +4,7 @@
 //! and `scripts/sqlx-prepare.sh` regenerates it (CI checks it is current).
 //! Every call returns [`StoreError`], whose variant says what to do next.
 
+pub mod console_sessions;
 pub mod dlq;
 pub mod error;
 pub mod jobs;

@@ -127,6 +127,12 @@ pub struct ConsoleArgs {
     #[arg(long, env = "JAEGER_UI_URL")]
     pub jaeger_ui_url: Option<String>,
 
+    /// Console login attempts allowed per client address and minute (the
+    /// TCP peer's address: behind a proxy that is the proxy's, so the limit
+    /// is shared; 0 turns it off). Over it: 429 with Retry-After.
+    #[arg(long, env = "CONSOLE_LOGIN_ATTEMPTS_PER_MINUTE", default_value_t = 10)]
+    pub console_login_attempts_per_minute: u32,
+
     /// How often the overview reloads itself in a browser with JavaScript, in seconds (0: never).
     #[arg(long, env = "CONSOLE_REFRESH_SECONDS", default_value_t = 15)]
     pub console_refresh_seconds: u32,

@@ -129,6 +129,8 @@ impl Application {
                 "console sessions use a random key: they end when this process stops (set CONSOLE_SESSION_KEY to share them)"
             );
         }
+        let login_limiter =
+            web::Data::new(crate::console::session::LoginLimiter::new(c.console_login_attempts_per_minute));
         let console_settings = web::Data::new(ConsoleSettings {
             jaeger_ui_url: c.jaeger_ui_url.as_deref().map(|u| u.trim_end_matches('/').to_owned()),
             refresh_seconds: c.console_refresh_seconds,
@@ -148,6 +150,7 @@ impl Application {
                 cfg.app_data(data.clone());
                 cfg.app_data(auth.clone());
                 cfg.app_data(session_keys.clone());
+                cfg.app_data(login_limiter.clone());
                 cfg.app_data(console_settings.clone());
                 // The console's pages, outside the OpenAPI document.
                 cfg.configure(crate::console::routes);

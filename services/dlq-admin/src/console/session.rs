@@ -9,21 +9,31 @@
 //! the encrypted cookie, is written into every form and compared (in
 //! constant time) on every POST. The login form has one too, from a
 //! pre-session cookie, and logging in draws a fresh one (no fixation).
+//!
+//! Logging out revokes the session server-side (`console_revoked_sessions`,
+//! by the SHA-256 of its random id, until it would have expired), so a copy
+//! of the cookie taken before is refused by every replica. Login attempts
+//! are limited per client address (`CONSOLE_LOGIN_ATTEMPTS_PER_MINUTE`).
 
-use std::future::{Ready, ready};
+use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use actix_web::cookie::{Cookie, CookieJar, Key, SameSite, time};
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, web};
 use base64::Engine;
+use futures::future::LocalBoxFuture;
+use governor::{DefaultKeyedRateLimiter, Quota};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use service_common::admin_auth::{AdminAuth, Role};
 use service_common::{ApiError, ErrorCode};
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::console::error::ConsoleError;
+use crate::state::AppState;
 
 pub const COOKIE: &str = "docflow_console";
 
@@ -159,8 +169,10 @@ pub struct ConsoleUser {
     /// The token's audit name (never the token).
     pub actor: String,
     pub role: Role,
-    /// Goes into every form.
+    /// Goes into every form. Also the session's id: random, per session.
     pub csrf: String,
+    /// When the session began (Unix seconds), for its expiry.
+    issued_at: i64,
 }
 
 impl ConsoleUser {
@@ -181,6 +193,47 @@ impl ConsoleUser {
     pub fn check_csrf(&self, csrf: Option<&str>) -> Result<(), ConsoleError> {
         Ok(check_csrf(Some(&self.csrf), csrf)?)
     }
+
+    /// What the revocation table keys this session by (never the id itself).
+    fn session_hash(&self) -> String {
+        session_hash(&self.csrf)
+    }
+
+    /// Ends this session on every replica, until it would have expired.
+    pub async fn revoke(&self, pool: &sqlx::PgPool, keys: &SessionKeys) -> Result<(), ConsoleError> {
+        let expires = chrono::DateTime::from_timestamp(self.issued_at + keys.lifetime.whole_seconds(), 0)
+            .unwrap_or_else(chrono::Utc::now);
+        job_store::console_sessions::revoke(pool, &self.session_hash(), expires).await.map_err(ApiError::store)?;
+        Ok(())
+    }
+}
+
+fn session_hash(id: &str) -> String {
+    hex::encode(Sha256::digest(id.as_bytes()))
+}
+
+/// Login attempts allowed per client address (the TCP peer: a forwarded
+/// header could be forged to dodge the limit) and minute.
+pub struct LoginLimiter {
+    limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
+}
+
+impl LoginLimiter {
+    /// `per_minute` 0: no limit.
+    pub fn new(per_minute: u32) -> LoginLimiter {
+        LoginLimiter {
+            limiter: NonZeroU32::new(per_minute).map(|n| DefaultKeyedRateLimiter::keyed(Quota::per_minute(n))),
+        }
+    }
+
+    /// Takes one attempt for the request's address; how long to wait when
+    /// none is left.
+    pub fn check(&self, req: &HttpRequest) -> Result<(), std::time::Duration> {
+        let (Some(limiter), Some(peer)) = (&self.limiter, req.peer_addr()) else { return Ok(()) };
+        limiter.check_key(&peer.ip()).map_err(|not_until| {
+            not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()))
+        })
+    }
 }
 
 fn user_of(req: &HttpRequest) -> Result<ConsoleUser, ConsoleError> {
@@ -194,7 +247,7 @@ fn user_of(req: &HttpRequest) -> Result<ConsoleUser, ConsoleError> {
     let stored = read(req, keys).ok_or_else(login)?;
     let token = stored.t.as_deref().ok_or_else(login)?;
     let (role, actor) = auth.authenticate(token).ok_or_else(login)?;
-    Ok(ConsoleUser { actor, role, csrf: stored.c })
+    Ok(ConsoleUser { actor, role, csrf: stored.c, issued_at: stored.i })
 }
 
 /// Where to come back to after logging in: this page, for a GET.
@@ -218,10 +271,25 @@ pub fn safe_next(next: Option<&str>) -> String {
 
 impl FromRequest for ConsoleUser {
     type Error = ConsoleError;
-    type Future = Ready<Result<ConsoleUser, ConsoleError>>;
+    type Future = LocalBoxFuture<'static, Result<ConsoleUser, ConsoleError>>;
 
+    /// The cookie's session, unless it was logged out of (one indexed
+    /// lookup per page, beside the page's own queries).
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(user_of(req))
+        let user = user_of(req);
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let next = next_of(req);
+        Box::pin(async move {
+            let user = user?;
+            let state = state.ok_or_else(|| ApiError::internal("AppState is not configured on the app"))?;
+            if job_store::console_sessions::is_revoked(&state.pool, &user.session_hash())
+                .await
+                .map_err(ApiError::store)?
+            {
+                return Err(ConsoleError::LoginRequired { next });
+            }
+            Ok(user)
+        })
     }
 }
 

@@ -427,3 +427,43 @@ async fn the_jobs_checked_on_a_list_page_are_deleted_together() {
     assert_eq!(reader.post("/dead-letters/delete-selected", &forged, None).await.0, StatusCode::FORBIDDEN);
     assert_eq!(world.status_of(ids[0]).await, "DLQ");
 }
+
+#[tokio::test]
+async fn logging_out_ends_the_session_on_every_replica_and_login_attempts_are_limited() {
+    let world = World::new().await;
+    let key = base64::engine::general_purpose::STANDARD.encode([7u8; 48]);
+    let app = world.app(&["--console-session-key", &key, "--console-login-attempts-per-minute", "3"]).await;
+    let replica = world.app(&["--console-session-key", &key]).await;
+    let mut c = Console::new(&app);
+    assert_eq!(c.log_in(READ_TOKEN).await, StatusCode::SEE_OTHER);
+    let copied = c.cookie.clone();
+    let mut elsewhere = Console::new(&replica);
+    elsewhere.cookie = copied.clone();
+    assert_eq!(elsewhere.get("/jobs").await.0, StatusCode::OK, "the session works on the replica");
+
+    let csrf = c.csrf().await;
+    assert_eq!(c.post("/logout", &[("csrf", &csrf)], None).await.0, StatusCode::SEE_OTHER);
+    // A copy of the cookie taken before the logout is refused, here and on
+    // the replica (the cookie alone would still decrypt and be in date).
+    let mut stolen = Console::new(&app);
+    stolen.cookie = copied.clone();
+    assert_eq!(stolen.get("/jobs").await.0, StatusCode::SEE_OTHER);
+    let mut stolen_elsewhere = Console::new(&replica);
+    stolen_elsewhere.cookie = copied;
+    assert_eq!(stolen_elsewhere.get("/jobs").await.0, StatusCode::SEE_OTHER);
+    assert_eq!(world.count("SELECT count(*) FROM console_revoked_sessions").await, 1);
+
+    // Three attempts a minute from one address: the login above was one.
+    let mut guesser = Console::new(&app);
+    for _ in 0..2 {
+        assert_eq!(guesser.log_in("wrong-token").await, StatusCode::UNAUTHORIZED);
+    }
+    let (_, html, _) = guesser.get("/login").await;
+    let csrf = csrf_of(&html);
+    let (status, body) = guesser.post("/login", &[("csrf", &csrf), ("token", WRITE_TOKEN)], None).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "even a right token waits once the limit is hit");
+    assert!(body.contains(r#"data-error-code="rate_limited""#), "{body}");
+    // Another replica keeps its own count (the limit is per process).
+    let mut other = Console::new(&replica);
+    assert_eq!(other.log_in(WRITE_TOKEN).await, StatusCode::SEE_OTHER);
+}
