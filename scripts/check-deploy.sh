@@ -436,14 +436,18 @@ for p in panels:
     if not targets:
         problems.append(f"{title}: no target with an expression")
     exprs += [(title, t["expr"]) for t in targets]
-known = {"docflow_jobs_total", "docflow_job_duration_seconds_bucket", "docflow_job_duration_seconds_sum",
-         "docflow_job_duration_seconds_count", "docflow_queue_depth", "docflow_dlq_size", "docflow_outbox_backlog",
+# Offline, the names the dashboard may use; that each is really exported is
+# checked against a live scrape of every service by the conventions test
+# (services/worker/tests/it/conventions.rs).
+known = {"docflow_job_attempts_total", "docflow_job_duration_seconds_bucket", "docflow_job_duration_seconds_sum",
+         "docflow_job_duration_seconds_count", "docflow_stage_duration_seconds_bucket", "docflow_queue_jobs",
+         "docflow_queue_oldest_job_age_seconds", "docflow_dlq_size", "docflow_outbox_backlog",
          "docflow_outbox_broker_connected"}
 for title, e in exprs:
     for m in set(re.findall(r"\bdocflow_[a-z_]+", e)) - known:
         problems.append(f"{title}: unknown metric {m}")
-want = {"docflow_jobs_total", "docflow_job_duration_seconds_bucket", "docflow_queue_depth", "docflow_dlq_size",
-        "docflow_outbox_backlog"}
+want = {"docflow_job_attempts_total", "docflow_job_duration_seconds_bucket", "docflow_stage_duration_seconds_bucket",
+        "docflow_queue_jobs", "docflow_dlq_size", "docflow_outbox_backlog"}
 used = {m for _, e in exprs for m in re.findall(r"\bdocflow_[a-z_]+", e)}
 for m in sorted(want - used):
     problems.append(f"no panel uses {m}")

@@ -3,6 +3,7 @@
 
 mod platform;
 
+mod conventions;
 mod faults;
 mod hostile;
 mod metrics_report;
