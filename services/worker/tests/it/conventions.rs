@@ -1,6 +1,7 @@
 //! Metrics by convention, checked on a live scrape of every service: the
-//! names the alert rules and the Grafana dashboard use are exported (read
-//! from those files, not from a list kept here), each fact has one name
+//! names the alert rules, the Grafana dashboard and the worker's KEDA
+//! ScaledObject use are exported (read from those files, not from a list
+//! kept here), each fact has one name
 //! and one owner, label values are lower case, the worker and
 //! metrics-tracker time the same things on the same buckets, and every
 //! service exports `docflow_build_info` and the `process_*` metrics.
@@ -71,11 +72,11 @@ fn metric_names(text: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// Every metric name alerts.yml uses: its expressions and text, comments
-/// left out.
-fn alert_rule_names() -> BTreeSet<String> {
-    let rules = repo_file("deploy/prometheus/alerts.yml");
-    let text: String = rules.lines().filter(|l| !l.trim_start().starts_with('#')).collect::<Vec<_>>().join("\n");
+/// Every metric name a YAML file uses (alert rules, the ScaledObject's
+/// trigger queries), comments left out.
+fn yaml_names(path: &str) -> BTreeSet<String> {
+    let text = repo_file(path);
+    let text: String = text.lines().filter(|l| !l.trim_start().starts_with('#')).collect::<Vec<_>>().join("\n");
     metric_names(&text)
 }
 
@@ -165,15 +166,21 @@ async fn every_service_exports_what_the_alerts_and_the_dashboard_use() {
     }
     let exported: BTreeSet<String> = by_service.values().flatten().map(|s| s.name.clone()).collect();
 
-    // 1. Every name the rules and the dashboard use is exported.
-    let rules = alert_rule_names();
+    // 1. Every name the rules, the dashboard and the autoscaler use is exported.
+    let rules = yaml_names("deploy/prometheus/alerts.yml");
     let dashboard = dashboard_names();
+    let scaler = yaml_names("deploy/k8s/keda/worker-scaledobject.yaml");
     assert!(
         rules.contains("docflow_build_info") && dashboard.contains("docflow_queue_jobs"),
         "{rules:?} {dashboard:?}"
     );
-    let missing: Vec<&String> = rules.union(&dashboard).filter(|n| !exported.contains(*n)).collect();
-    assert!(missing.is_empty(), "used by alerts.yml or the dashboard but exported by no service: {missing:?}");
+    assert!(scaler.contains("docflow_queue_oldest_job_age_seconds"), "{scaler:?}");
+    let used: BTreeSet<&String> = rules.iter().chain(&dashboard).chain(&scaler).collect();
+    let missing: Vec<&&String> = used.iter().filter(|n| !exported.contains(**n)).collect();
+    assert!(
+        missing.is_empty(),
+        "used by alerts.yml, the dashboard or the worker ScaledObject but exported by no service: {missing:?}"
+    );
 
     // 2. Build info and process metrics on every service.
     for (service, samples) in &by_service {
