@@ -348,6 +348,15 @@ keda_schema() {
         deploy/k8s/examples/docflow-secrets.example.yaml
 }
 
+# The worker's scaling arithmetic: the rendered triggers' queries evaluated by
+# promtool over example series, then the HPA's replica formula over them.
+keda_scaling() {
+    need_py && need promtool || return 1
+    [ -s "$work/keda.yaml" ] || render keda deploy/k8s/keda || return 1
+    [ -s "$work/base.yaml" ] || render base deploy/k8s/base || return 1
+    "$PY" deploy/k8s/keda/schema/scaling.py "$work/keda.yaml" "$work/base.yaml" "$work"
+}
+
 # The validators must reject known-bad input, or a pass above means nothing.
 validators_reject_bad_input() {
     need_py || return 1
@@ -365,6 +374,10 @@ keda = [d for d in yaml.safe_load_all(open(f"{work}/keda.yaml")) if d]
 so = next(d for d in keda if d["kind"] == "ScaledObject")
 so["spec"]["maxReplicas"] = 20
 yaml.safe_dump_all(keda, open(f"{work}/bad-keda.yaml", "w"))
+del so["spec"]["maxReplicas"]
+prom = next(t for t in so["spec"]["triggers"] if t["type"] == "prometheus")
+prom["metadata"]["ignoreNullValues"] = "true"
+yaml.safe_dump_all(keda, open(f"{work}/bad-keda-null.yaml", "w"))
 PY
     local rc=0
     if k8s_validate "$work/bad-k8s.yaml" >/dev/null 2>&1; then
@@ -376,6 +389,10 @@ PY
     if "$PY" deploy/k8s/keda/schema/validate.py "$work/bad-keda.yaml" "$work/base.yaml" \
         deploy/k8s/examples/docflow-secrets.example.yaml >/dev/null 2>&1; then
         echo "the KEDA schema accepted an unknown field (spec.maxReplicas)"; rc=1
+    fi
+    if "$PY" deploy/k8s/keda/schema/validate.py "$work/bad-keda-null.yaml" "$work/base.yaml" \
+        deploy/k8s/examples/docflow-secrets.example.yaml >/dev/null 2>&1; then
+        echo "the KEDA check accepted a prometheus trigger that reads a lost target as 0"; rc=1
     fi
     if promtool_available && printf 'groups:\n- name: x\n  rules:\n  - alert: X\n    expr: rate(x[5m] > 1\n' >"$work/bad-rules.yml" \
         && promtool check rules "$work/bad-rules.yml" >/dev/null 2>&1; then
@@ -419,14 +436,18 @@ for p in panels:
     if not targets:
         problems.append(f"{title}: no target with an expression")
     exprs += [(title, t["expr"]) for t in targets]
-known = {"docflow_jobs_total", "docflow_job_duration_seconds_bucket", "docflow_job_duration_seconds_sum",
-         "docflow_job_duration_seconds_count", "docflow_queue_depth", "docflow_dlq_size", "docflow_outbox_backlog",
+# Offline, the names the dashboard may use; that each is really exported is
+# checked against a live scrape of every service by the conventions test
+# (services/worker/tests/it/conventions.rs).
+known = {"docflow_job_attempts_total", "docflow_job_duration_seconds_bucket", "docflow_job_duration_seconds_sum",
+         "docflow_job_duration_seconds_count", "docflow_stage_duration_seconds_bucket", "docflow_queue_jobs",
+         "docflow_queue_oldest_job_age_seconds", "docflow_dlq_size", "docflow_outbox_backlog",
          "docflow_outbox_broker_connected"}
 for title, e in exprs:
     for m in set(re.findall(r"\bdocflow_[a-z_]+", e)) - known:
         problems.append(f"{title}: unknown metric {m}")
-want = {"docflow_jobs_total", "docflow_job_duration_seconds_bucket", "docflow_queue_depth", "docflow_dlq_size",
-        "docflow_outbox_backlog"}
+want = {"docflow_job_attempts_total", "docflow_job_duration_seconds_bucket", "docflow_stage_duration_seconds_bucket",
+        "docflow_queue_jobs", "docflow_dlq_size", "docflow_outbox_backlog"}
 used = {m for _, e in exprs for m in re.findall(r"\bdocflow_[a-z_]+", e)}
 for m in sorted(want - used):
     problems.append(f"no panel uses {m}")
@@ -457,7 +478,8 @@ check "k8s production overlay: kubectl kustomize | kubernetes-validate --strict 
 check "k8s example Secret: kubernetes-validate --strict ($K8S_VERSION)" \
     k8s_validate deploy/k8s/examples/docflow-secrets.example.yaml
 check "k8s base + production: probes, security, resources, env, PDBs, images" k8s_contract
-check "KEDA ScaledObject + TriggerAuthentication: CRD schema and references" keda_schema
+check "KEDA ScaledObject: CRD schema, trigger metadata and references" keda_schema
+check "KEDA scaling: waiting + running summed, age per priority, replicas by the HPA formula" keda_scaling
 check "validators reject known-bad input" validators_reject_bad_input
 check "prometheus alerts: promtool check rules" promtool_check
 check "prometheus alerts: promtool test rules" promtool_test

@@ -26,6 +26,19 @@ pub async fn queued_and_dlq(pool: &PgPool) -> StoreResult<Vec<(String, i16, i64)
     Ok(rows.into_iter().map(|r| (r.status, r.priority, r.count)).collect())
 }
 
+/// Jobs QUEUED or PROCESSING per (status, priority): the work on the job
+/// queues, waiting or running, that the worker autoscaler spreads over the
+/// workers. Read from the (status, job_id) index, those two statuses only.
+pub async fn queued_and_processing(pool: &PgPool) -> StoreResult<Vec<(String, i16, i64)>> {
+    let rows = sqlx::query!(
+        r#"SELECT status, priority, count(*) AS "count!" FROM jobs WHERE status IN ('QUEUED', 'PROCESSING')
+           GROUP BY status, priority"#
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.status, r.priority, r.count)).collect())
+}
+
 /// QUEUED jobs and the oldest one's wait in seconds, per priority. Served by
 /// `jobs_status_job_id_idx`: only QUEUED rows are read. A job's `updated_at`
 /// is when it last entered QUEUED (submission, retry by an admin, rescue

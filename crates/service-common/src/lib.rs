@@ -9,6 +9,7 @@ pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod openapi;
+pub mod process_metrics;
 pub mod request;
 pub mod shutdown;
 pub mod tokens;

@@ -1,4 +1,13 @@
-//! Prometheus exposition and the HTTP metrics every service records.
+//! Prometheus exposition and what every service exports: HTTP metrics,
+//! `docflow_build_info` and the standard `process_*` metrics.
+//!
+//! Conventions the services keep (see deploy/prometheus/alerts.yml):
+//! one name per fact, exported by the one service that owns it; label
+//! values in lower case (`priority="high"`, `outcome="completed"`; HTTP
+//! methods excepted, which HTTP spells in capitals); durations in seconds
+//! on [`duration_buckets`] wherever the same thing is timed twice; a whole
+//! attempt and its stages under different names, so no sum over a label
+//! counts anything twice.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,6 +27,27 @@ pub struct HttpLabels {
     /// The route pattern, never the raw path, to keep cardinality bounded.
     pub route: String,
     pub status: u16,
+}
+
+/// Buckets for job and stage durations, the same in the worker (what one
+/// process ran) and metrics-tracker (what every worker reported), so their
+/// quantiles can be compared: 1 ms to about 65 s, doubling.
+pub fn duration_buckets() -> impl Iterator<Item = f64> {
+    exponential_buckets(0.001, 2.0, 17)
+}
+
+/// Registers what every service exports whatever it does: its HTTP
+/// metrics, `docflow_build_info{service, version}` (1; alerts use it to
+/// notice a service that is gone, and joins to name the service behind a
+/// series) and the `process_*` metrics, read from `/proc/self` at scrape.
+pub fn register_service(registry: &mut Registry, service: &'static str, version: &'static str) -> HttpMetrics {
+    registry.register(
+        "docflow_build",
+        "The running binary: which service, which version (always 1)",
+        prometheus_client::metrics::info::Info::new(vec![("service", service), ("version", version)]),
+    );
+    registry.register_collector(Box::new(crate::process_metrics::ProcessCollector::new()));
+    HttpMetrics::register(registry)
 }
 
 /// HTTP server metrics, following Prometheus naming conventions.

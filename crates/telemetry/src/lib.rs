@@ -5,15 +5,15 @@
 
 mod json;
 mod propagation;
+mod resource;
+mod sampler;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use opentelemetry::KeyValue;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
-use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::layer::SubscriberExt;
@@ -21,7 +21,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 pub use propagation::{
-    context_from_amqp, context_from_map, current_context, current_context_headers, headers_for, trace_id,
+    context_from_amqp, context_from_map, current_context, current_context_headers, headers_for, set_parent, trace_id,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -67,13 +67,15 @@ pub struct LogArgs {
     #[arg(long, env = "OTEL_EXPORTER_OTLP_CERTIFICATE")]
     pub otlp_certificate: Option<PathBuf>,
 
-    /// Overrides the service name in exported spans.
+    /// Overrides the service name in exported spans (else `service.name`
+    /// from OTEL_RESOURCE_ATTRIBUTES, else the binary's name).
     #[arg(long, env = "OTEL_SERVICE_NAME")]
     pub otel_service_name: Option<String>,
 
-    /// `deployment.environment` resource attribute.
-    #[arg(long, env = "DEPLOYMENT_ENVIRONMENT", default_value = "development")]
-    pub deployment_environment: String,
+    /// `deployment.environment.name` resource attribute (e.g. production).
+    /// Unset: whatever OTEL_RESOURCE_ATTRIBUTES says, else none.
+    #[arg(long, env = "DEPLOYMENT_ENVIRONMENT")]
+    pub deployment_environment: Option<String>,
 }
 
 /// Holds the tracer provider; call [`Telemetry::shutdown`] before exit so
@@ -120,14 +122,11 @@ pub fn init(service_name: &'static str, args: &LogArgs) -> Telemetry {
         Err(error) => (None, Some(error)),
     };
     let exporting = exporter.is_some();
-    let resource = Resource::builder()
-        .with_service_name(args.otel_service_name.clone().unwrap_or_else(|| service_name.to_owned()))
-        .with_attributes([
-            KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),
-            KeyValue::new("deployment.environment", args.deployment_environment.clone()),
-        ])
-        .build();
-    let mut builder = SdkTracerProvider::builder().with_resource(resource);
+    let resource = resource::build(service_name, env!("CARGO_PKG_VERSION"), args);
+    let mut builder = SdkTracerProvider::builder()
+        .with_resource(resource)
+        // The sampler OTEL_TRACES_SAMPLER chose, except for probes and scrapes.
+        .with_sampler(sampler::SkipProbes::new(opentelemetry_sdk::trace::Config::default().sampler));
     if let Some(exporter) = exporter {
         // The batch processor exports from its own thread, off the request
         // path: a collector that is down costs failed exports, not latency.
@@ -137,8 +136,7 @@ pub fn init(service_name: &'static str, args: &LogArgs) -> Telemetry {
     opentelemetry::global::set_tracer_provider(provider.clone());
     let otel = tracing_opentelemetry::layer()
         .with_tracer(provider.tracer(service_name))
-        // The exporter's own logs must not become spans of their own.
-        .with_filter(tracing_subscriber::filter::filter_fn(|m| !m.target().starts_with("opentelemetry")));
+        .with_filter(tracing_subscriber::filter::filter_fn(sampler::exported));
     let installed = tracing_subscriber::registry().with(otel).with(fmt.with_filter(filter())).try_init().is_ok();
     if installed {
         tracing::info!(service = service_name, version = env!("CARGO_PKG_VERSION"), exporting, "telemetry initialised");

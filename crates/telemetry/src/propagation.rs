@@ -44,6 +44,14 @@ pub fn trace_id() -> Option<String> {
     sc.is_valid().then(|| sc.trace_id().to_string())
 }
 
+/// Makes `cx` (a remote parent, e.g. a delivery's producer span) the parent
+/// of a `tracing` span that has not been entered yet.
+pub fn set_parent(span: &tracing::Span, cx: Context) {
+    // Fails only when the span is disabled or already started: then there
+    // is no parent to set, and the span stays as it is.
+    let _ = span.set_parent(cx);
+}
+
 /// A context from string headers (an outbox row's).
 pub fn context_from_map(headers: &BTreeMap<String, String>) -> Context {
     let map: HashMap<String, String> = headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();

@@ -15,6 +15,8 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value;
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReceivedSpan {
     pub service: String,
+    /// The exporting process's resource attributes (service.name included).
+    pub resource: HashMap<String, String>,
     pub trace_id: String,
     pub span_id: String,
     /// Empty for a root span.
@@ -63,10 +65,16 @@ impl Collector {
                 .and_then(|r| r.attributes.iter().find(|kv| kv.key == "service.name"))
                 .map(text)
                 .unwrap_or_default();
+            let resource: HashMap<String, String> = resource_spans
+                .resource
+                .as_ref()
+                .map(|r| r.attributes.iter().map(|kv| (kv.key.clone(), text(kv))).collect())
+                .unwrap_or_default();
             for scope in resource_spans.scope_spans {
                 for span in scope.spans {
                     received.push(ReceivedSpan {
                         service: service.clone(),
+                        resource: resource.clone(),
                         trace_id: hex(&span.trace_id),
                         span_id: hex(&span.span_id),
                         parent_span_id: hex(&span.parent_span_id),

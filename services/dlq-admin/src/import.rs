@@ -91,6 +91,11 @@ impl DeadLetter {
         }
     }
 
+    /// The job id the message's headers name, if any (for its span).
+    pub fn job_id_header(&self) -> Option<&str> {
+        self.header(headers::JOB_ID)
+    }
+
     fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty())
     }

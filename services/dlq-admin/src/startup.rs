@@ -13,7 +13,6 @@ use broker::{OutboxRelay, RelayConfig};
 use governor::{Quota, RateLimiter};
 use prometheus_client::registry::Registry;
 use service_common::admin_auth::AdminAuth;
-use service_common::metrics::HttpMetrics;
 use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -83,7 +82,8 @@ impl Application {
         );
         let importer_connected = Arc::new(AtomicBool::new(false));
         let mut registry = Registry::default();
-        let http_metrics = HttpMetrics::register(&mut registry);
+        let http_metrics =
+            service_common::metrics::register_service(&mut registry, "dlq-admin", env!("CARGO_PKG_VERSION"));
         let metrics = AdminMetrics::register(&mut registry, relay.stats(), importer_connected.clone());
         let bulk = BulkLimits { batch_size: config.bulk_batch_size, max_jobs: config.bulk_retry_max_jobs };
         // Burst = one batch: a batch goes out whole, then the next waits
@@ -107,13 +107,14 @@ impl Application {
             metrics_throttle: config.database.metrics_throttle(),
         });
         let console_topology = topology.clone();
-        let queue = broker::QueueSpec { name: topology.dlq_queue(), prefetch: config.consumer_prefetch };
+        let dlq_queue = topology.dlq_queue();
+        let queue = broker::QueueSpec { name: dlq_queue.clone(), prefetch: config.consumer_prefetch };
         let consumer = broker::Consumer::new(
             broker::ConsumerConfig {
                 publish_timeout: config.amqp.publish_timeout(),
                 ..broker::ConsumerConfig::new(config.amqp.url(), "dlq-admin importer".into(), topology, vec![queue])
             },
-            Arc::new(DlqImporter { pool, metrics }),
+            Arc::new(DlqImporter { pool, metrics, queue: dlq_queue }),
         )
         .with_connected_flag(importer_connected);
 

@@ -13,6 +13,7 @@ use crate::uploads::UploadSlots;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SubmitLabels {
+    /// high, normal or low.
     pub priority: &'static str,
     /// created, duplicate or conflict.
     pub outcome: &'static str,

@@ -8,7 +8,6 @@ use anyhow::Context;
 use broker::{OutboxRelay, RelayConfig};
 use job_store::DedupPolicy;
 use prometheus_client::registry::Registry;
-use service_common::metrics::HttpMetrics;
 use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -76,7 +75,8 @@ impl Application {
         );
 
         let mut registry = Registry::default();
-        let http_metrics = HttpMetrics::register(&mut registry);
+        let http_metrics =
+            service_common::metrics::register_service(&mut registry, "ingest-api", env!("CARGO_PKG_VERSION"));
         let upload_slots = UploadSlots::new(
             config.max_concurrent_uploads as usize,
             Duration::from_millis(config.upload_queue_timeout_ms),

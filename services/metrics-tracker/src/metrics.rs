@@ -2,9 +2,11 @@
 //!
 //! Event-driven series (durations, outcomes, queue wait) are recorded by the
 //! consumer once per execution it records for the first time, so a
-//! redelivered event is not counted twice. State series (queue depth, DLQ
-//! size, oldest waiting job, recent queue-wait percentiles) are read from
-//! Postgres at scrape time.
+//! redelivered event is not counted twice. State series (jobs waiting and
+//! running, oldest waiting job, recent queue-wait percentiles) are read
+//! from Postgres at scrape time. The DLQ's size is dlq-admin's to export
+//! (`docflow_dlq_size{kind}`, poison messages included), not this
+//! service's. Priorities are labelled in lower case, as the queues are named.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -12,22 +14,31 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use service_common::metrics::duration_buckets;
 
 use job_model::ExecutionEvent;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct DurationLabels {
-    /// A stage name, or "total" for the whole attempt.
-    pub stage: String,
-    pub priority: &'static str,
+pub struct AttemptLabels {
+    /// The attempt's outcome: completed, failed, retrying or dlq.
     pub outcome: &'static str,
+    /// high, normal or low.
+    pub priority: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct JobLabels {
-    /// The attempt's outcome: completed, failed, retrying or dlq.
-    pub status: &'static str,
+pub struct StageLabels {
+    pub stage: String,
+    /// The stage's own result: succeeded or failed.
+    pub status: String,
     pub priority: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabels {
+    pub priority: &'static str,
+    /// waiting (QUEUED) or running (PROCESSING).
+    pub state: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -39,11 +50,6 @@ pub struct PriorityLabels {
 pub struct QuantileLabels {
     pub priority: &'static str,
     pub quantile: &'static str,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct QueueLabels {
-    pub queue: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -59,13 +65,13 @@ pub struct TableLabels {
 
 #[derive(Debug, Clone)]
 pub struct TrackerMetrics {
-    pub job_duration: Family<DurationLabels, Histogram>,
-    pub jobs: Family<JobLabels, Counter>,
+    pub attempts: Family<AttemptLabels, Counter>,
+    pub job_duration: Family<AttemptLabels, Histogram>,
+    pub stage_duration: Family<StageLabels, Histogram>,
     pub queue_wait: Family<PriorityLabels, Histogram>,
     pub events: Family<EventLabels, Counter>,
     pub consumer_connected: Gauge,
-    pub queue_depth: Family<QueueLabels, Gauge>,
-    pub dlq_size: Gauge,
+    pub queue_jobs: Family<StateLabels, Gauge>,
     pub oldest_queued_age:
         Family<PriorityLabels, prometheus_client::metrics::gauge::Gauge<f64, std::sync::atomic::AtomicU64>>,
     pub recent_queue_wait:
@@ -73,32 +79,36 @@ pub struct TrackerMetrics {
     pub retention_deleted: Family<TableLabels, Counter>,
 }
 
-/// 1 ms to about 65 s, doubling.
-fn seconds_buckets() -> impl Iterator<Item = f64> {
-    exponential_buckets(0.001, 2.0, 17)
-}
-
 impl TrackerMetrics {
     pub fn register(registry: &mut Registry) -> TrackerMetrics {
         let m = TrackerMetrics {
-            job_duration: Family::new_with_constructor(|| Histogram::new(seconds_buckets())),
-            jobs: Family::default(),
+            attempts: Family::default(),
+            job_duration: Family::new_with_constructor(|| Histogram::new(duration_buckets())),
+            stage_duration: Family::new_with_constructor(|| Histogram::new(duration_buckets())),
             queue_wait: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.01, 2.0, 20))),
             events: Family::default(),
             consumer_connected: Gauge::default(),
-            queue_depth: Family::default(),
-            dlq_size: Gauge::default(),
+            queue_jobs: Family::default(),
             oldest_queued_age: Family::default(),
             recent_queue_wait: Family::default(),
             retention_deleted: Family::default(),
         };
+        // prometheus-client adds the `_total` suffix to counters.
+        registry.register(
+            "docflow_job_attempts",
+            "Job attempts recorded, by outcome (a job that is retried twice and completes counts 3)",
+            m.attempts.clone(),
+        );
         registry.register(
             "docflow_job_duration_seconds",
-            "Execution durations: stage=\"total\" is a whole attempt, any other stage one pipeline stage",
+            "Whole attempt durations, by outcome and priority",
             m.job_duration.clone(),
         );
-        // prometheus-client adds the `_total` suffix to counters.
-        registry.register("docflow_jobs", "Finished job attempts by outcome (status) and priority", m.jobs.clone());
+        registry.register(
+            "docflow_stage_duration_seconds",
+            "Pipeline stage durations, by stage, the stage's status and priority",
+            m.stage_duration.clone(),
+        );
         registry.register(
             "docflow_queue_wait_seconds",
             "Time from submission to the first attempt's start, by priority",
@@ -115,11 +125,11 @@ impl TrackerMetrics {
             m.consumer_connected.clone(),
         );
         registry.register(
-            "docflow_queue_depth",
-            "Jobs waiting (status QUEUED) per priority queue (sampled at scrape)",
-            m.queue_depth.clone(),
+            "docflow_queue_jobs",
+            "Jobs per priority queue: waiting (QUEUED: ready, prefetched or in the outbox) or running \
+             (PROCESSING: delivered, unacked); sampled at scrape. The worker autoscaler sums both states",
+            m.queue_jobs.clone(),
         );
-        registry.register("docflow_dlq_size", "Jobs parked in the dead-letter queue (status DLQ)", m.dlq_size.clone());
         registry.register(
             "docflow_queue_oldest_job_age_seconds",
             "How long the oldest QUEUED job of each priority has been waiting",
@@ -140,15 +150,13 @@ impl TrackerMetrics {
 
     /// Records one execution seen for the first time.
     pub fn observe(&self, event: &ExecutionEvent) {
-        let priority = event.priority.as_str();
-        let outcome = event.outcome.as_str();
-        self.jobs.get_or_create(&JobLabels { status: outcome, priority }).inc();
-        self.job_duration
-            .get_or_create(&DurationLabels { stage: "total".into(), priority, outcome })
-            .observe(event.total_duration_ms / 1000.0);
+        let priority = event.priority.routing_key();
+        let labels = AttemptLabels { outcome: event.outcome.as_str(), priority };
+        self.attempts.get_or_create(&labels).inc();
+        self.job_duration.get_or_create(&labels).observe(event.total_duration_ms / 1000.0);
         for stage in &event.stages {
-            self.job_duration
-                .get_or_create(&DurationLabels { stage: stage.stage.clone(), priority, outcome })
+            self.stage_duration
+                .get_or_create(&StageLabels { stage: stage.stage.clone(), status: stage.status.clone(), priority })
                 .observe(stage.duration_ms / 1000.0);
         }
         if event.attempt <= 1 {

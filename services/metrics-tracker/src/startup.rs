@@ -6,7 +6,6 @@ use actix_web::web;
 use anyhow::Context;
 use prometheus_client::registry::Registry;
 use service_common::admin_auth::AdminAuth;
-use service_common::metrics::HttpMetrics;
 use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -63,7 +62,8 @@ impl Application {
         let topology = config.amqp.topology();
 
         let mut registry = Registry::default();
-        let http_metrics = HttpMetrics::register(&mut registry);
+        let http_metrics =
+            service_common::metrics::register_service(&mut registry, "metrics-tracker", env!("CARGO_PKG_VERSION"));
         let metrics = TrackerMetrics::register(&mut registry);
         let queue = topology.metrics_events_queue();
         let handler = Arc::new(EventHandler { pool: pool.clone(), metrics: metrics.clone(), queue: queue.clone() });

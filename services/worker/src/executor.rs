@@ -18,7 +18,6 @@ use pipeline::{Document, EarlierResults, Pipeline, PipelineRun, StageError, Stag
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::messages;
 use crate::metrics::{DropLabels, OutcomeLabels, StageLabels, WorkerMetrics};
@@ -51,23 +50,9 @@ impl broker::Handler for Executor {
         // One CONSUMER span per delivery (so per attempt), continuing the
         // trace the message carries (OpenTelemetry messaging conventions).
         let queue = self.topology.job_queue(priority);
-        let span = tracing::info_span!(
-            "process",
-            otel.name = format!("process {queue}"),
-            otel.kind = "consumer",
-            otel.status_code = tracing::field::Empty,
-            messaging.system = "rabbitmq",
-            messaging.operation.type = "process",
-            messaging.destination.name = %queue,
-            messaging.rabbitmq.destination.routing_key = %delivery.routing_key,
-            messaging.message.id = tracing::field::Empty,
-            docflow.job_id = tracing::field::Empty,
-            docflow.attempt = tracing::field::Empty,
-            docflow.priority = priority.as_str(),
-            docflow.outcome = tracing::field::Empty,
-        );
+        let span = broker::spans::consumer_tracing_span(delivery, &queue);
+        span.record("docflow.priority", priority.as_str());
         let parent = broker::spans::delivery_context(delivery);
-        let _ = span.set_parent(parent.clone());
         let settle = self.process(priority, delivery, abort, &parent).instrument(span).await;
         self.metrics.in_flight.dec();
         settle
@@ -185,7 +170,7 @@ impl Executor {
                 let span = tracing::Span::current();
                 span.record("docflow.outcome", outcome.as_str());
                 span.record("otel.status_code", if outcome == AttemptOutcome::Completed { "OK" } else { "ERROR" });
-                let labels = OutcomeLabels { outcome: outcome.as_str(), priority: job.document.priority.as_str() };
+                let labels = OutcomeLabels { outcome: outcome.as_str(), priority: job.document.priority.routing_key() };
                 self.metrics.attempts.get_or_create(&labels).inc();
                 tracing::info!(job_id = %job.job_id, attempt = job.attempt, outcome = outcome.as_str(), "attempt recorded");
                 Settle::Ack
@@ -216,7 +201,11 @@ impl Executor {
                 let status = if o.status == StageStatus::Succeeded { "succeeded" } else { "failed" };
                 self.metrics
                     .stage_duration
-                    .get_or_create(&StageLabels { stage: o.stage.to_string(), status })
+                    .get_or_create(&StageLabels {
+                        stage: o.stage.to_string(),
+                        status,
+                        priority: job.document.priority.routing_key(),
+                    })
                     .observe(o.duration.as_secs_f64());
                 StageTiming {
                     seq: o.seq as i16,
@@ -269,7 +258,7 @@ impl Executor {
         };
         self.metrics
             .job_duration
-            .get_or_create(&OutcomeLabels { outcome: outcome.as_str(), priority: job.document.priority.as_str() })
+            .get_or_create(&OutcomeLabels { outcome: outcome.as_str(), priority: job.document.priority.routing_key() })
             .observe(elapsed.as_secs_f64());
 
         let event = ExecutionEvent {
@@ -378,7 +367,7 @@ fn record_queue_wait(
         .with_kind(SpanKind::Internal)
         .with_start_time(start)
         .with_attributes([
-            opentelemetry::KeyValue::new("messaging.destination.name", queue.to_owned()),
+            opentelemetry::KeyValue::new("docflow.queue", queue.to_owned()),
             opentelemetry::KeyValue::new("docflow.job_id", job_id.to_string()),
         ])
         .start_with_context(&tracer, producer);

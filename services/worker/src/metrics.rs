@@ -1,23 +1,32 @@
-//! The worker's Prometheus metrics: what the pool did and how long stages took.
+//! The worker's Prometheus metrics: what this process did and how long its
+//! attempts and stages took. These are per process (they start at zero when
+//! the worker does); metrics-tracker exports the same attempts for the
+//! whole fleet, deduplicated, as `docflow_job_attempts_total`,
+//! `docflow_job_duration_seconds` and `docflow_stage_duration_seconds`, on
+//! the same buckets and label values.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use service_common::metrics::duration_buckets;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
     /// completed, failed, retrying or dlq.
     pub outcome: &'static str,
+    /// high, normal or low.
     pub priority: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StageLabels {
     pub stage: String,
+    /// succeeded or failed.
     pub status: &'static str,
+    pub priority: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -37,16 +46,12 @@ pub struct WorkerMetrics {
     pub in_flight: Gauge,
 }
 
-fn seconds_buckets() -> impl Iterator<Item = f64> {
-    exponential_buckets(0.0005, 2.0, 18)
-}
-
 impl WorkerMetrics {
     pub fn register(registry: &mut Registry) -> Self {
         let m = WorkerMetrics {
             attempts: Family::default(),
-            stage_duration: Family::new_with_constructor(|| Histogram::new(seconds_buckets())),
-            job_duration: Family::new_with_constructor(|| Histogram::new(seconds_buckets())),
+            stage_duration: Family::new_with_constructor(|| Histogram::new(duration_buckets())),
+            job_duration: Family::new_with_constructor(|| Histogram::new(duration_buckets())),
             dropped: Family::default(),
             crashes_recovered: Counter::default(),
             rescued: Counter::default(),
@@ -54,17 +59,17 @@ impl WorkerMetrics {
         };
         registry.register(
             "docflow_worker_attempts",
-            "Job attempts finished, by outcome and priority",
+            "Job attempts this process finished, by outcome and priority",
             m.attempts.clone(),
         );
         registry.register(
             "docflow_worker_stage_duration_seconds",
-            "Pipeline stage durations",
+            "Pipeline stage durations in this process, by stage, the stage's status and priority",
             m.stage_duration.clone(),
         );
         registry.register(
             "docflow_worker_job_duration_seconds",
-            "Whole attempt durations, by outcome",
+            "Whole attempt durations in this process, by outcome and priority",
             m.job_duration.clone(),
         );
         registry.register(

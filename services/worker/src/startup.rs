@@ -8,7 +8,6 @@ use anyhow::Context;
 use broker::{Consumer, ConsumerConfig, OutboxRelay, QueueSpec, RelayConfig};
 use job_model::JobPriority;
 use prometheus_client::registry::Registry;
-use service_common::metrics::HttpMetrics;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -53,7 +52,8 @@ impl Application {
         );
 
         let mut registry = Registry::default();
-        let http_metrics = HttpMetrics::register(&mut registry);
+        let http_metrics =
+            service_common::metrics::register_service(&mut registry, "worker", env!("CARGO_PKG_VERSION"));
         let metrics = WorkerMetrics::register(&mut registry);
         registry.register_collector(Box::new(service_common::metrics::RelayCollector(relay.stats())));
 

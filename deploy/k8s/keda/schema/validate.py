@@ -9,6 +9,10 @@ unknown fields rejected), then for what a schema cannot see:
 - rabbitmq triggers: known metadata keys, mode QueueLength or MessageRate, a
   numeric target, no credentials inline (host comes from a TriggerAuthentication
   or hostFromEnv), and together they cover jobs.high, jobs.normal and jobs.low;
+- prometheus triggers: known metadata keys, an http(s) serverAddress, a query,
+  a positive numeric threshold, and ignoreNullValues "false" (a lost target
+  must be an error that brings the fallback, not a zero that scales in);
+- every trigger has a name, unique within its ScaledObject;
 - min <= max replicas;
 - every authenticationRef names a TriggerAuthentication of the same namespace;
 - the scale target is a Deployment of the same name and namespace in the base
@@ -33,6 +37,17 @@ RABBITMQ_KEYS = {
     "vhostName", "useRegex", "excludeUnacknowledged", "pageSize", "operation", "timeout", "unsafeSsl",
 }
 PRIORITY_QUEUES = {"jobs.high", "jobs.normal", "jobs.low"}
+PROMETHEUS_KEYS = {
+    "serverAddress", "query", "threshold", "activationThreshold", "ignoreNullValues", "namespace",
+    "customHeaders", "queryParameters", "unsafeSsl", "authModes", "timeout",
+}
+
+
+def positive_number(text):
+    try:
+        return float(text) > 0
+    except (TypeError, ValueError):
+        return False
 
 
 def load_all(path):
@@ -93,13 +108,32 @@ def main(argv):
         if target.get("kind", "Deployment") != "Deployment" or (ns(so), target["name"]) not in deployments:
             problems.append(f"{where}: scale target Deployment {ns(so)}/{target['name']} is not in the base render")
         queues = set()
+        names = [t.get("name") for t in spec["triggers"]]
         for i, trig in enumerate(spec["triggers"]):
             at = f"{where}: triggers[{i}]"
+            if not trig.get("name"):
+                problems.append(f"{at}: no name (the HPA metric and any scalingModifiers formula refer to it)")
+            elif names.count(trig["name"]) > 1:
+                problems.append(f"{at}: name {trig['name']!r} used twice")
             ref = trig.get("authenticationRef")
             if ref and ref.get("kind", "TriggerAuthentication") == "TriggerAuthentication" \
                     and (ns(so), ref["name"]) not in auths:
                 problems.append(f"{at}: TriggerAuthentication {ns(so)}/{ref['name']} not defined")
+            if trig["type"] == "prometheus":
+                md = trig["metadata"]
+                for key in sorted(set(md) - PROMETHEUS_KEYS):
+                    problems.append(f"{at}: unknown prometheus metadata key {key!r}")
+                if not str(md.get("serverAddress", "")).startswith(("http://", "https://")):
+                    problems.append(f"{at}: serverAddress must be an http(s) URL")
+                if not md.get("query", "").strip():
+                    problems.append(f"{at}: query missing")
+                if not positive_number(md.get("threshold")):
+                    problems.append(f"{at}: threshold must be a positive number, not {md.get('threshold')!r}")
+                if md.get("ignoreNullValues") != "false":
+                    problems.append(f"{at}: ignoreNullValues must be \"false\" (an empty result must not read as 0)")
+                continue
             if trig["type"] != "rabbitmq":
+                problems.append(f"{at}: trigger type {trig['type']!r} is not one this check knows")
                 continue
             md = trig["metadata"]
             for key in sorted(set(md) - RABBITMQ_KEYS):

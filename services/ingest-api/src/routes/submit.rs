@@ -110,7 +110,7 @@ pub(crate) async fn enqueue(
     state
         .metrics
         .submissions
-        .get_or_create(&SubmitLabels { priority: submission.document.priority.as_str(), outcome: label })
+        .get_or_create(&SubmitLabels { priority: submission.document.priority.routing_key(), outcome: label })
         .inc();
     match outcome {
         SubmitOutcome::Created(job) => {

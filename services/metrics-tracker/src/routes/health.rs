@@ -4,10 +4,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use actix_web::{HttpResponse, get, web};
-use job_model::JobPriority;
+use job_model::{JobPriority, JobStatus};
 use service_common::health::{self, Check, Readiness};
 
-use crate::metrics::{PriorityLabels, QuantileLabels, QueueLabels};
+use crate::metrics::{PriorityLabels, QuantileLabels, StateLabels};
 use crate::state::AppState;
 
 #[utoipa::path(tag = "operations", responses((status = 200, description = "The process is alive")))]
@@ -41,15 +41,26 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 /// Reads the state gauges from Postgres, bounded so a slow database cannot
 /// hang a scrape (the gauges then keep their last values).
 async fn sample_gauges(state: &AppState) -> job_store::StoreResult<()> {
-    let (queued, dlq) = crate::alerts::job_counts(&state.pool).await?;
-    for (priority, depth) in queued {
-        state.metrics.queue_depth.get_or_create(&QueueLabels { queue: state.topology.job_queue(priority) }).set(depth);
+    // Every (priority, state) is set, to 0 when no row counts it, so a
+    // queue that empties reads 0 rather than its last count.
+    let counts = job_store::stats::queued_and_processing(&state.pool).await?;
+    for priority in JobPriority::ALL {
+        for (status, label) in [(JobStatus::Queued, "waiting"), (JobStatus::Processing, "running")] {
+            let n = counts
+                .iter()
+                .find(|(s, p, _)| s == status.as_str() && *p == priority.value())
+                .map_or(0, |(_, _, n)| *n);
+            state
+                .metrics
+                .queue_jobs
+                .get_or_create(&StateLabels { priority: priority.routing_key(), state: label })
+                .set(n);
+        }
     }
-    state.metrics.dlq_size.set(dlq);
     let oldest = job_store::stats::queued_now(&state.pool).await?;
     for priority in JobPriority::ALL {
         let age = oldest.get(&priority.value()).and_then(|(_, age)| *age).unwrap_or(0.0);
-        state.metrics.oldest_queued_age.get_or_create(&PriorityLabels { priority: priority.as_str() }).set(age);
+        state.metrics.oldest_queued_age.get_or_create(&PriorityLabels { priority: priority.routing_key() }).set(age);
     }
     let window = crate::report::load_window(&state.pool, i64::from(state.alerts.alert_window_minutes)).await?;
     for priority in JobPriority::ALL {
@@ -59,7 +70,7 @@ async fn sample_gauges(state: &AppState) -> job_store::StoreResult<()> {
             state
                 .metrics
                 .recent_queue_wait
-                .get_or_create(&QuantileLabels { priority: priority.as_str(), quantile })
+                .get_or_create(&QuantileLabels { priority: priority.routing_key(), quantile })
                 .set(seconds);
         }
     }

@@ -97,25 +97,29 @@ async fn metrics_expose_durations_outcomes_and_queue_state() {
             .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
             .sum()
     };
-    // stage="total" holds one observation per attempt.
-    assert_eq!(count("docflow_job_duration_seconds_count{stage=\"total\""), events.len() as f64);
+    // One observation per attempt, and one per stage timing under another
+    // name: no sum over a label counts anything twice.
+    assert_eq!(count("docflow_job_duration_seconds_count{"), events.len() as f64);
     let stage_timings: usize = events.iter().map(|e| e.stages.len()).sum();
-    let all: f64 = count("docflow_job_duration_seconds_count{");
-    assert_eq!(all - events.len() as f64, stage_timings as f64);
-    assert_eq!(count("docflow_jobs_total{"), events.len() as f64);
+    assert_eq!(count("docflow_stage_duration_seconds_count{"), stage_timings as f64);
+    assert_eq!(count("docflow_job_attempts_total{"), events.len() as f64);
     let completed = events.iter().filter(|e| e.outcome.as_str() == "completed").count();
-    assert_eq!(count("docflow_jobs_total{status=\"completed\""), completed as f64);
+    assert_eq!(count("docflow_job_attempts_total{outcome=\"completed\""), completed as f64);
     let first_attempts = events.iter().filter(|e| e.attempt == 1).count();
     assert_eq!(count("docflow_queue_wait_seconds_count{"), first_attempts as f64);
     for series in [
-        "docflow_dlq_size ",
-        "docflow_queue_depth{queue=",
-        "docflow_queue_wait_recent_seconds{priority=\"HIGH\",quantile=\"0.95\"}",
-        "docflow_queue_oldest_job_age_seconds{priority=\"LOW\"}",
+        "docflow_queue_jobs{priority=\"normal\",state=\"running\"}",
+        "docflow_queue_wait_recent_seconds{priority=\"high\",quantile=\"0.95\"}",
+        "docflow_queue_oldest_job_age_seconds{priority=\"low\"}",
         "docflow_metrics_consumer_connected 1",
         "docflow_http_request_duration_seconds",
+        "docflow_build_info{service=\"metrics-tracker\",version=\"",
+        "process_resident_memory_bytes ",
     ] {
         assert!(body.contains(series), "missing {series} in\n{body}");
     }
-    assert!(app.metric("docflow_queue_wait_recent_seconds{priority=\"HIGH\",quantile=\"0.95\"}").await > 0.0);
+    assert!(!body.contains("docflow_dlq_size"), "the DLQ's size is dlq-admin's to export:\n{body}");
+    // Label values in lower case, whatever the event's JSON spelled.
+    assert!(!body.lines().any(|l| l.contains("priority=\"HIGH\"")), "{body}");
+    assert!(app.metric("docflow_queue_wait_recent_seconds{priority=\"high\",quantile=\"0.95\"}").await > 0.0);
 }

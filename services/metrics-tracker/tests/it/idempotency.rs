@@ -58,7 +58,7 @@ async fn redelivered_events_are_not_counted_twice() {
     let body = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
     let jobs_total: f64 = body
         .lines()
-        .filter(|l| l.starts_with("docflow_jobs_total{"))
+        .filter(|l| l.starts_with("docflow_job_attempts_total{"))
         .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
         .sum();
     assert_eq!(jobs_total, 60.0);

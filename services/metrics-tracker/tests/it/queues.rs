@@ -77,5 +77,5 @@ async fn queue_stats_combine_postgres_and_the_broker() {
     let report = app.json("/api/metrics/report").await;
     assert_eq!(report["queue_wait"][0]["queued_now"], 3);
     assert!(report["queue_wait"][0]["oldest_waiting_seconds"].as_f64().unwrap() >= 90.0);
-    assert!(app.metric("docflow_queue_oldest_job_age_seconds{priority=\"HIGH\"}").await >= 90.0);
+    assert!(app.metric("docflow_queue_oldest_job_age_seconds{priority=\"high\"}").await >= 90.0);
 }

@@ -7,6 +7,7 @@ mod blob_stores;
 mod broker_restart;
 mod chaos;
 mod connections;
+mod conventions;
 mod faults;
 mod hostile;
 mod metrics_report;

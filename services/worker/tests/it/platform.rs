@@ -21,6 +21,11 @@ pub fn ingest_bin() -> PathBuf {
     test_support::process::sibling_binary(env!("CARGO_BIN_EXE_worker"), "ingest-api")
 }
 
+/// dlq-admin, likewise.
+pub fn dlq_admin_bin() -> PathBuf {
+    test_support::process::sibling_binary(env!("CARGO_BIN_EXE_worker"), "dlq-admin")
+}
+
 /// metrics-tracker, likewise built by the workspace's test run.
 pub fn metrics_tracker_bin() -> PathBuf {
     test_support::process::sibling_binary(env!("CARGO_BIN_EXE_worker"), "metrics-tracker")
@@ -35,6 +40,7 @@ pub struct Platform {
     pub ingest: Service,
     pub workers: Vec<Service>,
     pub metrics_tracker: Option<Service>,
+    pub dlq_admin: Option<Service>,
     pub http: reqwest::Client,
 }
 
@@ -108,8 +114,18 @@ impl Platform {
             .pool_idle_timeout(Duration::from_secs(2))
             .build()
             .unwrap();
-        let mut platform =
-            Platform { db, broker, blob_dir, log_dir, env, ingest, workers: Vec::new(), metrics_tracker: None, http };
+        let mut platform = Platform {
+            db,
+            broker,
+            blob_dir,
+            log_dir,
+            env,
+            ingest,
+            workers: Vec::new(),
+            metrics_tracker: None,
+            dlq_admin: None,
+            http,
+        };
         platform.wait_ready(platform.ingest.port, "ingest-api").await;
         for _ in 0..setup.workers {
             platform.start_worker(&setup.worker_env).await;
@@ -124,6 +140,15 @@ impl Platform {
         let port = tracker.port;
         self.metrics_tracker = Some(tracker);
         self.wait_ready(port, "metrics-tracker").await;
+    }
+
+    pub async fn start_dlq_admin(&mut self) {
+        let mut env = self.env.clone();
+        env.insert("ADMIN_TOKENS".into(), "e2e-admin:read".into());
+        let admin = Service::spawn("dlq-admin", &dlq_admin_bin(), &env, &self.log_dir);
+        let port = admin.port;
+        self.dlq_admin = Some(admin);
+        self.wait_ready(port, "dlq-admin").await;
     }
 
     pub async fn start_worker(&mut self, extra: &[(&'static str, String)]) {

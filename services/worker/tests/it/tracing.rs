@@ -219,3 +219,127 @@ async fn spans_also_export_over_http_protobuf() {
     .await;
     assert_eq!(services, ["ingest-api".to_owned(), "worker".to_owned()].into_iter().collect());
 }
+
+/// Attribute keys a span may carry: the OpenTelemetry conventions'
+/// namespaces, what the tracing bridge adds, and docflow's own under
+/// `docflow.*`.
+fn conventional_key(key: &str) -> bool {
+    const PREFIXES: [&str; 11] = [
+        "docflow.",
+        "messaging.",
+        "http.",
+        "url.",
+        "server.",
+        "client.",
+        "network.",
+        "user_agent.",
+        "error.",
+        "code.",
+        "thread.",
+    ];
+    // tracing-opentelemetry's own: a span's busy and idle time, and the tracing target and level.
+    const BRIDGE: [&str; 4] = ["busy_ns", "idle_ns", "target", "level"];
+    PREFIXES.iter().any(|p| key.starts_with(p)) || BRIDGE.contains(&key)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_follow_the_conventions_and_probes_make_none() {
+    let receiver = OtlpReceiver::start().await;
+    let mut setup = traced(&receiver);
+    // What an operator sets: it must reach the resource unchanged.
+    setup.extra_env.push((
+        "OTEL_RESOURCE_ATTRIBUTES",
+        "deployment.environment.name=staging,service.namespace=docflow-e2e".to_owned(),
+    ));
+    let mut platform = Platform::start(setup).await;
+    platform.start_dlq_admin().await;
+
+    // Probes and scrapes on every service, before and around a job.
+    let ports = [platform.ingest.port, platform.workers[0].port, platform.dlq_admin.as_ref().unwrap().port];
+    for round in 0..3 {
+        for port in ports {
+            for path in ["/healthz", "/readyz", "/metrics"] {
+                let r = platform.http.get(format!("http://127.0.0.1:{port}{path}")).send().await.unwrap();
+                assert!(r.status().is_success(), "{path} on {port}: {}", r.status());
+            }
+        }
+        if round == 0 {
+            let job = platform.submit_document("conv-1", "invoice.txt", &text_invoice("INV-C1"), "HIGH").await;
+            assert_eq!(platform.wait_final(&job, Duration::from_secs(60)).await["job_status"], "COMPLETED");
+        }
+    }
+    // A job that dead-letters: dlq-admin's importer continues its trace.
+    let path = "in/conv-dlq/invoice.txt";
+    let full = platform.blob_dir.join(path);
+    std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(&full, &full).unwrap();
+    let dead = platform.submit("conv-dlq", path, 100, "LOW").await;
+    let status = platform.wait_final(&dead, Duration::from_secs(60)).await;
+    assert_eq!(status["job_status"], "DLQ", "{status}");
+    let dead_trace = status["trace_id"].as_str().unwrap().to_owned();
+
+    let import = eventually(Duration::from_secs(60), "dlq-admin's import span", || async {
+        receiver
+            .spans()
+            .into_iter()
+            .find(|s| s.trace_id == dead_trace && s.service == "dlq-admin" && s.kind == CONSUMER)
+    })
+    .await;
+    let spans = receiver.spans();
+    let index = by_id(&spans);
+    let dlq_publish = index.get(import.parent_span_id.as_str()).expect("the import's parent was exported");
+    assert!(is_publish(dlq_publish, "docflow.dlq"), "the import follows the dead letter's publish: {dlq_publish:?}");
+    assert!(import.name.starts_with("process ") && import.name.ends_with("docflow.dlq"), "{}", import.name);
+    assert_eq!(import.attributes.get("messaging.operation.name").map(String::as_str), Some("process"));
+    assert!(import.attributes["messaging.destination.name"].ends_with("docflow.dlq"), "{import:?}");
+    assert!(import.attributes["messaging.destination.subscription.name"].ends_with("jobs.dlq"), "{import:?}");
+    assert_eq!(import.attributes.get("docflow.job_id"), Some(&dead));
+    assert_eq!(import.attributes.get("docflow.outcome").map(String::as_str), Some("seen"));
+
+    // Give the batch processors a moment for the probes' (would-be) spans.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let spans = receiver.spans();
+    let probes: Vec<String> = spans
+        .iter()
+        .filter(|s| s.kind == SERVER)
+        .filter_map(|s| s.attributes.get("http.route").or(s.attributes.get("url.path")))
+        .filter(|r| r.starts_with("/health") || r.starts_with("/ready") || r.starts_with("/metrics"))
+        .cloned()
+        .collect();
+    assert!(probes.is_empty(), "probe and scrape spans were exported: {probes:?}");
+    assert!(spans.iter().any(|s| s.kind == SERVER && s.name == "POST /api/process-async"), "other requests still are");
+
+    for s in &spans {
+        let r = &s.resource;
+        assert_eq!(r.get("deployment.environment.name").map(String::as_str), Some("staging"), "{}: {r:?}", s.service);
+        assert_eq!(r.get("service.namespace").map(String::as_str), Some("docflow-e2e"), "{}: {r:?}", s.service);
+        assert!(!r.contains_key("deployment.environment"), "the deprecated key: {r:?}");
+        assert!(r.contains_key("service.version"), "{r:?}");
+        let odd: Vec<&String> = s.attributes.keys().filter(|k| !conventional_key(k)).collect();
+        assert!(
+            odd.is_empty(),
+            "{} {:?}: attributes outside the conventions and docflow.*: {odd:?}",
+            s.service,
+            s.name
+        );
+    }
+    for s in spans.iter().filter(|s| s.kind == PRODUCER || s.kind == CONSUMER) {
+        let a = &s.attributes;
+        assert_eq!(a.get("messaging.system").map(String::as_str), Some("rabbitmq"), "{s:?}");
+        let op = a.get("messaging.operation.name").unwrap_or_else(|| panic!("no messaging.operation.name: {s:?}"));
+        let destination = a.get("messaging.destination.name").unwrap_or_else(|| panic!("no destination: {s:?}"));
+        // RabbitMQ's destination is the exchange, and the span is named after it.
+        assert!(
+            ["docflow.jobs", "docflow.events", "docflow.dlq"].iter().any(|x| destination.ends_with(x))
+                || destination.contains("docflow.retry."),
+            "{destination} is not one of docflow's exchanges: {s:?}"
+        );
+        assert_eq!(s.name, format!("{op} {destination}"), "{s:?}");
+        if s.kind == CONSUMER {
+            assert!(a.contains_key("messaging.destination.subscription.name"), "the queue: {s:?}");
+        }
+    }
+    let consume = spans.iter().find(|s| s.kind == CONSUMER && s.service == "worker").unwrap();
+    assert!(consume.attributes["messaging.destination.subscription.name"].ends_with("jobs.high"), "{consume:?}");
+    assert_eq!(consume.attributes.get("docflow.priority").map(String::as_str), Some("HIGH"));
+}
