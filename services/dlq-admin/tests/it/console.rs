@@ -332,3 +332,94 @@ async fn a_read_token_sees_no_write_button_and_forged_or_csrf_less_posts_are_ref
     assert_eq!(status, "QUEUED");
     browser.close().await;
 }
+
+/// What has the keyboard focus: `tag#id[name]` of the active element.
+async fn focused(browser: &Browser) -> String {
+    let script = "const e = document.activeElement; \
+                  return e.tagName.toLowerCase() + '#' + (e.id || '') + '[' + (e.getAttribute('name') || '') + ']';";
+    browser.client().execute(script, vec![]).await.unwrap().as_str().unwrap_or_default().to_owned()
+}
+
+async fn press(browser: &Browser, keys: &str) {
+    browser.client().active_element().await.unwrap().send_keys(keys).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_fits_a_phone_and_a_dead_letter_is_retried_by_keyboard_alone() {
+    use fantoccini::key::Key;
+    let p = Platform::start(false).await;
+    let ids = DlqJobs { count: 2, ..Default::default() }.insert(&p.db.pool).await;
+    sqlx::query(
+        "INSERT INTO tickets (job_id, attempt, rule, severity, message) \
+         VALUES ($1, 1, 'possible_duplicate', 'medium', 'same invoice number and supplier as an earlier document')",
+    )
+    .bind(ids[0])
+    .execute(&p.db.pool)
+    .await
+    .unwrap();
+    let browser = Browser::start(&p.base()).await;
+
+    // Log in with the keyboard: the token field has the focus on arrival.
+    browser.goto("/login").await;
+    assert_eq!(focused(&browser).await, "input#token[token]");
+    press(&browser, WRITE_TOKEN).await;
+    press(&browser, &char::from(Key::Enter).to_string()).await;
+    eventually(Duration::from_secs(20), "the login by Enter", || async {
+        (!browser.path().await.starts_with("/login")).then_some(())
+    })
+    .await;
+
+    // At a phone's width no page scrolls sideways (tables stack their cells).
+    browser.client().set_window_size(390, 844).await.unwrap();
+    let job = format!("/jobs/{}", ids[0]);
+    for page in ["/", "/jobs", "/dead-letters", "/dead-letters?view=list", job.as_str(), "/tickets", "/audit"] {
+        browser.goto(page).await;
+        let overflow = browser
+            .client()
+            .execute("return document.documentElement.scrollWidth - document.documentElement.clientWidth;", vec![])
+            .await
+            .unwrap()
+            .as_i64()
+            .unwrap();
+        assert!(overflow <= 0, "{page} is {overflow} px wider than a 390 px screen");
+    }
+    browser.goto("/tickets").await;
+    browser.screenshot("tickets-phone", 390).await;
+    browser.screenshot("tickets", DESKTOP.0).await;
+
+    // Retry a dead letter with Tab, typing and Enter only: Tab reaches the
+    // first item's reason field, the next Tab its Retry button.
+    browser.goto("/dead-letters?view=list").await;
+    let row_form = format!("/dead-letters/{}/retry", ids[0]);
+    let mut reached = false;
+    for _ in 0..80 {
+        press(&browser, &char::from(Key::Tab).to_string()).await;
+        let script = "const f = document.activeElement.closest('form'); return f ? f.getAttribute('action') : '';";
+        let form = browser.client().execute(script, vec![]).await.unwrap();
+        if form.as_str() == Some(row_form.as_str()) && focused(&browser).await.ends_with("[reason]") {
+            reached = true;
+            break;
+        }
+    }
+    assert!(reached, "Tab reaches the retry form of {}", ids[0]);
+    press(&browser, "fixed by keyboard").await;
+    press(&browser, &char::from(Key::Tab).to_string()).await;
+    assert!(focused(&browser).await.starts_with("button#"), "then its button: {}", focused(&browser).await);
+    press(&browser, &char::from(Key::Enter).to_string()).await;
+    browser.client().accept_alert().await.expect("the retry asks for confirmation");
+    eventually(Duration::from_secs(20), "the retry by keyboard", || async {
+        let status: String = sqlx::query_scalar("SELECT status FROM jobs WHERE job_id = $1")
+            .bind(ids[0])
+            .fetch_one(&p.db.pool)
+            .await
+            .ok()?;
+        (status != "DLQ").then_some(())
+    })
+    .await;
+    let reason: String = sqlx::query_scalar("SELECT reason FROM admin_audit WHERE action = 'retry'")
+        .fetch_one(&p.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(reason, "fixed by keyboard");
+    browser.close().await;
+}
