@@ -43,6 +43,11 @@ pub struct Config {
     )]
     pub phases: Vec<PhaseKind>,
 
+    /// Runs of each phase; the report shows the run with the median headline
+    /// figure (and every run's figure beside it).
+    #[arg(long, env = "BENCH_REPEAT", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat: u32,
+
     /// Jobs per end-to-end, no-op and ingest phase.
     #[arg(long, env = "BENCH_JOBS", default_value_t = 3000)]
     pub jobs: usize,

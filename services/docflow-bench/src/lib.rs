@@ -49,6 +49,7 @@ pub async fn run(config: Config) -> anyhow::Result<report::Report> {
         "low_backlog": config.low_backlog,
         "high_jobs": config.high_jobs,
         "count_jobs": config.count_jobs,
+        "repeat": config.repeat,
         "warmup_jobs": config.warmup_jobs,
         "RATE_LIMIT_PER_SECOND": config.rate_limit,
         "binaries": bins.worker.parent().map(|p| p.display().to_string()),
@@ -57,20 +58,29 @@ pub async fn run(config: Config) -> anyhow::Result<report::Report> {
     let runner = phases::Runner { config: config.clone(), bins, work_dir: work_dir.clone(), blob_dir, documents };
     let mut results = Vec::new();
     for kind in &config.phases {
-        eprintln!("phase {kind:?}…");
-        let phase = runner.run(*kind).await.with_context(|| format!("phase {kind:?}"))?;
-        for p in &phase {
-            eprintln!(
-                "  {}: {} of {} completed, {:?} jobs/s, {:?} 202/s, cpu {:?} ms/job",
-                p.name,
-                p.jobs_completed,
-                p.jobs_submitted,
-                p.jobs_per_s,
-                p.accepted_per_s,
-                p.cpu_ms_per_job.get("total")
-            );
+        // name → its runs, in the order the phase reports them.
+        let mut runs: Vec<(String, Vec<phases::PhaseResult>)> = Vec::new();
+        for round in 1..=config.repeat {
+            eprintln!("phase {kind:?} (run {round} of {})…", config.repeat);
+            let phase = runner.run(*kind).await.with_context(|| format!("phase {kind:?}"))?;
+            for p in phase {
+                eprintln!(
+                    "  {}: {} of {} completed, {:?} jobs/s, {:?} 202/s, cpu {:?} ms/job (other load {:.1} s)",
+                    p.name,
+                    p.jobs_completed,
+                    p.jobs_submitted,
+                    p.jobs_per_s,
+                    p.accepted_per_s,
+                    p.cpu_ms_per_job.get("total"),
+                    p.cpu.other_s
+                );
+                match runs.iter_mut().find(|(n, _)| *n == p.name) {
+                    Some((_, list)) => list.push(p),
+                    None => runs.push((p.name.clone(), vec![p])),
+                }
+            }
         }
-        results.extend(phase);
+        results.extend(runs.into_iter().filter_map(|(_, list)| phases::median_run(list)));
     }
     let machine = machine_facts().await;
     let baseline = match &config.baseline {

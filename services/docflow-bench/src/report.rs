@@ -77,6 +77,10 @@ pub fn table(report: &Report) -> String {
             );
         }
     }
+    for p in report.phases.iter().filter(|p| p.headline_runs.len() > 1) {
+        let runs: Vec<String> = p.headline_runs.iter().map(|v| format!("{v:.1}")).collect();
+        let _ = writeln!(out, "runs of {}: {} = [{}] (the median run is shown)", p.name, p.headline, runs.join(", "));
+    }
     let _ = writeln!(out, "\nCPU ms per job by process group:");
     for p in &report.phases {
         let groups: Vec<String> = p.cpu_ms_per_job.iter().map(|(k, v)| format!("{k} {v:.2}")).collect();
