@@ -31,7 +31,18 @@ run: services ## Run the platform locally and process a sample document
 build: ## Build every service in release mode
 	cargo build --release --workspace
 
-bench: services ## Benchmarks (release): ingest throughput vs a direct-transaction baseline; metrics report vs a raw scan; console overview render
+BENCH_ARGS ?= --repeat 3
+BASELINE_N ?= 3000
+
+bench: services ## Load generator (release): the real services, measured 3 times per phase: throughput, latency, CPU, per-job counts (~9 min run; BENCHMARKS.md)
+	cargo build --release --bin ingest-api --bin worker --bin metrics-tracker --bin docflow-bench
+	target/release/docflow-bench $(BENCH_ARGS)
+
+bench-baseline: services ## The Celery baseline (../shared/baseline-celery, ~5 min), then `make bench` with the ratios to it
+	../shared/baseline-celery/run.sh $(BASELINE_N)
+	$(MAKE) bench BENCH_ARGS="$(BENCH_ARGS) --baseline $$(ls -t /tmp/celery-baseline/run-*.json | head -1)"
+
+bench-micro: services ## Criterion micro-benchmarks: ingest vs a direct transaction; metrics report vs a raw scan; console overview render
 	cargo bench -p ingest-api --bench submit
 	cargo bench -p metrics-tracker --bench report
 	cargo bench -p dlq-admin --bench overview
@@ -54,4 +65,4 @@ lint: ## Formatting and clippy, warnings as errors
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-.PHONY: help services nextest test sqlx-prepare run build bench chaos eval lint
+.PHONY: help services nextest test sqlx-prepare run build bench bench-baseline bench-micro chaos eval lint

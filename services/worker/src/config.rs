@@ -89,6 +89,13 @@ pub struct Config {
     #[arg(long, env = "CRITERIA_RULES_PATH")]
     pub criteria_rules_path: Option<std::path::PathBuf>,
 
+    /// Replace the eight stages by no-ops of the same names, so a benchmark
+    /// sees the platform's own cost per job (claim, stage rows, outcome,
+    /// events, acks). Jobs complete without a result document or tickets.
+    /// For benchmarks only (docflow-bench's `noop` phase), never production.
+    #[arg(long, env = "PIPELINE_NOOP", default_value_t = false)]
+    pub pipeline_noop: bool,
+
     /// Name of this worker in leases and events (default: host-pid).
     #[arg(long, env = "WORKER_ID")]
     pub worker_id: Option<String>,

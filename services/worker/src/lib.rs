@@ -8,6 +8,7 @@ mod executor;
 mod http;
 mod messages;
 mod metrics;
+mod noop;
 mod reaper;
 pub mod startup;
 

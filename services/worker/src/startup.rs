@@ -63,7 +63,12 @@ impl Application {
             rules_path: config.criteria_rules_path.clone(),
             ..Default::default()
         };
-        let pipeline = Arc::new(pipeline::Pipeline::standard(pipeline_config).context("building the pipeline")?);
+        let pipeline = Arc::new(if config.pipeline_noop {
+            tracing::warn!("PIPELINE_NOOP: every stage is a no-op (benchmarks only)");
+            crate::noop::pipeline(pipeline_config)
+        } else {
+            pipeline::Pipeline::standard(pipeline_config).context("building the pipeline")?
+        });
 
         let executor = Arc::new(Executor {
             pool: pool.clone(),
