@@ -1,5 +1,6 @@
-//! What every service's OpenAPI document shares: the Bearer security scheme
-//! and the handler that serves the document.
+//! What every service's OpenAPI document shares: the Bearer security scheme,
+//! the handler that serves the document, and the `/api/docs` page that
+//! shows it (a vendored Redoc, nothing from a CDN).
 
 use actix_web::{HttpResponse, get, web};
 use utoipa::Modify;
