@@ -180,9 +180,8 @@ async fn wait_for_job(api: &Service, job_id: &str, wait: Wait, json_out: bool) -
             eprintln!("{line}");
             last_line = line;
         }
-        match status["job_status"].as_str() {
-            Some("COMPLETED" | "FAILED" | "DLQ" | "DELETED") => break status,
-            _ => {}
+        if matches!(status["job_status"].as_str(), Some("COMPLETED" | "FAILED" | "DLQ" | "DELETED")) {
+            break status;
         }
         if tokio::time::Instant::now() + wait.interval > deadline {
             if json_out {
