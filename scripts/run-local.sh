@@ -37,7 +37,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     done
     exit 1
 fi
-rust_version=$(rustc --version 2>/dev/null | awk '{print $2}')
+rust_version=$(rustc --version 2>/dev/null | awk '{print $2}' || true)
 required=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
 if [ -n "$rust_version" ] && [ "$(printf '%s\n%s\n' "$required" "$rust_version" | sort -V | head -n1)" != "$required" ]; then
     echo "Rust $rust_version is older than the $required this workspace needs: rustup update stable" >&2
