@@ -28,6 +28,9 @@ sqlx-prepare: services ## Regenerate .sqlx/ after changing a query or a migratio
 run: services ## Run the platform locally and process a sample document
 	@scripts/run-local.sh $(RUN_ARGS)
 
+install: ## Install the `docflow` CLI into ~/.cargo/bin (cargo install --path services/docflow-cli --locked)
+	cargo install --path services/docflow-cli --locked
+
 build: ## Build every service in release mode
 	cargo build --release --workspace
 
@@ -65,4 +68,4 @@ lint: ## Formatting and clippy, warnings as errors
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-.PHONY: help services nextest test sqlx-prepare run build bench bench-baseline bench-micro chaos eval lint
+.PHONY: help services nextest test sqlx-prepare run install build bench bench-baseline bench-micro chaos eval lint

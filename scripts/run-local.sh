@@ -15,12 +15,46 @@ export BLOB_STORE_URL=${BLOB_STORE_URL:-file://$PWD/data/blobs}
 export INGEST_API_KEYS=${INGEST_API_KEYS:-dev-key}
 export ADMIN_TOKENS=${ADMIN_TOKENS:-dev-admin:write}
 export LOG_FORMAT=${LOG_FORMAT:-json}
+# One key and one token for the demo's own requests (the settings may list several).
+api_key=${INGEST_API_KEYS%%,*}
 API=http://127.0.0.1:8080
 LOGS=data/logs
 mkdir -p "$LOGS"
 
-psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'docflow'" | grep -q 1 \
-    || psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE docflow"
+# What this script itself runs; say all that is missing at once.
+missing=()
+for tool in cargo curl python3; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "make run needs: ${missing[*]}" >&2
+    for tool in "${missing[@]}"; do
+        case $tool in
+            cargo) echo "  - cargo: install Rust 1.95 or newer with rustup (https://rustup.rs), then open a new shell" >&2 ;;
+            curl) echo "  - curl: sudo apt-get install curl" >&2 ;;
+            python3) echo "  - python3: sudo apt-get install python3" >&2 ;;
+        esac
+    done
+    exit 1
+fi
+rust_version=$(rustc --version 2>/dev/null | awk '{print $2}' || true)
+required=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
+if [ -n "$rust_version" ] && [ "$(printf '%s\n%s\n' "$required" "$rust_version" | sort -V | head -n1)" != "$required" ]; then
+    echo "Rust $rust_version is older than the $required this workspace needs: rustup update stable" >&2
+    exit 1
+fi
+
+# The database DATABASE_URL names, created through the server's maintenance
+# database if it does not exist yet (needs psql and a user with CREATEDB).
+db_name=${DATABASE_URL%%\?*}; db_name=${db_name##*/}
+query=; [[ $DATABASE_URL == *\?* ]] && query="?${DATABASE_URL#*\?}"
+maintenance_url="${DATABASE_URL%%\?*}"; maintenance_url="${maintenance_url%/*}/postgres$query"
+if command -v psql >/dev/null 2>&1; then
+    psql "$maintenance_url" -tAc "SELECT 1 FROM pg_database WHERE datname = '$db_name'" | grep -q 1 \
+        || psql "$maintenance_url" -qc "CREATE DATABASE \"$db_name\""
+else
+    echo "psql not found (sudo apt-get install postgresql-client): not creating database $db_name; it must exist" >&2
+fi
 
 # name:port, in start order (ingest-api first: it applies the migrations).
 services=(ingest-api:8080 worker:8083 dlq-admin:8081 metrics-tracker:8082)
@@ -47,14 +81,14 @@ done
 
 sample=samples/invoice_en.pdf
 echo "uploading $sample"
-response=$(curl -fsS -H "Authorization: Bearer $INGEST_API_KEYS" \
+response=$(curl -fsS -H "Authorization: Bearer $api_key" \
     -F "document_id=demo-$(date +%s)" -F priority=HIGH -F "file=@$sample" "$API/api/documents")
 echo "$response"
 status_url=$API$(echo "$response" | python3 -c 'import json,sys; print(json.load(sys.stdin)["tracking_url"])')
 
 final=""
 for _ in $(seq 120); do
-    status=$(curl -fsS -H "Authorization: Bearer $INGEST_API_KEYS" "$status_url")
+    status=$(curl -fsS -H "Authorization: Bearer $api_key" "$status_url")
     final=$(echo "$status" | python3 -c 'import json,sys; print(json.load(sys.stdin)["job_status"])')
     case "$final" in COMPLETED|FAILED|DLQ) break ;; esac
     sleep 0.5
@@ -66,7 +100,7 @@ echo "job status: $final (logs in $LOGS/)"
 # What the pipeline found in the document, as a client reads it back.
 result_url=${status_url%/status}/result
 echo "extracted fields ($result_url):"
-RESULT=$(curl -fsS -H "Authorization: Bearer $INGEST_API_KEYS" "$result_url") python3 <<'PY'
+RESULT=$(curl -fsS -H "Authorization: Bearer $api_key" "$result_url") python3 <<'PY'
 import json, os
 body = json.loads(os.environ["RESULT"])
 result = body["result"]

@@ -63,6 +63,7 @@ where
             .into_utoipa_app()
             .configure(routes)
             .into_app()
+            .configure(crate::openapi::docs_routes)
             .default_service(web::to(|| async {
                 Err::<actix_web::HttpResponse, _>(ApiError::new(ErrorCode::NotFound, "no such route"))
             }))

@@ -9,8 +9,7 @@ use clap::{Args, Parser, Subcommand};
     name = "docflow",
     version,
     about = "docflow command-line client: submit documents, follow jobs, and manage the dead-letter queue",
-    after_help = "Human-readable tables by default; --json prints the API's JSON for scripts. \
-                  Exit status: 0 on success, 1 when the API refuses or cannot be reached, 2 on a usage error."
+    after_help = crate::exit::AFTER_HELP
 )]
 pub struct Cli {
     /// ingest-api base URL (`http://` or `https://`).
@@ -21,11 +20,17 @@ pub struct Cli {
     #[arg(long, env = "DOCFLOW_ADMIN_URL", default_value = "http://127.0.0.1:8081", global = true)]
     pub admin_url: String,
 
-    /// ingest-api key (sent as a Bearer token) for `submit` and `status`.
+    /// ingest-api key (sent as a Bearer token) for `submit`, `status`,
+    /// `result`, `jobs` and `tickets`; an INGEST_API_KEYS entry.
     #[arg(long, env = "DOCFLOW_API_KEY", hide_env_values = true, global = true)]
     pub api_key: Option<String>,
 
-    /// dlq-admin token (sent as a Bearer token) for `dlq` commands.
+    /// metrics-tracker base URL (`http://` or `https://`).
+    #[arg(long, env = "DOCFLOW_METRICS_URL", default_value = "http://127.0.0.1:8082", global = true)]
+    pub metrics_url: String,
+
+    /// Admin token (sent as a Bearer token) for `dlq` commands (dlq-admin)
+    /// and `metrics` commands (metrics-tracker); an ADMIN_TOKENS entry.
     #[arg(long, env = "DOCFLOW_ADMIN_TOKEN", hide_env_values = true, global = true)]
     pub admin_token: Option<String>,
 
@@ -51,6 +56,8 @@ pub struct Cli {
 pub enum Command {
     /// Upload a document to ingest-api and queue it for processing.
     Submit(SubmitArgs),
+    /// List jobs, newest first, filtered as `GET /api/jobs` filters them.
+    Jobs(JobsArgs),
     /// Show a job's status and stage timings.
     Status {
         /// The job id `submit` printed.
@@ -67,6 +74,48 @@ pub enum Command {
     /// Inspect and manage the dead-letter queue (dlq-admin).
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// Processing figures from metrics-tracker.
+    #[command(subcommand)]
+    Metrics(MetricsCommand),
+    /// Print a shell completion script, e.g.
+    /// `docflow completions bash > ~/.local/share/bash-completion/completions/docflow`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct JobsArgs {
+    /// QUEUED, PROCESSING, COMPLETED, FAILED, RETRYING, DLQ or DELETED.
+    #[arg(long)]
+    pub status: Option<String>,
+    /// HIGH, NORMAL or LOW.
+    #[arg(long)]
+    pub priority: Option<String>,
+    /// Only the jobs of this document id.
+    #[arg(long)]
+    pub document_id: Option<String>,
+    /// Jobs per page (1 to 500).
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+    /// Continue after this cursor (printed under a full page).
+    #[arg(long)]
+    pub cursor: Option<String>,
+    /// Follow every page.
+    #[arg(long, conflicts_with = "cursor")]
+    pub all: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MetricsCommand {
+    /// The processing report: counts, success rate, durations, stages, SLA
+    /// and queue wait over the last hours (`GET /api/metrics/report`).
+    Report {
+        /// The window in hours (1 up to the tracker's retention).
+        #[arg(long, default_value_t = 24)]
+        hours: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -109,6 +158,16 @@ pub struct SubmitArgs {
     /// Makes a repeated submission return the same job.
     #[arg(long)]
     pub idempotency_key: Option<String>,
+    /// Follow the job until it is COMPLETED, FAILED or DLQ, printing its
+    /// stage progress on stderr; the exit status says how it ended.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: give up (exit 7) after this many seconds; the job goes on.
+    #[arg(long, env = "DOCFLOW_WAIT_TIMEOUT_SECONDS", default_value_t = 600)]
+    pub wait_timeout_seconds: u64,
+    /// With --wait: time between two status requests, in milliseconds.
+    #[arg(long, env = "DOCFLOW_POLL_INTERVAL_MS", default_value_t = 500)]
+    pub poll_interval_ms: u64,
 }
 
 /// The DLQ filters, as `GET /api/dlq` takes them.

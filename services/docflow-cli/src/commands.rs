@@ -3,22 +3,34 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
+use clap::CommandFactory;
 use reqwest::Method;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
-use crate::cli::{Cli, Command, DlqCommand, FilterArgs, RetryArgs, SubmitArgs, TicketsCommand};
+use crate::cli::{
+    Cli, Command, DlqCommand, FilterArgs, JobsArgs, MetricsCommand, RetryArgs, SubmitArgs, TicketsCommand,
+};
 use crate::client::Service;
+use crate::exit::{Coded, Exit, usage};
 use crate::render::{cell, fields, table};
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Completions { shell } = cli.command {
+        clap_complete::generate(shell, &mut Cli::command(), "docflow", &mut std::io::stdout());
+        return Ok(());
+    }
     let http = crate::client::http_client(Duration::from_secs(cli.timeout_seconds), cli.ca_file.as_deref())?;
     let json_out = cli.json;
     match cli.command {
         Command::Submit(args) => {
             let api = Service::new("ingest-api", &cli.api_url, cli.api_key, http);
             submit(&api, args, json_out).await
+        }
+        Command::Jobs(args) => {
+            let api = Service::new("ingest-api", &cli.api_url, cli.api_key, http);
+            jobs(&api, args, json_out).await
         }
         Command::Status { job_id } => {
             let api = Service::new("ingest-api", &cli.api_url, cli.api_key, http);
@@ -36,6 +48,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let admin = Service::new("dlq-admin", &cli.admin_url, cli.admin_token, http);
             dlq(&admin, command, json_out).await
         }
+        Command::Metrics(command) => {
+            let tracker = Service::new("metrics-tracker", &cli.metrics_url, cli.admin_token, http);
+            metrics(&tracker, command, json_out).await
+        }
+        Command::Completions { .. } => unreachable!("handled above"),
     }
 }
 
@@ -47,7 +64,7 @@ fn print_json(v: &Value) -> anyhow::Result<()> {
 fn key_value(raw: &str, what: &str) -> anyhow::Result<(String, String)> {
     match raw.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
-        _ => bail!("{what} must be KEY=VALUE, got {raw:?}"),
+        _ => Err(usage(format!("{what} must be KEY=VALUE, got {raw:?}"))),
     }
 }
 
@@ -75,6 +92,17 @@ async fn submit(api: &Service, args: SubmitArgs, json_out: bool) -> anyhow::Resu
         request = request.header("Idempotency-Key", key);
     }
     let body = api.send(request).await?;
+    if args.wait {
+        let job_id = body["job_id"].as_str().context("ingest-api's answer has no job_id")?.to_owned();
+        if !json_out {
+            eprintln!("submitted {} as job {job_id}", cell(&body["document_id"]));
+        }
+        let wait = Wait {
+            timeout: Duration::from_secs(args.wait_timeout_seconds),
+            interval: Duration::from_millis(args.poll_interval_ms.max(50)),
+        };
+        return wait_for_job(api, &job_id, wait, json_out).await;
+    }
     if json_out {
         return print_json(&body);
     }
@@ -88,6 +116,226 @@ async fn submit(api: &Service, args: SubmitArgs, json_out: bool) -> anyhow::Resu
         ])
     );
     println!("follow it with: docflow status {}", cell(&body["job_id"]));
+    Ok(())
+}
+
+/// The pipeline's stages in order (`pipeline::stages::names::ALL`; a test
+/// holds the two equal), to show progress as "3/8".
+const STAGES: [&str; 8] = [
+    "upload",
+    "validation",
+    "classification",
+    "extraction",
+    "analysis",
+    "criteria_detection",
+    "ticket_generation",
+    "storage",
+];
+
+struct Wait {
+    timeout: Duration,
+    interval: Duration,
+}
+
+/// One line of progress: status, attempt, and the current attempt's stages.
+fn progress_line(status: &Value) -> String {
+    let job_status = cell(&status["job_status"]);
+    let attempt = status["attempt"].as_i64().unwrap_or(0);
+    let stages: Vec<&Value> =
+        status["stages"].as_array().into_iter().flatten().filter(|s| s["attempt"].as_i64() == Some(attempt)).collect();
+    let done =
+        stages.iter().filter(|s| s["status"].as_str().is_some_and(|x| x.eq_ignore_ascii_case("succeeded"))).count();
+    let mut line = job_status.clone();
+    if attempt > 0 {
+        line.push_str(&format!(" attempt {attempt}"));
+    }
+    if let Some(last) = stages.last() {
+        line.push_str(&format!(
+            ": {done}/{} stages done, last {} {}",
+            STAGES.len(),
+            cell(&last["stage"]),
+            cell(&last["status"])
+        ));
+    }
+    if matches!(job_status.as_str(), "RETRYING" | "FAILED" | "DLQ")
+        && let Some(e) = status["error_message"].as_str()
+    {
+        line.push_str(&format!(" ({})", crate::render::safe(e)));
+    }
+    line
+}
+
+/// Polls the job's status until it is final, printing a progress line on
+/// stderr whenever it changes; the final status is printed as `status`
+/// prints it (or as JSON). COMPLETED is success; FAILED, DLQ and DELETED are
+/// [`Exit::JobFailed`]; still going after the timeout is [`Exit::WaitTimeout`].
+async fn wait_for_job(api: &Service, job_id: &str, wait: Wait, json_out: bool) -> anyhow::Result<()> {
+    let path = format!("/api/job/{}/status", urlencode(job_id));
+    let deadline = tokio::time::Instant::now() + wait.timeout;
+    let mut last_line = String::new();
+    let status = loop {
+        let status = api.get(&path, &[]).await?;
+        let line = progress_line(&status);
+        if line != last_line && !json_out {
+            eprintln!("{line}");
+            last_line = line;
+        }
+        if matches!(status["job_status"].as_str(), Some("COMPLETED" | "FAILED" | "DLQ" | "DELETED")) {
+            break status;
+        }
+        if tokio::time::Instant::now() + wait.interval > deadline {
+            if json_out {
+                print_json(&status)?;
+            }
+            return Err(Coded {
+                exit: Exit::WaitTimeout,
+                message: format!(
+                    "job {job_id} is still {} after {} s; it goes on: docflow status {job_id}",
+                    cell(&status["job_status"]),
+                    wait.timeout.as_secs()
+                ),
+            }
+            .into());
+        }
+        tokio::time::sleep(wait.interval).await;
+    };
+    if json_out {
+        print_json(&status)?;
+    } else {
+        print_status(&status);
+    }
+    match status["job_status"].as_str() {
+        Some("COMPLETED") => Ok(()),
+        _ => Err(Coded {
+            exit: Exit::JobFailed,
+            message: format!(
+                "job {job_id} ended {}{}",
+                cell(&status["job_status"]),
+                status["error_message"].as_str().map(|e| format!(": {e}")).unwrap_or_default()
+            ),
+        }
+        .into()),
+    }
+}
+
+async fn jobs(api: &Service, args: JobsArgs, json_out: bool) -> anyhow::Result<()> {
+    let mut filter: Vec<(&str, String)> = vec![("limit", args.limit.to_string())];
+    for (k, v) in [("status", args.status), ("priority", args.priority), ("document_id", args.document_id)] {
+        if let Some(v) = v {
+            filter.push((k, v));
+        }
+    }
+    let mut jobs = Vec::new();
+    let mut cursor = args.cursor;
+    let next = loop {
+        let mut query = filter.clone();
+        if let Some(c) = &cursor {
+            query.push(("cursor", c.clone()));
+        }
+        let body = api.get("/api/jobs", &query).await?;
+        jobs.extend(body["jobs"].as_array().cloned().unwrap_or_default());
+        match body["next_cursor"].as_str().map(str::to_owned) {
+            Some(c) if args.all => cursor = Some(c),
+            other => break other,
+        }
+    };
+    let body = json!({"jobs": jobs, "next_cursor": next});
+    if json_out {
+        return print_json(&body);
+    }
+    let rows: Vec<Vec<String>> = jobs
+        .iter()
+        .map(|j| {
+            vec![
+                cell(&j["job_id"]),
+                cell(&j["document_id"]),
+                cell(&j["job_status"]),
+                cell(&j["priority"]),
+                cell(&j["attempt"]),
+                cell(&j["created_at"]),
+                cell(&j["error_message"]),
+            ]
+        })
+        .collect();
+    println!("{}", table(&["JOB ID", "DOCUMENT", "STATUS", "PRIORITY", "ATTEMPT", "CREATED", "ERROR"], &rows));
+    if let Some(next) = next {
+        println!("more: --cursor {next}  (or --all)");
+    }
+    Ok(())
+}
+
+fn ms(v: &Value) -> String {
+    v.as_f64().map(|d| format!("{d:.1}")).unwrap_or_else(|| "-".into())
+}
+
+async fn metrics(tracker: &Service, command: MetricsCommand, json_out: bool) -> anyhow::Result<()> {
+    let MetricsCommand::Report { hours } = command;
+    let r = tracker.get("/api/metrics/report", &[("hours", hours.to_string())]).await?;
+    if json_out {
+        return print_json(&r);
+    }
+    println!(
+        "{}",
+        fields(&[
+            ("window", &json!(format!("{} h from {}", cell(&r["period_hours"]), cell(&r["window_start"])))),
+            ("executions", &r["total_executions"]),
+            ("successful", &r["successful_executions"]),
+            ("failed", &r["failed_executions"]),
+            ("retrying", &r["retrying_executions"]),
+            ("dlq", &r["dlq_executions"]),
+            ("success_rate_pct", &r["success_rate"]),
+            ("p50_ms", &json!(ms(&r["p50_total_duration_ms"]))),
+            ("p95_ms", &json!(ms(&r["p95_total_duration_ms"]))),
+            ("p99_ms", &json!(ms(&r["p99_total_duration_ms"]))),
+            ("per_hour", &r["throughput_documents_per_hour"]),
+            ("sla_compliance_pct", &r["sla"]["total_compliance_pct"]),
+            ("sla_success_met", &r["sla"]["success_rate_met"]),
+        ])
+    );
+    let stages: Vec<Vec<String>> = r["stage_breakdown"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            vec![
+                cell(&s["stage"]),
+                cell(&s["count"]),
+                cell(&s["failures"]),
+                ms(&s["p50_ms"]),
+                ms(&s["p95_ms"]),
+                ms(&s["max_ms"]),
+                s["share_of_total_time_pct"].as_f64().map(|p| format!("{p:.1}")).unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    if !stages.is_empty() {
+        println!(
+            "
+{}",
+            table(&["STAGE", "COUNT", "FAILURES", "P50 MS", "P95 MS", "MAX MS", "% OF TIME"], &stages)
+        );
+    }
+    let waits: Vec<Vec<String>> = r["queue_wait"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|q| {
+            vec![
+                cell(&q["priority"]),
+                cell(&q["executions"]),
+                ms(&q["p50_ms"]),
+                ms(&q["p95_ms"]),
+                cell(&q["queued_now"]),
+            ]
+        })
+        .collect();
+    if !waits.is_empty() {
+        println!(
+            "
+{}",
+            table(&["PRIORITY", "STARTED", "WAIT P50 MS", "WAIT P95 MS", "QUEUED NOW"], &waits)
+        );
+    }
     Ok(())
 }
 
@@ -114,7 +362,11 @@ async fn status(api: &Service, job_id: &str, json_out: bool) -> anyhow::Result<(
     if json_out {
         return print_json(&body);
     }
-    let b = &body;
+    print_status(&body);
+    Ok(())
+}
+
+fn print_status(b: &Value) {
     println!(
         "{}",
         fields(&[
@@ -135,7 +387,6 @@ async fn status(api: &Service, job_id: &str, json_out: bool) -> anyhow::Result<(
     if b["stages"].as_array().is_some_and(|s| !s.is_empty()) {
         println!("\n{}", stages_table(&b["stages"]));
     }
-    Ok(())
 }
 
 async fn result(api: &Service, job_id: &str, json_out: bool) -> anyhow::Result<()> {
@@ -500,7 +751,7 @@ async fn retry(admin: &Service, args: RetryArgs, json_out: bool) -> anyhow::Resu
             req["fingerprint"] = json!(fp);
         }
     } else {
-        bail!("say what to retry: a job id, several ids, --fingerprint, --filter KEY=VALUE, or --all");
+        return Err(usage("say what to retry: a job id, several ids, --fingerprint, --filter KEY=VALUE, or --all"));
     }
     let body = admin.json(Method::POST, "/api/dlq/retry", &req).await?;
     if json_out {
@@ -530,4 +781,28 @@ async fn retry(admin: &Service, args: RetryArgs, json_out: bool) -> anyhow::Resu
         println!("not retried: {} ({status})", cell(&n["job_id"]));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_counts_the_current_attempts_stages() {
+        let status = json!({
+            "job_status": "PROCESSING", "attempt": 2,
+            "stages": [
+                {"attempt": 1, "stage": "upload", "status": "failed"},
+                {"attempt": 2, "stage": "upload", "status": "SUCCEEDED"},
+                {"attempt": 2, "stage": "validation", "status": "SUCCEEDED"},
+            ]
+        });
+        assert_eq!(progress_line(&status), "PROCESSING attempt 2: 2/8 stages done, last validation SUCCEEDED");
+        assert_eq!(progress_line(&json!({"job_status": "QUEUED", "attempt": 0})), "QUEUED");
+    }
+
+    #[test]
+    fn the_stage_list_is_the_pipelines() {
+        assert_eq!(STAGES, pipeline::stages::names::ALL);
+    }
 }

@@ -2,7 +2,11 @@
 //!
 //! ```text
 //! docflow submit invoice.pdf --priority high --tag customer=acme
+//! docflow submit invoice.pdf --wait            # exit 0 once COMPLETED, 6 if FAILED/DLQ
 //! docflow status JOB_ID
+//! docflow jobs --status DLQ --priority HIGH
+//! docflow metrics report --hours 1
+//! docflow completions bash > ~/.local/share/bash-completion/completions/docflow
 //! docflow dlq list --stage upload
 //! docflow dlq groups
 //! docflow dlq show JOB_ID
@@ -15,6 +19,7 @@
 mod cli;
 mod client;
 mod commands;
+mod exit;
 mod render;
 
 use std::process::ExitCode;
@@ -33,7 +38,7 @@ async fn main() -> ExitCode {
                 println!("{}", failure.body);
             }
             eprintln!("error: {}", render::safe(&format!("{error:#}")));
-            ExitCode::from(1)
+            exit::classify(&error).into()
         }
     }
 }

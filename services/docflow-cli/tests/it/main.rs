@@ -1,6 +1,8 @@
 //! The `docflow` binary against a running dlq-admin and ingest-api (in
 //! process), on a fresh database and queue namespace per test.
 
+mod first_run;
+mod platform;
 mod tls;
 
 use std::process::Output;
@@ -135,9 +137,9 @@ async fn dlq_list_json_show_and_retry_against_a_running_dlq_admin() {
     let groups: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(groups["total_groups"], 2);
 
-    // A read token cannot retry: exit 1 and the API's reason.
+    // A read token cannot retry: the auth status and the API's reason.
     let out = docflow(&["dlq", "retry", &jobs[0].to_string(), "--reason", "try"], &env).await;
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(4));
     assert!(stderr(&out).contains("403 forbidden"), "{}", stderr(&out));
 
     // With the write token (as a flag): a single retry, then a group by filter.
@@ -254,13 +256,26 @@ async fn submit_uploads_a_file_and_status_reports_the_job() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(serde_json::from_str::<Value>(&stdout(&out)).unwrap()["tickets"], serde_json::json!([]));
     let out = docflow(&["tickets", "resolve", "424242", "--reason", "checked"], &env).await;
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(3), "not found");
     assert!(stderr(&out).contains("404"), "{}", stderr(&out));
 
-    // A wrong key: exit 1 with the API's answer.
+    // A wrong key: the auth status with the API's answer.
     let out = docflow(&["status", &job_id, "--api-key", "wrong"], &[("DOCFLOW_API_URL", api_url.as_str())]).await;
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(4));
     assert!(stderr(&out).contains("401 unauthorized"), "{}", stderr(&out));
+
+    // No worker: --wait gives up after its timeout with its own status (the
+    // job goes on), and says how to follow it.
+    let out =
+        docflow(&["submit", file_arg, "--document-id", "inv-78", "--wait", "--wait-timeout-seconds", "1"], &env).await;
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert!(stderr(&out).contains("QUEUED") && stderr(&out).contains("docflow status"), "{}", stderr(&out));
+    // A malformed tag is a usage error, caught before any request.
+    let out = docflow(&["submit", file_arg, "--tag", "no-equals-sign"], &env).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    // No such job: not found.
+    let out = docflow(&["status", &Uuid::now_v7().to_string()], &env).await;
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
 
     // The submitted job reaches the queue (ingest's outbox relay).
     eventually(Duration::from_secs(30), "the job message on jobs.high", || async {
@@ -270,4 +285,34 @@ async fn submit_uploads_a_file_and_status_reports_the_job() {
     shutdown.cancel();
     let _ = std::fs::remove_dir_all(&file_dir);
     let _ = std::fs::remove_dir_all(&blob_dir);
+}
+
+#[tokio::test]
+async fn an_unreachable_service_is_the_unavailable_status() {
+    let url = format!("http://127.0.0.1:{}", test_support::process::free_port());
+    let out = docflow(&["jobs", "--api-url", &url, "--api-key", "k"], &[]).await;
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cannot reach ingest-api"), "{}", stderr(&out));
+    let out = docflow(&["metrics", "report", "--metrics-url", &url], &[]).await;
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn help_documents_the_exit_statuses_and_completions_are_generated() {
+    let out = docflow(&["--help"], &[]).await;
+    assert!(out.status.success());
+    let help = stdout(&out);
+    for line in ["2  usage error", "3  not found", "4  authentication", "5  unavailable", "6  submit --wait"] {
+        assert!(help.contains(line), "{line:?} missing from --help:\n{help}");
+    }
+    let out = docflow(&["completions", "bash"], &[]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let bash = stdout(&out);
+    assert!(bash.contains("_docflow()") && bash.contains("metrics") && bash.contains("--wait"), "{bash}");
+    let out = docflow(&["completions", "zsh"], &[]).await;
+    assert!(stdout(&out).starts_with("#compdef docflow"), "{}", stdout(&out));
+    let out = docflow(&["completions", "fish"], &[]).await;
+    assert!(stdout(&out).contains("complete -c docflow"), "{}", stdout(&out));
+    let out = docflow(&["completions", "tcsh"], &[]).await;
+    assert_eq!(out.status.code(), Some(2), "an unknown shell is a usage error");
 }
