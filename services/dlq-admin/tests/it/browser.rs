@@ -128,9 +128,10 @@ impl Browser {
 
     /// Logs in at the form with `token` (the console sends a GET there first).
     pub async fn log_in(&self, token: &str) {
-        if !self.path().await.starts_with("/login") {
-            self.goto("/login").await;
-        }
+        // Always a fresh form: a refusal shown from an earlier try would
+        // otherwise satisfy the wait below before this try's answer came.
+        let here = self.path().await;
+        self.goto(if here.starts_with("/login") { &here } else { "/login" }).await;
         self.fill("#token", token).await;
         self.click("form[action='/login'] button[type=submit]").await;
         // The click only starts the navigation: wait until it lands (off the
