@@ -11,6 +11,7 @@ pub mod message;
 pub mod outbox;
 pub mod outputs;
 mod priority;
+mod stages;
 mod stats;
 pub mod status;
 pub mod topology;
@@ -24,6 +25,7 @@ pub use message::{
 pub use outbox::{JobRoute, OutboxMessage};
 pub use outputs::{AttemptOutputs, ResultRecord, TicketDraft};
 pub use priority::{JobPriority, UnknownPriority};
+pub use stages::STAGES;
 pub use stats::QueueStats;
 pub use status::{InvalidTransition, JobStatus};
 pub use topology::{RetryPolicy, Topology};

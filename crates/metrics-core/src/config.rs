@@ -34,16 +34,7 @@ pub struct SlaArgs {
 }
 
 /// The pipeline's stages, in order: reports list them this way.
-pub const STAGES: [&str; 8] = [
-    "upload",
-    "validation",
-    "classification",
-    "extraction",
-    "analysis",
-    "criteria_detection",
-    "ticket_generation",
-    "storage",
-];
+pub use job_model::STAGES;
 
 impl SlaArgs {
     /// The target of a stage; `None` for a stage this build does not know.

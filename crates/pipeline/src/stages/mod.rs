@@ -12,19 +12,21 @@ pub mod upload;
 pub mod validation;
 
 /// Stage names, in order. They are part of the reporting contract (metrics
-/// labels, `job_stages.stage`) and of configuration (time limits).
+/// labels, `job_stages.stage`) and of configuration (time limits); the list
+/// itself is `job_model::STAGES`, which reports and the CLI read too.
 pub mod names {
-    pub const UPLOAD: &str = "upload";
-    pub const VALIDATION: &str = "validation";
-    pub const CLASSIFICATION: &str = "classification";
-    pub const EXTRACTION: &str = "extraction";
-    pub const ANALYSIS: &str = "analysis";
-    pub const CRITERIA_DETECTION: &str = "criteria_detection";
-    pub const TICKET_GENERATION: &str = "ticket_generation";
-    pub const STORAGE: &str = "storage";
+    use job_model::STAGES;
 
-    pub const ALL: [&str; 8] =
-        [UPLOAD, VALIDATION, CLASSIFICATION, EXTRACTION, ANALYSIS, CRITERIA_DETECTION, TICKET_GENERATION, STORAGE];
+    pub const UPLOAD: &str = STAGES[0];
+    pub const VALIDATION: &str = STAGES[1];
+    pub const CLASSIFICATION: &str = STAGES[2];
+    pub const EXTRACTION: &str = STAGES[3];
+    pub const ANALYSIS: &str = STAGES[4];
+    pub const CRITERIA_DETECTION: &str = STAGES[5];
+    pub const TICKET_GENERATION: &str = STAGES[6];
+    pub const STORAGE: &str = STAGES[7];
+
+    pub const ALL: [&str; 8] = STAGES;
 }
 
 use sha2::{Digest, Sha256};
