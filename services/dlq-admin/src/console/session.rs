@@ -212,6 +212,9 @@ fn session_hash(id: &str) -> String {
     hex::encode(Sha256::digest(id.as_bytes()))
 }
 
+/// Addresses the login limiter keeps before it drops those at full allowance.
+const KEPT_ADDRESSES: usize = 10_000;
+
 /// Login attempts allowed per client address (the TCP peer: a forwarded
 /// header could be forged to dodge the limit) and minute.
 pub struct LoginLimiter {
@@ -230,6 +233,11 @@ impl LoginLimiter {
     /// none is left.
     pub fn check(&self, req: &HttpRequest) -> Result<(), std::time::Duration> {
         let (Some(limiter), Some(peer)) = (&self.limiter, req.peer_addr()) else { return Ok(()) };
+        // One entry per address ever seen: forget the ones whose allowance
+        // is full again, so many addresses cannot grow the map without end.
+        if limiter.len() > KEPT_ADDRESSES {
+            limiter.retain_recent();
+        }
         limiter.check_key(&peer.ip()).map_err(|not_until| {
             not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()))
         })
