@@ -347,6 +347,14 @@ impl BulkAction {
         }
     }
 
+    /// The verb on a button ("Retry", "Delete").
+    pub fn verb(self) -> &'static str {
+        match self {
+            BulkAction::Retry => "Retry",
+            BulkAction::Delete => "Delete",
+        }
+    }
+
     /// The verb a person reads ("retried", "deleted").
     pub fn past_tense(self) -> &'static str {
         match self {

@@ -384,10 +384,7 @@ async fn bulk(
         BulkAction::Delete => ops::bulk_delete_preview(&state, &selection, max).await?,
     };
     let matched = jobs + poison;
-    let verb = match action {
-        BulkAction::Retry => "Retry",
-        BulkAction::Delete => "Delete",
-    };
+    let verb = action.verb();
     if given(&f.dry_run).is_some() {
         let body = html! {
             div.panel #dry-run {
