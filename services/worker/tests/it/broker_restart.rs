@@ -40,12 +40,7 @@ async fn a_broker_restart_mid_run_loses_and_duplicates_nothing() {
         let status = platform.wait_final(job, Duration::from_secs(120)).await;
         assert_eq!(status["job_status"], "COMPLETED", "{status}");
     }
-    let not_once = platform
-        .count(
-            "SELECT count(*) FROM jobs j WHERE (SELECT count(*) FROM job_events e \
-             WHERE e.job_id = j.job_id AND e.to_status = 'COMPLETED') <> 1",
-        )
-        .await;
+    let not_once = platform.jobs_not_completed_exactly_once().await;
     assert_eq!(not_once, 0, "each job completed exactly once");
     assert_eq!(platform.count("SELECT count(*) FROM document_results").await, jobs.len() as i64);
     eventually(Duration::from_secs(60), "metrics-tracker to record every job", || async {

@@ -201,12 +201,6 @@ async fn all_final(platform: &Platform, total: usize, timeout: Duration) {
     .await;
 }
 
-/// How many jobs an exactly-once property fails for, by query: each query
-/// returns the number of offending jobs.
-async fn offenders(platform: &Platform, sql: &'static str) -> i64 {
-    platform.count(sql).await
-}
-
 /// How many lines of every worker log so far (restarted ones included)
 /// contain `needle`.
 fn count_in_worker_logs(platform: &Platform, needle: &str) -> usize {
@@ -277,24 +271,16 @@ async fn chaos_every_job_completes_exactly_once() {
         jobs: platform.count("SELECT count(*) FROM jobs").await,
         completed: platform.count("SELECT count(*) FROM jobs WHERE status = 'COMPLETED'").await,
         not_completed: platform.count("SELECT count(*) FROM jobs WHERE status <> 'COMPLETED'").await,
-        duplicate_jobs: offenders(
-            &platform,
+        duplicate_jobs: platform.count(
             "SELECT count(*) FROM (SELECT document_id FROM jobs GROUP BY document_id HAVING count(*) > 1) d",
         )
         .await,
-        completed_events_not_one: offenders(
-            &platform,
-            "SELECT count(*) FROM jobs j WHERE (SELECT count(*) FROM job_events e \
-             WHERE e.job_id = j.job_id AND e.to_status = 'COMPLETED') <> 1",
-        )
-        .await,
-        results_not_one: offenders(
-            &platform,
+        completed_events_not_one: platform.jobs_not_completed_exactly_once().await,
+        results_not_one: platform.count(
             "SELECT count(*) FROM jobs j WHERE (SELECT count(*) FROM document_results r WHERE r.job_id = j.job_id) <> 1",
         )
         .await,
-        executions_not_one: offenders(
-            &platform,
+        executions_not_one: platform.count(
             "SELECT count(*) FROM jobs j WHERE (SELECT count(*) FROM metric_executions m \
              WHERE m.job_id = j.job_id AND m.outcome = 'completed') <> 1",
         )

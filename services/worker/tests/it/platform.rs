@@ -239,6 +239,15 @@ impl Platform {
         .await
     }
 
+    /// Jobs without exactly one COMPLETED event (0 when each job completed once).
+    pub async fn jobs_not_completed_exactly_once(&self) -> i64 {
+        self.count(
+            "SELECT count(*) FROM jobs j WHERE (SELECT count(*) FROM job_events e \
+             WHERE e.job_id = j.job_id AND e.to_status = 'COMPLETED') <> 1",
+        )
+        .await
+    }
+
     pub async fn count(&self, sql: &'static str) -> i64 {
         sqlx::query_scalar(sql).fetch_one(&self.db.pool).await.unwrap()
     }
