@@ -127,6 +127,23 @@ impl Browser {
     }
 
     /// Logs in at the form with `token` (the console sends a GET there first).
+    /// Clicks something that loads another page, and waits until it has:
+    /// the next look at the page must not see the one before.
+    pub async fn click_to_navigate(&self, css: &str) {
+        let before = self.client().current_url().await.unwrap();
+        self.click(css).await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let now = self.client().current_url().await.unwrap();
+            let ready = self.client().execute("return document.readyState === 'complete';", vec![]).await;
+            if now != before && ready.ok().and_then(|v| v.as_bool()).unwrap_or(false) {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "{css} did not lead to another page");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn log_in(&self, token: &str) {
         // Always a fresh form: a refusal shown from an earlier try would
         // otherwise satisfy the wait below before this try's answer came.

@@ -181,10 +181,10 @@ async fn an_admin_finds_a_job_sees_its_stages_and_retries_a_dead_letter_from_the
 
     // Found by document id; its page shows the eight stages of its attempt.
     browser.fill("#q", "console-e2e-ok").await;
-    browser.click("form[role=search] button[type=submit]").await;
+    browser.click_to_navigate("form[role=search] button[type=submit]").await;
     let rows = browser.all("#jobs tbody tr").await;
     assert_eq!(rows.len(), 1, "one job has this document id");
-    browser.click(&format!("#jobs a[href='/jobs/{good}']")).await;
+    browser.click_to_navigate(&format!("#jobs a[href='/jobs/{good}']")).await;
     assert_eq!(browser.path().await, format!("/jobs/{good}"));
     assert_eq!(browser.find("#job-status").await.attr("data-status").await.unwrap().as_deref(), Some("COMPLETED"));
     assert_eq!(stage_names(&browser, 1).await, STAGES);
@@ -296,7 +296,7 @@ async fn a_read_token_sees_no_write_button_and_forged_or_csrf_less_posts_are_ref
     assert!(body.contains(r#"data-error-code="forbidden""#), "{body}");
 
     // A write session: without its CSRF token, or with another, refused too.
-    browser.click("form[action='/logout'] button").await;
+    browser.click_to_navigate("form[action='/logout'] button").await;
     assert!(browser.path().await.starts_with("/login"));
     browser.goto("/dead-letters").await;
     assert!(browser.path().await.starts_with("/login"), "logged out");
