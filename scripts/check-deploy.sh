@@ -224,7 +224,13 @@ k8s_render_validate() {
 k8s_contract() {
     need_py || return 1
     [ -s "$work/base.yaml" ] && [ -s "$work/production.yaml" ] || { echo "base or production render missing"; return 1; }
-    "$PY" - "$work/base.yaml" "$work/production.yaml" deploy/k8s/examples/docflow-secrets.example.yaml \
+    k8s_contract_on "$work/base.yaml" "$work/production.yaml"
+}
+
+# k8s_contract_on BASE_RENDER PRODUCTION_RENDER: the contract over two renders
+# (validators_reject_bad_input runs it on broken copies too).
+k8s_contract_on() {
+    "$PY" - "$1" "$2" deploy/k8s/examples/docflow-secrets.example.yaml \
         deploy/k8s/overlays/production/kustomization.yaml <<'PY'
 import sys, yaml
 base, prod, secret_file, overlay_file = sys.argv[1:]
@@ -234,6 +240,17 @@ for d in yaml.safe_load_all(open(secret_file)):
     if d and d.get("kind") == "Secret" and d["metadata"]["name"] == "docflow-secrets":
         secret_keys |= set(d.get("stringData") or {}) | set(d.get("data") or {})
 problems = []
+
+def selects(selector, labels):
+    """Whether a LabelSelector (matchLabels, matchExpressions) selects these labels."""
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for e in selector.get("matchExpressions") or []:
+        key, op, values = e["key"], e["operator"], e.get("values") or []
+        if not {"In": key in labels and labels[key] in values, "NotIn": labels.get(key) not in values,
+                "Exists": key in labels, "DoesNotExist": key not in labels}[op]:
+            return False
+    return bool(selector.get("matchLabels") or selector.get("matchExpressions"))
 
 def check(render_name, path):
     docs = [d for d in yaml.safe_load_all(open(path)) if d]
@@ -319,12 +336,31 @@ def check(render_name, path):
                 P(f"{name}: no Service")
             elif any(labels.get(k) != v for k, v in s["spec"]["selector"].items()):
                 P(f"{name}: Service selector does not match the pods")
-        if name in ("ingest-api", "worker"):
-            pdb = pdbs.get(name)
-            if not pdb:
-                P(f"{name}: no PodDisruptionBudget")
-            elif any(labels.get(k) != v for k, v in pdb["spec"]["selector"]["matchLabels"].items()):
-                P(f"{name}: PodDisruptionBudget selector does not match the pods")
+        # Every Deployment: exactly one PodDisruptionBudget selects its pods
+        # (the eviction API refuses a pod that two select), and it leaves at
+        # least one pod evictable at this render's replica count, or a node
+        # drain never finishes.
+        budgets = [p for p in pdbs.values() if selects(p["spec"].get("selector") or {}, labels)]
+        replicas = d["spec"].get("replicas", 1)
+        if not budgets:
+            P(f"{name}: no PodDisruptionBudget selects its pods")
+        elif len(budgets) > 1:
+            P(f"{name}: PodDisruptionBudgets {sorted(b['metadata']['name'] for b in budgets)} all select its pods")
+        else:
+            bspec, bname = budgets[0]["spec"], budgets[0]["metadata"]["name"]
+            lo, hi = bspec.get("minAvailable"), bspec.get("maxUnavailable")
+            if (lo is None) == (hi is None):
+                P(f"{name}: PodDisruptionBudget {bname} must set one of minAvailable, maxUnavailable")
+            elif not isinstance(lo if hi is None else hi, int):
+                P(f"{name}: PodDisruptionBudget {bname}: give a count, not a percentage, so this check can evaluate it")
+            elif hi is None and lo >= replicas:
+                P(f"{name}: PodDisruptionBudget {bname} minAvailable {lo} with {replicas} replicas refuses every eviction (node drains never finish)")
+            elif lo is None and hi < 1:
+                P(f"{name}: PodDisruptionBudget {bname} maxUnavailable {hi} refuses every eviction (node drains never finish)")
+    for bname, b in pdbs.items():
+        if not any(selects(b["spec"].get("selector") or {}, d["spec"]["template"]["metadata"].get("labels", {}))
+                   for d in deps.values()):
+            P(f"PodDisruptionBudget {bname} selects no Deployment's pods")
     if len(images) != 1:
         P(f"the four services should run one image, found {sorted(images)}")
     return images, deps
@@ -360,7 +396,8 @@ keda_scaling() {
 # The validators must reject known-bad input, or a pass above means nothing.
 validators_reject_bad_input() {
     need_py || return 1
-    [ -s "$work/base.yaml" ] && [ -s "$work/keda.yaml" ] || { echo "renders missing"; return 1; }
+    [ -s "$work/base.yaml" ] && [ -s "$work/production.yaml" ] && [ -s "$work/keda.yaml" ] \
+        || { echo "renders missing"; return 1; }
     "$PY" - "$work" <<'PY' || return 1
 import sys, yaml
 work = sys.argv[1]
@@ -378,6 +415,15 @@ del so["spec"]["maxReplicas"]
 prom = next(t for t in so["spec"]["triggers"] if t["type"] == "prometheus")
 prom["metadata"]["ignoreNullValues"] = "true"
 yaml.safe_dump_all(keda, open(f"{work}/bad-keda-null.yaml", "w"))
+# PodDisruptionBudgets: one that blocks every eviction, and one missing.
+docs = [d for d in yaml.safe_load_all(open(f"{work}/base.yaml")) if d]
+pdb = lambda name: next(d for d in docs if d["kind"] == "PodDisruptionBudget" and d["metadata"]["name"] == name)
+blocking = pdb("metrics-tracker")["spec"]
+blocking.pop("maxUnavailable", None)
+blocking["minAvailable"] = 1
+yaml.safe_dump_all(docs, open(f"{work}/bad-pdb-blocking.yaml", "w"))
+docs.remove(pdb("dlq-admin"))
+yaml.safe_dump_all(docs, open(f"{work}/bad-pdb-missing.yaml", "w"))
 PY
     local rc=0
     if k8s_validate "$work/bad-k8s.yaml" >/dev/null 2>&1; then
@@ -393,6 +439,14 @@ PY
     if "$PY" deploy/k8s/keda/schema/validate.py "$work/bad-keda-null.yaml" "$work/base.yaml" \
         deploy/k8s/examples/docflow-secrets.example.yaml >/dev/null 2>&1; then
         echo "the KEDA check accepted a prometheus trigger that reads a lost target as 0"; rc=1
+    fi
+    if k8s_contract_on "$work/bad-pdb-blocking.yaml" "$work/production.yaml" >"$work/bad.out" 2>&1 \
+        || ! grep -q 'metrics-tracker: PodDisruptionBudget metrics-tracker minAvailable 1 with 1 replicas' "$work/bad.out"; then
+        echo "the k8s contract accepted a PodDisruptionBudget that refuses every eviction"; rc=1
+    fi
+    if k8s_contract_on "$work/bad-pdb-missing.yaml" "$work/production.yaml" >"$work/bad.out" 2>&1 \
+        || ! grep -q 'dlq-admin: no PodDisruptionBudget selects its pods' "$work/bad.out"; then
+        echo "the k8s contract accepted a Deployment without a PodDisruptionBudget"; rc=1
     fi
     if promtool_available && printf 'groups:\n- name: x\n  rules:\n  - alert: X\n    expr: rate(x[5m] > 1\n' >"$work/bad-rules.yml" \
         && promtool check rules "$work/bad-rules.yml" >/dev/null 2>&1; then
