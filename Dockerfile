@@ -1,14 +1,24 @@
-# docflow: one image build for the four services.
+# syntax=docker/dockerfile:1
+# docflow: one image build for the four services and docflow-migrate.
 #
 #   docker build -t docflow .                          # entrypoint: ingest-api
 #   docker build -t docflow-worker --build-arg SERVICE=worker .
 #
-# Every image holds all four binaries in /usr/local/bin, so one image can also
+# Needs BuildKit (the default builder from Docker 23 on; DOCKER_BUILDKIT=1 for
+# older engines): the build step keeps cargo's registry and target directory
+# in cache mounts, so a rebuild after a source change recompiles only the
+# workspace crates, not every dependency. `docker compose` (v2) builds with
+# BuildKit; the Python docker-compose 1.29 (which scripts/check-deploy.sh
+# installs only to run `config`) does so only with COMPOSE_DOCKER_CLI_BUILD=1
+# and DOCKER_BUILDKIT=1 set.
+#
+# Every image holds all five binaries in /usr/local/bin, so one image can also
 # serve every service by overriding the command, as the Kubernetes manifests do:
 #   docker run docflow                                  # runs $SERVICE (ingest-api)
 #   docker run --entrypoint /usr/local/bin/worker docflow
+#   docker run --entrypoint /usr/local/bin/docflow-migrate docflow   # apply migrations, exit
 #
-# Only the last stage depends on SERVICE, so building the four variants (as
+# Only the last stage depends on SERVICE, so building the variants (as
 # docker-compose.yml does) compiles the workspace once and reuses the cache.
 
 ARG RUST_VERSION=1.95
@@ -25,9 +35,15 @@ ENV SQLX_OFFLINE=true \
 
 COPY . .
 
-RUN cargo build --release --locked -p ingest-api -p worker -p dlq-admin -p metrics-tracker \
+# A cache mount is not part of the image, so the binaries are copied out of
+# target/ within the same RUN.
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/usr/local/cargo/git \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked \
+        -p ingest-api -p worker -p dlq-admin -p metrics-tracker -p docflow-migrate \
  && mkdir -p /out \
- && for bin in ingest-api worker dlq-admin metrics-tracker; do \
+ && for bin in ingest-api worker dlq-admin metrics-tracker docflow-migrate; do \
         install -m 0755 "target/release/$bin" "/out/$bin"; \
     done
 
@@ -49,7 +65,8 @@ RUN groupadd --system --gid 10001 docflow \
 
 COPY --from=build /out/ /usr/local/bin/
 
-# Which binary the image runs by default: ingest-api, worker, dlq-admin or metrics-tracker.
+# Which binary the image runs by default: ingest-api, worker, dlq-admin,
+# metrics-tracker or docflow-migrate.
 ARG SERVICE=ingest-api
 RUN test -x "/usr/local/bin/${SERVICE}" \
  && ln -s "/usr/local/bin/${SERVICE}" /usr/local/bin/docflow-service

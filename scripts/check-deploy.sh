@@ -62,32 +62,53 @@ install_tools() {
     bash scripts/install-check-tools.sh
 }
 
+# dockerfile_builds_all [FILE]: the build step of the Dockerfile (default
+# ./Dockerfile) compiles every binary the image ships, with BuildKit cache
+# mounts, and the runtime stage is a small non-root one.
 dockerfile_builds_all() {
-    [ -f Dockerfile ] || { echo "no Dockerfile"; return 1; }
+    local file=${1:-Dockerfile}
+    [ -f "$file" ] || { echo "no $file"; return 1; }
+    local rc=0
+    # Cache mounts (RUN --mount) need BuildKit's Dockerfile frontend, which the
+    # syntax line pins; it must be the file's first line to count.
+    head -n 1 "$file" | grep -Eq '^# *syntax *= *docker/dockerfile:1' \
+        || { echo "first line must be '# syntax=docker/dockerfile:1'"; rc=1; }
     # The RUN instruction that runs `cargo build`, with its continuation lines joined.
     local build
-    build=$(sed -e ':a' -e '/\\$/N; s/\\\n//; ta' Dockerfile | grep -E '^[[:space:]]*RUN .*cargo build' || true)
-    [ -n "$build" ] || { echo "no RUN ... cargo build in Dockerfile"; return 1; }
-    local rc=0 svc
+    build=$(sed -e ':a' -e '/\\$/N; s/\\\n//; ta' "$file" | grep -E '^[[:space:]]*RUN .*cargo build' || true)
+    [ -n "$build" ] || { echo "no RUN ... cargo build in $file"; return 1; }
     for flag in --release --locked; do
         grep -q -- "$flag" <<<"$build" || { echo "cargo build lacks $flag"; rc=1; }
     done
-    for svc in "${SERVICES[@]}"; do
+    local svc
+    for svc in "${SERVICES[@]}" docflow-migrate; do
         grep -Eq -- "-p ${svc}( |\$)" <<<"$build" || { echo "cargo build does not name -p $svc"; rc=1; }
+        # Named twice: once to build (-p), once to copy out of target/release.
+        [ "$(grep -Eo -- "(^|[ /\"])${svc}([ \";]|\$)" <<<"$build" | wc -l)" -ge 2 ] \
+            || { echo "the build step does not copy $svc out of target/release"; rc=1; }
     done
     grep -q 'target/release' <<<"$build" || { echo "the build step does not copy binaries out of target/release"; rc=1; }
-    grep -Eq '^USER +(10001|[a-z_][a-z0-9_-]*)' Dockerfile && ! grep -Eq '^USER +(0|root)\b' Dockerfile \
+    # The target directory is the build stage's WORKDIR/target (no CARGO_TARGET_DIR).
+    local workdir
+    workdir=$(sed -n '/^FROM .* AS build/,/^FROM /{s/^WORKDIR \+//p}' "$file" | tail -n 1)
+    grep -q CARGO_TARGET_DIR "$file" && { echo "CARGO_TARGET_DIR moves target/ away from the cache mount"; rc=1; }
+    local dir
+    for dir in /usr/local/cargo/registry "${workdir:-/}/target"; do
+        grep -Eq -- "--mount=type=cache,([^ ]*,)?target=${dir}( |,|\$)" <<<"$build" \
+            || { echo "cargo build has no --mount=type=cache,target=$dir"; rc=1; }
+    done
+    grep -Eq '^USER +(10001|[a-z_][a-z0-9_-]*)' "$file" && ! grep -Eq '^USER +(0|root)\b' "$file" \
         || { echo "runtime stage must switch to a non-root USER"; rc=1; }
     # The last stage's base image, with ARG defaults substituted.
     local from name val
-    from=$(grep -E '^FROM ' Dockerfile | tail -n 1 | awk '{print $2}')
+    from=$(grep -E '^FROM ' "$file" | tail -n 1 | awk '{print $2}')
     while read -r name val; do
         from=${from//\$\{$name\}/$val}
-    done < <(sed -nE 's/^ARG +([A-Za-z_][A-Za-z0-9_]*)=("?)([^"]*)\2$/\1 \3/p' Dockerfile)
+    done < <(sed -nE 's/^ARG +([A-Za-z_][A-Za-z0-9_]*)=("?)([^"]*)\2$/\1 \3/p' "$file")
     grep -Eq '^(debian:bookworm-slim|gcr\.io/distroless/cc)' <<<"$from" \
         || { echo "runtime stage is $from, neither debian:bookworm-slim nor distroless cc"; rc=1; }
-    grep -q '^ENTRYPOINT' Dockerfile || { echo "no ENTRYPOINT"; rc=1; }
-    grep -q '^ARG SERVICE' Dockerfile || { echo "no ARG SERVICE to choose the entrypoint"; rc=1; }
+    grep -q '^ENTRYPOINT' "$file" || { echo "no ENTRYPOINT"; rc=1; }
+    grep -q '^ARG SERVICE' "$file" || { echo "no ARG SERVICE to choose the entrypoint"; rc=1; }
     return $rc
 }
 
@@ -440,6 +461,14 @@ PY
         deploy/k8s/examples/docflow-secrets.example.yaml >/dev/null 2>&1; then
         echo "the KEDA check accepted a prometheus trigger that reads a lost target as 0"; rc=1
     fi
+    sed -e 's#--mount=type=cache,target=/src/target ##' Dockerfile >"$work/bad-nocache.Dockerfile"
+    if dockerfile_builds_all "$work/bad-nocache.Dockerfile" >/dev/null 2>&1; then
+        echo "the Dockerfile check accepted a build without a cache mount for target/"; rc=1
+    fi
+    sed -e 's# -p docflow-migrate##' Dockerfile >"$work/bad-nomigrate.Dockerfile"
+    if dockerfile_builds_all "$work/bad-nomigrate.Dockerfile" >/dev/null 2>&1; then
+        echo "the Dockerfile check accepted a build without docflow-migrate"; rc=1
+    fi
     if k8s_contract_on "$work/bad-pdb-blocking.yaml" "$work/production.yaml" >"$work/bad.out" 2>&1 \
         || ! grep -q 'metrics-tracker: PodDisruptionBudget metrics-tracker minAvailable 1 with 1 replicas' "$work/bad.out"; then
         echo "the k8s contract accepted a PodDisruptionBudget that refuses every eviction"; rc=1
@@ -522,7 +551,7 @@ PY
 
 check "install check tools (docker-compose, kubectl, promtool, kubernetes-validate)" install_tools
 pick_py
-check "Dockerfile: cargo build names all four binaries, non-root runtime" dockerfile_builds_all
+check "Dockerfile: cargo build names all five binaries, cache mounts, non-root runtime" dockerfile_builds_all
 check ".dockerignore excludes target/ .git data/" dockerignore_excludes
 check "docker-compose.yml: docker-compose config -q" compose_config
 check "docker-compose.yml: services, env, ports, volumes, healthchecks" compose_contract
