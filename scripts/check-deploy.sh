@@ -129,7 +129,13 @@ compose_config() {
 compose_contract() {
     need docker-compose && need_py || return 1
     docker-compose -f docker-compose.yml config >"$work/compose.yml" || return 1
-    "$PY" - "$work/compose.yml" <<'PY'
+    compose_contract_on "$work/compose.yml"
+}
+
+# compose_contract_on RENDER: the contract over `docker-compose config` output
+# (validators_reject_bad_input runs it on broken copies too).
+compose_contract_on() {
+    "$PY" - "$1" <<'PY'
 import sys, yaml
 cfg = yaml.safe_load(open(sys.argv[1]))
 svcs = cfg["services"]
@@ -194,6 +200,33 @@ for s, port in ports.items():
         problems.append(f"{s}: build arg SERVICE must be {s}")
     if "healthcheck" not in svcs[s]:
         problems.append(f"{s}: no healthcheck")
+    # Migrations are the migrate service's step, not the services'.
+    if not isinstance(deps, dict) or (deps.get("migrate") or {}).get("condition") != "service_completed_successfully":
+        problems.append(f"{s}: depends_on migrate must have condition service_completed_successfully")
+    if e.get("SKIP_MIGRATIONS", "").lower() != "true":
+        problems.append(f"{s}: SKIP_MIGRATIONS={e.get('SKIP_MIGRATIONS')!r}, want 'true' (the migrate service migrates)")
+# migrate: one-shot docflow-migrate from the same build, before the services.
+m = svcs.get("migrate")
+if m is None:
+    problems.append("migrate: missing")
+else:
+    def same_build(b):
+        return {k: (b or {}).get(k) for k in ("context", "dockerfile")}
+    if same_build(m.get("build")) != same_build(svcs.get("ingest-api", {}).get("build")):
+        problems.append("migrate: build context/dockerfile must be the services' own")
+    ep, cmd = m.get("entrypoint"), m.get("command")
+    as_list = lambda v: v if isinstance(v, list) else str(v).split() if v else []
+    argv = as_list(ep) + as_list(cmd) if ep else as_list(cmd)
+    if argv[:1] != ["/usr/local/bin/docflow-migrate"]:
+        problems.append(f"migrate: runs {argv}, want /usr/local/bin/docflow-migrate")
+    if env("migrate").get("DATABASE_URL") != env("ingest-api").get("DATABASE_URL"):
+        problems.append("migrate: DATABASE_URL differs from the services'")
+    if ((m.get("depends_on") or {}).get("postgres") or {}).get("condition") != "service_healthy":
+        problems.append("migrate: depends_on postgres must have condition service_healthy")
+    if str(m.get("restart", "no")) != "no":
+        problems.append(f"migrate: restart {m.get('restart')!r}, want \"no\" (a one-shot step)")
+    if (m.get("deploy") or {}).get("replicas", 1) != 1:
+        problems.append("migrate: must run once (deploy.replicas 1)")
 if env("ingest-api").get("INGEST_API_KEYS") != "dev-key":
     problems.append("ingest-api: INGEST_API_KEYS must be the dev value dev-key")
 if "dev-admin:write" not in env("dlq-admin").get("ADMIN_TOKENS", ""):
@@ -418,7 +451,7 @@ keda_scaling() {
 validators_reject_bad_input() {
     need_py || return 1
     [ -s "$work/base.yaml" ] && [ -s "$work/production.yaml" ] && [ -s "$work/keda.yaml" ] \
-        || { echo "renders missing"; return 1; }
+        && [ -s "$work/compose.yml" ] || { echo "renders missing"; return 1; }
     "$PY" - "$work" <<'PY' || return 1
 import sys, yaml
 work = sys.argv[1]
@@ -445,6 +478,10 @@ blocking["minAvailable"] = 1
 yaml.safe_dump_all(docs, open(f"{work}/bad-pdb-blocking.yaml", "w"))
 docs.remove(pdb("dlq-admin"))
 yaml.safe_dump_all(docs, open(f"{work}/bad-pdb-missing.yaml", "w"))
+# Compose: a service that no longer waits for the migrate step.
+compose = yaml.safe_load(open(f"{work}/compose.yml"))
+del compose["services"]["worker"]["depends_on"]["migrate"]
+yaml.safe_dump(compose, open(f"{work}/bad-compose-migrate.yml", "w"))
 PY
     local rc=0
     if k8s_validate "$work/bad-k8s.yaml" >/dev/null 2>&1; then
@@ -468,6 +505,10 @@ PY
     sed -e 's# -p docflow-migrate##' Dockerfile >"$work/bad-nomigrate.Dockerfile"
     if dockerfile_builds_all "$work/bad-nomigrate.Dockerfile" >/dev/null 2>&1; then
         echo "the Dockerfile check accepted a build without docflow-migrate"; rc=1
+    fi
+    if compose_contract_on "$work/bad-compose-migrate.yml" >"$work/bad.out" 2>&1 \
+        || ! grep -q 'worker: depends_on migrate must have condition service_completed_successfully' "$work/bad.out"; then
+        echo "the compose contract accepted a service that starts before the migrate step"; rc=1
     fi
     if k8s_contract_on "$work/bad-pdb-blocking.yaml" "$work/production.yaml" >"$work/bad.out" 2>&1 \
         || ! grep -q 'metrics-tracker: PodDisruptionBudget metrics-tracker minAvailable 1 with 1 replicas' "$work/bad.out"; then
