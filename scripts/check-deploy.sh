@@ -241,9 +241,187 @@ if secs <= grace:
     problems.append(f"worker: stop_grace_period {sgp} not longer than WORKER_SHUTDOWN_GRACE_SECONDS {grace}")
 if "blobs" not in (cfg.get("volumes") or {}):
     problems.append("no named volume blobs")
+
+# Prometheus and Grafana: the mounted files are read from the paths compose
+# resolved, i.e. what the containers would see.
+import glob, json, os, posixpath, re
+def mounts(s):
+    """(source, target) of each volume; sources of bind mounts are absolute paths."""
+    out = []
+    for v in svcs.get(s, {}).get("volumes") or []:
+        if isinstance(v, dict):
+            out.append((str(v.get("source", "")), str(v.get("target", ""))))
+        else:
+            parts = str(v).split(":")
+            out.append((parts[0], parts[1] if len(parts) > 1 else parts[0]))
+    return out
+def mounted(s, target):
+    """The host path mounted at target (or at a directory above it), or None."""
+    for src, tgt in sorted(mounts(s), key=lambda m: -len(m[1])):
+        if src.startswith("/") and (target == tgt or target.startswith(tgt.rstrip("/") + "/")):
+            return src + target[len(tgt):]
+    return None
+def pinned(s, pattern):
+    img = str(svcs.get(s, {}).get("image", ""))
+    if not re.fullmatch(pattern, img):
+        problems.append(f"{s}: image {img!r} is not a pinned {pattern}")
+def load(path):
+    try:
+        with open(path) as f:
+            return yaml.safe_load(f)
+    except OSError as e:
+        problems.append(f"cannot read {path}: {e}")
+        return None
+
+if "prometheus" not in svcs:
+    problems.append("prometheus: missing")
+else:
+    pinned("prometheus", r"prom/prometheus:v[23]\.[0-9]+\.[0-9]+")
+    if (("9090", 9090)) not in published("prometheus"):
+        problems.append("prometheus: port 9090 not published as 9090")
+    args = svcs["prometheus"].get("command") or []
+    args = args if isinstance(args, list) else str(args).split()
+    conf_target = next((a.split("=", 1)[1] for a in args if a.startswith("--config.file=")),
+                       "/etc/prometheus/prometheus.yml")
+    conf_path = mounted("prometheus", conf_target)
+    if not conf_path or not conf_path.endswith("/deploy/prometheus/prometheus.compose.yml"):
+        problems.append(f"prometheus: {conf_target} is not deploy/prometheus/prometheus.compose.yml (mounted: {conf_path})")
+    prom = load(conf_path) if conf_path else None
+    if prom:
+        rules = [posixpath.normpath(posixpath.join(posixpath.dirname(conf_target), r)) for r in prom.get("rule_files") or []]
+        if not any((mounted("prometheus", r) or "").endswith("/deploy/prometheus/alerts.yml") for r in rules):
+            problems.append(f"prometheus: no rule_files entry ({rules}) is where deploy/prometheus/alerts.yml is mounted")
+        jobs = {j.get("job_name"): j for j in prom.get("scrape_configs") or []}
+        for s, port in ports.items():
+            j = jobs.get(s)
+            if not j:
+                problems.append(f"prometheus: no scrape job {s}"); continue
+            if j.get("metrics_path", "/metrics") != "/metrics":
+                problems.append(f"prometheus: job {s} scrapes {j['metrics_path']}, not /metrics")
+            static = {t for sc in j.get("static_configs") or [] for t in sc.get("targets") or []}
+            dns = [d for d in j.get("dns_sd_configs") or []
+                   if d.get("type", "SRV") == "A" and s in (d.get("names") or []) and d.get("port") == port]
+            if s == "worker":
+                # Several replicas behind one name: each must be a target.
+                if not dns or static:
+                    problems.append(f"prometheus: job worker must find every replica by dns_sd_configs type A on worker port {port}, with no static targets")
+            elif f"{s}:{port}" not in static:
+                problems.append(f"prometheus: job {s} does not scrape {s}:{port}")
+
+if "grafana" not in svcs:
+    problems.append("grafana: missing")
+else:
+    pinned("grafana", r"grafana/grafana-oss:[0-9]+\.[0-9]+\.[0-9]+")
+    if ("3000", 3000) not in published("grafana"):
+        problems.append("grafana: port 3000 not published as 3000")
+    g = env("grafana")
+    if g.get("GF_AUTH_ANONYMOUS_ENABLED", "").lower() != "true" or g.get("GF_AUTH_ANONYMOUS_ORG_ROLE") != "Viewer":
+        problems.append("grafana: anonymous Viewer access must be on (GF_AUTH_ANONYMOUS_ENABLED, GF_AUTH_ANONYMOUS_ORG_ROLE)")
+    if not g.get("GF_SECURITY_ADMIN_PASSWORD"):
+        problems.append("grafana: GF_SECURITY_ADMIN_PASSWORD must hold the dev value")
+    def provisioned(kind, key):
+        d = mounted("grafana", f"/etc/grafana/provisioning/{kind}")
+        if not d or not os.path.isdir(d):
+            problems.append(f"grafana: /etc/grafana/provisioning/{kind} is not a mounted directory")
+            return []
+        files = sorted(glob.glob(f"{d}/*.yml") + glob.glob(f"{d}/*.yaml"))
+        items = [i for f in files for i in (load(f) or {}).get(key) or []]
+        if not items:
+            problems.append(f"grafana: no {key} in {d}")
+        return items
+    sources = provisioned("datasources", "datasources")
+    prom_sources = [s for s in sources if s.get("type") == "prometheus"]
+    if not any(re.fullmatch(r"http://prometheus:9090/?", str(s.get("url", ""))) for s in prom_sources):
+        problems.append("grafana: no prometheus datasource with url http://prometheus:9090 (the compose service)")
+    providers = provisioned("dashboards", "providers")
+    # What the container sees under each file provider's path: a mount above
+    # it, or mounts at or below it.
+    dash_files = set()
+    for prov in providers:
+        path = (prov.get("options") or {}).get("path")
+        if prov.get("type", "file") != "file" or not path:
+            continue
+        path = path.rstrip("/")
+        hosts = [mounted("grafana", path)] + [src for src, tgt in mounts("grafana")
+                                               if src.startswith("/") and tgt.startswith(path + "/")]
+        for h in filter(None, hosts):
+            dash_files |= {h} if os.path.isfile(h) else set(glob.glob(f"{h}/**/*.json", recursive=True))
+    if not any(os.path.realpath(f).endswith("/deploy/grafana/docflow-dashboard.json") for f in dash_files):
+        problems.append("grafana: deploy/grafana/docflow-dashboard.json is not mounted under a dashboard provider's options.path")
+    # Every datasource the dashboard names must be one provisioned here: a
+    # literal uid must be a provisioned uid; a ${variable} must be a
+    # datasource variable whose plugin type is provisioned, and whose empty
+    # `current` then resolves to the default datasource of that type.
+    for f in sorted(dash_files):
+        dash = json.load(open(f))
+        variables = {v.get("name"): v for v in (dash.get("templating") or {}).get("list") or []}
+        refs = []
+        def walk(o):
+            if isinstance(o, dict):
+                if isinstance(o.get("datasource"), (dict, str)):
+                    refs.append(o["datasource"])
+                for v in o.values():
+                    walk(v)
+            elif isinstance(o, list):
+                for v in o:
+                    walk(v)
+        walk(dash)
+        uids = {s.get("uid"): s for s in sources}
+        for ref in refs:
+            uid, typ = (ref.get("uid"), ref.get("type")) if isinstance(ref, dict) else (ref, None)
+            if typ == "grafana" or uid in ("-- Grafana --", "grafana"):
+                continue
+            m = re.fullmatch(r"\$\{?(\w+)\}?", str(uid or ""))
+            if m:
+                var = variables.get(m.group(1))
+                if not var or var.get("type") != "datasource":
+                    problems.append(f"grafana: dashboard uses datasource ${{{m.group(1)}}}, not a datasource variable"); continue
+                cur = ((var.get("current") or {}).get("value"))
+                of_type = [s for s in sources if s.get("type") == var.get("query")]
+                if cur and cur not in uids:
+                    problems.append(f"grafana: dashboard variable {m.group(1)} starts on uid {cur!r}, not a provisioned datasource")
+                elif not cur and not (len(of_type) == 1 or any(s.get("isDefault") for s in of_type)):
+                    problems.append(f"grafana: dashboard variable {m.group(1)} (type {var.get('query')}) finds no single or default provisioned {var.get('query')} datasource")
+                if typ and typ != var.get("query"):
+                    problems.append(f"grafana: dashboard reference of type {typ} through variable of type {var.get('query')}")
+            elif uid not in uids or (typ and uids[uid].get("type") != typ):
+                problems.append(f"grafana: dashboard names datasource uid {uid!r} (type {typ}); provisioned: {sorted(map(str, uids))}")
+        if not refs:
+            problems.append("grafana: the dashboard names no datasource")
+problems = list(dict.fromkeys(problems))  # a dashboard repeats its references
 print("\n".join(problems))
 sys.exit(1 if problems else 0)
 PY
+}
+
+# The compose Prometheus's config, checked by promtool where the container
+# sees it: every bind mount of the prometheus service copied to its target
+# under $work/prom-root, so that rule_files resolve (relative to the config
+# file) exactly as they would in the container, and a mount path that does
+# not line up fails here.
+compose_prometheus_config() {
+    need docker-compose && need promtool && need_py || return 1
+    [ -s "$work/compose.yml" ] || docker-compose -f docker-compose.yml config >"$work/compose.yml" || return 1
+    rm -rf "$work/prom-root"
+    local conf
+    conf=$("$PY" - "$work/compose.yml" "$work/prom-root" <<'PY'
+import os, shutil, sys, yaml
+svc = yaml.safe_load(open(sys.argv[1]))["services"]["prometheus"]
+root = sys.argv[2]
+for v in svc.get("volumes") or []:
+    src, tgt = (v["source"], v["target"]) if isinstance(v, dict) else str(v).split(":")[:2]
+    if not src.startswith("/"):
+        continue  # a named volume (the TSDB)
+    dst = root + tgt
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    (shutil.copytree if os.path.isdir(src) else shutil.copy)(src, dst)
+args = svc.get("command") or []
+args = args if isinstance(args, list) else str(args).split()
+print(next((a.split("=", 1)[1] for a in args if a.startswith("--config.file=")), "/etc/prometheus/prometheus.yml"))
+PY
+) || return 1
+    [ -f "$work/prom-root$conf" ] || { echo "nothing is mounted at the config file $conf"; return 1; }
+    promtool check config "$work/prom-root$conf"
 }
 
 # render NAME DIR: kubectl kustomize DIR > $work/NAME.yaml
@@ -482,6 +660,26 @@ yaml.safe_dump_all(docs, open(f"{work}/bad-pdb-missing.yaml", "w"))
 compose = yaml.safe_load(open(f"{work}/compose.yml"))
 del compose["services"]["worker"]["depends_on"]["migrate"]
 yaml.safe_dump(compose, open(f"{work}/bad-compose-migrate.yml", "w"))
+# Compose Prometheus scraping one worker replica by a static target, and a
+# Grafana whose only datasource is not the dashboard's type.
+import os
+compose = yaml.safe_load(open(f"{work}/compose.yml"))
+def remount(svc, target, src):
+    vols = compose["services"][svc]["volumes"]
+    for i, v in enumerate(vols):
+        if (v["target"] if isinstance(v, dict) else str(v).split(":")[1]) == target:
+            vols[i] = f"{src}:{target}:ro"
+prom = yaml.safe_load(open("deploy/prometheus/prometheus.compose.yml"))
+worker = next(j for j in prom["scrape_configs"] if j["job_name"] == "worker")
+worker.pop("dns_sd_configs")
+worker["static_configs"] = [{"targets": ["worker:8083"]}]
+yaml.safe_dump(prom, open(f"{work}/bad-prometheus-static.yml", "w"))
+remount("prometheus", "/etc/prometheus/prometheus.yml", f"{work}/bad-prometheus-static.yml")
+os.makedirs(f"{work}/bad-datasources", exist_ok=True)
+yaml.safe_dump({"apiVersion": 1, "datasources": [{"name": "Loki", "uid": "loki", "type": "loki",
+                "url": "http://loki:3100", "isDefault": True}]}, open(f"{work}/bad-datasources/loki.yml", "w"))
+remount("grafana", "/etc/grafana/provisioning/datasources", f"{work}/bad-datasources")
+yaml.safe_dump(compose, open(f"{work}/bad-compose-monitoring.yml", "w"))
 PY
     local rc=0
     if k8s_validate "$work/bad-k8s.yaml" >/dev/null 2>&1; then
@@ -509,6 +707,21 @@ PY
     if compose_contract_on "$work/bad-compose-migrate.yml" >"$work/bad.out" 2>&1 \
         || ! grep -q 'worker: depends_on migrate must have condition service_completed_successfully' "$work/bad.out"; then
         echo "the compose contract accepted a service that starts before the migrate step"; rc=1
+    fi
+    compose_contract_on "$work/bad-compose-monitoring.yml" >"$work/bad.out" 2>&1
+    if ! grep -q 'prometheus: job worker must find every replica' "$work/bad.out"; then
+        echo "the compose contract accepted a Prometheus that scrapes one worker replica"; rc=1
+    fi
+    if ! grep -q 'grafana: dashboard variable datasource (type prometheus) finds no' "$work/bad.out"; then
+        echo "the compose contract accepted a Grafana without the dashboard's datasource"; rc=1
+    fi
+    if [ -d "$work/prom-root" ]; then
+        rm -rf "$work/prom-bad" && cp -r "$work/prom-root" "$work/prom-bad" && rm -f "$work/prom-bad/etc/prometheus/alerts.yml"
+        if promtool_available && promtool check config "$work/prom-bad/etc/prometheus/prometheus.yml" >/dev/null 2>&1; then
+            echo "promtool check config accepted a config whose rule file is not there"; rc=1
+        fi
+    else
+        echo "the compose Prometheus mirror ($work/prom-root) is missing"; rc=1
     fi
     if k8s_contract_on "$work/bad-pdb-blocking.yaml" "$work/production.yaml" >"$work/bad.out" 2>&1 \
         || ! grep -q 'metrics-tracker: PodDisruptionBudget metrics-tracker minAvailable 1 with 1 replicas' "$work/bad.out"; then
@@ -595,7 +808,8 @@ pick_py
 check "Dockerfile: cargo build names all five binaries, cache mounts, non-root runtime" dockerfile_builds_all
 check ".dockerignore excludes target/ .git data/" dockerignore_excludes
 check "docker-compose.yml: docker-compose config -q" compose_config
-check "docker-compose.yml: services, env, ports, volumes, healthchecks" compose_contract
+check "docker-compose.yml: services, env, ports, volumes, healthchecks, migrate, Prometheus, Grafana" compose_contract
+check "compose Prometheus: promtool check config, in the container's file layout" compose_prometheus_config
 check "k8s base: kubectl kustomize | kubernetes-validate --strict ($K8S_VERSION)" k8s_render_validate base deploy/k8s/base
 check "k8s production overlay: kubectl kustomize | kubernetes-validate --strict ($K8S_VERSION)" \
     k8s_render_validate production deploy/k8s/overlays/production
