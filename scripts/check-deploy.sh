@@ -616,6 +616,20 @@ keda_schema() {
         deploy/k8s/examples/docflow-secrets.example.yaml
 }
 
+# The optional prometheus-operator resources: the committed PrometheusRule is
+# what render-prometheusrule.sh makes of alerts.yml, the render passes the
+# vendored CRD schema and the cross-checks (schema/validate.py), and promtool
+# parses the rules as the PrometheusRule carries them.
+prometheus_operator() {
+    need_py && need promtool || return 1
+    render prometheus-operator deploy/k8s/prometheus-operator || return 1
+    [ -s "$work/base.yaml" ] || render base deploy/k8s/base || return 1
+    bash deploy/k8s/prometheus-operator/render-prometheusrule.sh --check || return 1
+    "$PY" deploy/k8s/prometheus-operator/schema/validate.py "$work/prometheus-operator.yaml" "$work/base.yaml" \
+        deploy/prometheus/alerts.yml "$work/prometheusrule-groups.yml" || return 1
+    promtool check rules "$work/prometheusrule-groups.yml"
+}
+
 # The worker's scaling arithmetic: the rendered triggers' queries evaluated by
 # promtool over example series, then the HPA's replica formula over them.
 keda_scaling() {
@@ -629,7 +643,7 @@ keda_scaling() {
 validators_reject_bad_input() {
     need_py || return 1
     [ -s "$work/base.yaml" ] && [ -s "$work/production.yaml" ] && [ -s "$work/keda.yaml" ] \
-        && [ -s "$work/compose.yml" ] || { echo "renders missing"; return 1; }
+        && [ -s "$work/compose.yml" ] && [ -s "$work/prometheus-operator.yaml" ] || { echo "renders missing"; return 1; }
     "$PY" - "$work" <<'PY' || return 1
 import sys, yaml
 work = sys.argv[1]
@@ -656,6 +670,19 @@ blocking["minAvailable"] = 1
 yaml.safe_dump_all(docs, open(f"{work}/bad-pdb-blocking.yaml", "w"))
 docs.remove(pdb("dlq-admin"))
 yaml.safe_dump_all(docs, open(f"{work}/bad-pdb-missing.yaml", "w"))
+# prometheus-operator: an unknown field, a worker PodMonitor on a port the
+# worker does not have, and a PrometheusRule that drifted from alerts.yml.
+po = [d for d in yaml.safe_load_all(open(f"{work}/prometheus-operator.yaml")) if d]
+mon = next(d for d in po if d["kind"] == "PodMonitor" and d["metadata"]["name"] == "worker")
+mon["spec"]["podMetricsEndpoints"][0]["pathh"] = "/metrics"
+yaml.safe_dump_all(po, open(f"{work}/bad-po-field.yaml", "w"))
+del mon["spec"]["podMetricsEndpoints"][0]["pathh"]
+mon["spec"]["podMetricsEndpoints"][0]["port"] = "http"
+yaml.safe_dump_all(po, open(f"{work}/bad-po-port.yaml", "w"))
+mon["spec"]["podMetricsEndpoints"][0]["port"] = "metrics"
+rule = next(d for d in po if d["kind"] == "PrometheusRule")["spec"]["groups"][0]["rules"][0]
+rule["expr"] = rule["expr"].replace("1000", "5000")
+yaml.safe_dump_all(po, open(f"{work}/bad-po-drift.yaml", "w"))
 # Compose: a service that no longer waits for the migrate step.
 compose = yaml.safe_load(open(f"{work}/compose.yml"))
 del compose["services"]["worker"]["depends_on"]["migrate"]
@@ -722,6 +749,21 @@ PY
         fi
     else
         echo "the compose Prometheus mirror ($work/prom-root) is missing"; rc=1
+    fi
+    local bad what
+    for bad in field:"an unknown field (podMetricsEndpoints[].pathh)" \
+        port:"a worker PodMonitor on port http (the worker's is metrics)" \
+        drift:"a PrometheusRule whose groups differ from alerts.yml"; do
+        what=${bad#*:}
+        if "$PY" deploy/k8s/prometheus-operator/schema/validate.py "$work/bad-po-${bad%%:*}.yaml" "$work/base.yaml" \
+            deploy/prometheus/alerts.yml >/dev/null 2>&1; then
+            echo "the prometheus-operator check accepted $what"; rc=1
+        fi
+    done
+    rm -rf "$work/deploy-copy" && cp -r deploy "$work/deploy-copy" \
+        && sed -i 's/> 1000$/> 5000/' "$work/deploy-copy/prometheus/alerts.yml"
+    if bash "$work/deploy-copy/k8s/prometheus-operator/render-prometheusrule.sh" --check >/dev/null 2>&1; then
+        echo "render-prometheusrule.sh --check accepted a rendering older than alerts.yml"; rc=1
     fi
     if k8s_contract_on "$work/bad-pdb-blocking.yaml" "$work/production.yaml" >"$work/bad.out" 2>&1 \
         || ! grep -q 'metrics-tracker: PodDisruptionBudget metrics-tracker minAvailable 1 with 1 replicas' "$work/bad.out"; then
@@ -818,6 +860,8 @@ check "k8s example Secret: kubernetes-validate --strict ($K8S_VERSION)" \
 check "k8s base + production: probes, security, resources, env, PDBs, images" k8s_contract
 check "KEDA ScaledObject: CRD schema, trigger metadata and references" keda_schema
 check "KEDA scaling: waiting + running summed, age per priority, replicas by the HPA formula" keda_scaling
+check "prometheus-operator: PodMonitors per Deployment, PrometheusRule = alerts.yml, CRD schema, promtool" \
+    prometheus_operator
 check "validators reject known-bad input" validators_reject_bad_input
 check "prometheus alerts: promtool check rules" promtool_check
 check "prometheus alerts: promtool test rules" promtool_test
