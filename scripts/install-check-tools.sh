@@ -10,7 +10,7 @@
 #                        the same /usr/bin/kubectl path) is used as it is.
 #   promtool             Debian `prometheus`
 #   kubernetes-validate  PyPI, with the Kubernetes JSON schemas bundled
-#   jsonschema, PyYAML   PyPI (for the KEDA and Grafana checks)
+#   jsonschema, PyYAML   PyPI (for the compose, KEDA, prometheus-operator and Grafana checks)
 #
 # The PyPI packages go into `python3` with `python3 -m pip install` when that
 # interpreter accepts it (pyenv, a venv). Debian's own python3 is "externally
