@@ -25,7 +25,7 @@ ENV SQLX_OFFLINE=true \
 
 COPY . .
 
-RUN cargo build --release --locked -p ingest-api -p worker -p dlq-admin -p metrics-tracker \
+RUN cargo build --release --locked -p ingest-api -p worker -p dlq-admin -p metrics-tracker -p docflow-migrate \
  && mkdir -p /out \
  && for bin in ingest-api worker dlq-admin metrics-tracker; do \
         install -m 0755 "target/release/$bin" "/out/$bin"; \
