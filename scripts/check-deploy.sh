@@ -173,8 +173,11 @@ for s, port in ports.items():
     if s not in svcs:
         problems.append(f"{s}: missing"); continue
     e = env(s)
-    want = {"BLOB_STORE_URL": "file:///data/blobs", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://jaeger:4317",
+    reads_blobs = s in ("ingest-api", "worker")
+    want = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://jaeger:4317",
             "OTEL_SERVICE_NAME": s, "LISTEN_ADDR": f"0.0.0.0:{port}", "LOG_FORMAT": "json"}
+    if reads_blobs:
+        want["BLOB_STORE_URL"] = "file:///data/blobs"
     for k, v in want.items():
         if e.get(k) != v:
             problems.append(f"{s}: {k}={e.get(k)!r}, want {v!r}")
@@ -188,9 +191,12 @@ for s, port in ports.items():
     if port not in {t for _, t in published(s)}:
         problems.append(f"{s}: port {port} not published")
     vols = svcs[s].get("volumes") or []
-    if not any((v.get("source"), v.get("target")) == ("blobs", "/data/blobs") if isinstance(v, dict)
-               else str(v).startswith("blobs:/data/blobs") for v in vols):
+    mounted = any((v.get("source"), v.get("target")) == ("blobs", "/data/blobs") if isinstance(v, dict)
+                  else str(v).startswith("blobs:/data/blobs") for v in vols)
+    if reads_blobs and not mounted:
         problems.append(f"{s}: named volume blobs not mounted at /data/blobs")
+    if mounted and not reads_blobs:
+        problems.append(f"{s}: mounts the blobs volume but reads no blob store")
     deps = svcs[s].get("depends_on") or {}
     for d in ("postgres", "rabbitmq"):
         if not isinstance(deps, dict) or (deps.get(d) or {}).get("condition") != "service_healthy":
@@ -492,6 +498,7 @@ def check(render_name, path):
     if set(deps) != set(PORTS):
         P(f"Deployments {sorted(deps)}, want {sorted(PORTS)}")
     cm_keys = set((cms.get("docflow-config") or {}).get("data") or {})
+    blob_url = ((cms.get("docflow-blob-store") or {}).get("data") or {}).get("BLOB_STORE_URL", "")
     if not cm_keys:
         P("ConfigMap docflow-config missing or empty")
     images = set()
@@ -525,7 +532,7 @@ def check(render_name, path):
         if (env.get("OTEL_SERVICE_NAME") or {}).get("value") != name:
             P(f"{name}: OTEL_SERVICE_NAME must be {name}")
         skip = (env.get("SKIP_MIGRATIONS") or {}).get("value")
-        want_skip = "false" if name == "ingest-api" else "true"
+        want_skip = "true"  # the Job docflow-migrate migrates; services wait for the schema
         if skip != want_skip:
             P(f"{name}: SKIP_MIGRATIONS={skip!r}, want {want_skip!r}")
         for e in env.values():
@@ -551,8 +558,19 @@ def check(render_name, path):
                 or ann.get("prometheus.io/path", "/metrics") != "/metrics":
             P(f"{name}: prometheus scrape annotations missing or not on port {port}")
         mounts = {m["mountPath"] for m in c.get("volumeMounts", [])}
-        if "/data/blobs" not in mounts and "BLOB_STORE_URL" in cm_keys:
-            P(f"{name}: /data/blobs not mounted (BLOB_STORE_URL is file:///data/blobs)")
+        takes_blobs = any((ef.get("configMapRef") or {}).get("name") == "docflow-blob-store" for ef in c.get("envFrom", []))
+        if takes_blobs != (name in ("ingest-api", "worker")):
+            P(f"{name}: envFrom docflow-blob-store must be on ingest-api and worker only (the blob store's readers)")
+        if takes_blobs and "/data/blobs" not in mounts and blob_url.startswith("file:///data/blobs"):
+            P(f"{name}: /data/blobs not mounted (BLOB_STORE_URL is {blob_url})")
+        if not takes_blobs and "/data/blobs" in mounts:
+            P(f"{name}: mounts /data/blobs but reads no blob store")
+        schema_wait = float((env.get("SCHEMA_WAIT_SECONDS") or {}).get("value", "90"))
+        sp = c.get("startupProbe") or {}
+        budget = sp.get("periodSeconds", 10) * sp.get("failureThreshold", 3)
+        if budget <= schema_wait:
+            P(f"{name}: startupProbe budget {budget} s not above SCHEMA_WAIT_SECONDS {schema_wait:g}: "
+              "the kubelet would restart a pod still waiting for the schema")
         if name == "worker":
             grace = float((env.get("WORKER_SHUTDOWN_GRACE_SECONDS") or {}).get("value", "60"))
             tgp = spec.get("terminationGracePeriodSeconds", 30)
@@ -593,8 +611,33 @@ def check(render_name, path):
         if not any(selects(b["spec"].get("selector") or {}, d["spec"]["template"]["metadata"].get("labels", {}))
                    for d in deps.values()):
             P(f"PodDisruptionBudget {bname} selects no Deployment's pods")
+    job = by("Job").get("docflow-migrate")
+    if not job:
+        P("no Job docflow-migrate (the services wait for the schema it applies)")
+    else:
+        jspec = job["spec"]["template"]["spec"]
+        jc = next((c for c in jspec["containers"] if c["name"] == "docflow-migrate"), None)
+        if jc is None:
+            P("docflow-migrate: no container named docflow-migrate")
+        else:
+            images.add(jc["image"])
+            if jc.get("command") != ["/usr/local/bin/docflow-migrate"]:
+                P("docflow-migrate: command must be /usr/local/bin/docflow-migrate")
+            jenv = {e["name"]: e for e in jc.get("env", [])}
+            ref = ((jenv.get("DATABASE_URL") or {}).get("valueFrom") or {}).get("secretKeyRef") or {}
+            if (ref.get("name"), ref.get("key")) != ("docflow-secrets", "database-url"):
+                P("docflow-migrate: DATABASE_URL must come from docflow-secrets/database-url")
+            jsc = jc.get("securityContext", {})
+            if not jsc.get("readOnlyRootFilesystem") or jsc.get("allowPrivilegeEscalation") is not False:
+                P("docflow-migrate: container securityContext must be read-only, no privilege escalation")
+        if not jspec.get("securityContext", {}).get("runAsNonRoot"):
+            P("docflow-migrate: pod securityContext.runAsNonRoot is not true")
+        if jspec.get("restartPolicy") not in ("OnFailure", "Never"):
+            P("docflow-migrate: restartPolicy must be OnFailure or Never")
+        if not job["spec"].get("ttlSecondsAfterFinished"):
+            P("docflow-migrate: no ttlSecondsAfterFinished (a finished Job blocks the next apply)")
     if len(images) != 1:
-        P(f"the four services should run one image, found {sorted(images)}")
+        P(f"the four services and the migrate Job should run one image, found {sorted(images)}")
     return images, deps
 
 check("base", base)
@@ -639,6 +682,34 @@ keda_scaling() {
     "$PY" deploy/k8s/keda/schema/scaling.py "$work/keda.yaml" "$work/base.yaml" "$work"
 }
 
+# Every environment variable a manifest or compose gives a process is read
+# by that binary: each binary's own --help lists its settings (clap prints
+# `[env: NAME=]`), so the debug binaries are built first (the same artifacts
+# `cargo nextest run` uses afterwards).
+binaries_help() {
+    local target=${CARGO_TARGET_DIR:-target}
+    cargo build --quiet --bins -p ingest-api -p worker -p dlq-admin -p metrics-tracker -p docflow-migrate || return 1
+    mkdir -p "$work/help"
+    local bin
+    for bin in "${SERVICES[@]}" docflow-migrate; do
+        "$target/debug/$bin" --help >"$work/help/$bin.help" || { echo "$bin --help failed"; return 1; }
+    done
+}
+
+env_read() {
+    "$PY" scripts/deploy_env_read.py "$work/help" "$@" \
+        --sources deploy/k8s/base/configmap.yaml deploy/k8s/examples/docflow-secrets.example.yaml
+}
+
+env_vars_read() {
+    need_py && need docker-compose || return 1
+    [ -s "$work/base.yaml" ] && [ -s "$work/production.yaml" ] || { echo "base or production render missing"; return 1; }
+    binaries_help || return 1
+    docker-compose -f docker-compose.yml config >"$work/compose.yml" || return 1
+    env_read "$work/base.yaml" "$work/production.yaml" deploy/k8s/examples/docflow-secrets.example.yaml \
+        --compose "$work/compose.yml"
+}
+
 # The validators must reject known-bad input, or a pass above means nothing.
 validators_reject_bad_input() {
     need_py || return 1
@@ -658,6 +729,9 @@ so = next(d for d in keda if d["kind"] == "ScaledObject")
 so["spec"]["maxReplicas"] = 20
 yaml.safe_dump_all(keda, open(f"{work}/bad-keda.yaml", "w"))
 del so["spec"]["maxReplicas"]
+worker = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "worker")
+worker["spec"]["template"]["spec"]["containers"][0]["env"].append({"name": "RABBITMQ_MAX_RETRIES", "value": "3"})
+yaml.safe_dump_all(docs, open(f"{work}/bad-env.yaml", "w"))
 prom = next(t for t in so["spec"]["triggers"] if t["type"] == "prometheus")
 prom["metadata"]["ignoreNullValues"] = "true"
 yaml.safe_dump_all(keda, open(f"{work}/bad-keda-null.yaml", "w"))
@@ -773,6 +847,9 @@ PY
         || ! grep -q 'dlq-admin: no PodDisruptionBudget selects its pods' "$work/bad.out"; then
         echo "the k8s contract accepted a Deployment without a PodDisruptionBudget"; rc=1
     fi
+    if [ -s "$work/help/worker.help" ] && env_read "$work/bad-env.yaml" >/dev/null 2>&1; then
+        echo "the env check accepted RABBITMQ_MAX_RETRIES on the worker, which reads no such setting"; rc=1
+    fi
     if promtool_available && printf 'groups:\n- name: x\n  rules:\n  - alert: X\n    expr: rate(x[5m] > 1\n' >"$work/bad-rules.yml" \
         && promtool check rules "$work/bad-rules.yml" >/dev/null 2>&1; then
         echo "promtool accepted a broken expression"; rc=1
@@ -858,6 +935,7 @@ check "k8s production overlay: kubectl kustomize | kubernetes-validate --strict 
 check "k8s example Secret: kubernetes-validate --strict ($K8S_VERSION)" \
     k8s_validate deploy/k8s/examples/docflow-secrets.example.yaml
 check "k8s base + production: probes, security, resources, env, PDBs, images" k8s_contract
+check "env vars each manifest and compose service sets are read by that binary (its --help)" env_vars_read
 check "KEDA ScaledObject: CRD schema, trigger metadata and references" keda_schema
 check "KEDA scaling: waiting + running summed, age per priority, replicas by the HPA formula" keda_scaling
 check "prometheus-operator: PodMonitors per Deployment, PrometheusRule = alerts.yml, CRD schema, promtool" \

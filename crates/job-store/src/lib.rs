@@ -13,6 +13,7 @@ pub mod outbox;
 pub mod results;
 pub mod rollups;
 mod row;
+pub mod schema;
 pub mod search;
 pub mod stats;
 pub mod tickets;

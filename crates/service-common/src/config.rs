@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use clap::Args;
 
+/// Where Postgres is and how to trust it: all a one-shot tool such as
+/// `docflow-migrate` needs.
 #[derive(Debug, Clone, Args)]
-pub struct DatabaseArgs {
+pub struct PostgresArgs {
     /// Postgres connection URL. TLS follows its `sslmode` as with libpq:
     /// `disable`, `prefer` (default), `require`, `verify-ca`, `verify-full`.
     #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/docflow")]
@@ -19,8 +21,34 @@ pub struct DatabaseArgs {
     /// too. An `sslrootcert` in DATABASE_URL wins over it.
     #[arg(long, env = "DATABASE_CA_FILE")]
     pub database_ca_file: Option<PathBuf>,
+}
 
-    /// Most connections this process opens to Postgres.
+impl PostgresArgs {
+    /// A lazy pool: nothing is dialled until first use.
+    pub async fn pool(&self, max_connections: u32, acquire_timeout: Duration) -> anyhow::Result<sqlx::PgPool> {
+        use anyhow::Context;
+        if let Some(ca) = &self.database_ca_file {
+            readable(ca, "DATABASE_CA_FILE")?;
+        }
+        job_store::connect_with_ca_file(
+            &self.database_url,
+            self.database_ca_file.as_deref(),
+            max_connections,
+            acquire_timeout,
+        )
+        .await
+        .context("invalid DATABASE_URL")
+    }
+}
+
+/// The database settings of a long-running service.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    #[command(flatten)]
+    pub postgres: PostgresArgs,
+
+    /// Most connections this process opens to Postgres (README, "Postgres
+    /// connections", adds them up per deployment).
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
     pub database_max_connections: u32,
 
@@ -29,10 +57,17 @@ pub struct DatabaseArgs {
     #[arg(long, env = "DATABASE_ACQUIRE_TIMEOUT_MS", default_value_t = 2000)]
     pub database_acquire_timeout_ms: u64,
 
-    /// Do not run pending migrations at start (for deployments that migrate
-    /// in a separate step).
+    /// Do not apply pending migrations at start: wait instead until
+    /// `docflow-migrate` (a separate step, the Kubernetes Job) has applied
+    /// every migration this build needs.
     #[arg(long, env = "SKIP_MIGRATIONS", default_value_t = false)]
     pub skip_migrations: bool,
+
+    /// With SKIP_MIGRATIONS, how long start-up waits for the schema (and for
+    /// Postgres itself) before the process exits non-zero. Keep it below the
+    /// startup probe's budget (failureThreshold x periodSeconds).
+    #[arg(long, env = "SCHEMA_WAIT_SECONDS", default_value_t = 90)]
+    pub schema_wait_seconds: u64,
 
     /// The gauges `/metrics` reads from Postgres (DLQ size, outbox backlog,
     /// queue depths) are refreshed at most this often, in milliseconds;
@@ -50,22 +85,15 @@ impl DatabaseArgs {
         Duration::from_millis(self.database_acquire_timeout_ms)
     }
 
-    /// Opens the pool and, unless told not to, applies pending migrations
-    /// (sqlx takes an advisory lock, so replicas starting together are safe).
+    /// Opens the pool and either applies pending migrations (sqlx takes an
+    /// advisory lock, so replicas starting together are safe) or, with
+    /// SKIP_MIGRATIONS, waits until someone else has.
     pub async fn connect(&self) -> anyhow::Result<sqlx::PgPool> {
         use anyhow::Context;
-        if let Some(ca) = &self.database_ca_file {
-            readable(ca, "DATABASE_CA_FILE")?;
-        }
-        let pool = job_store::connect_with_ca_file(
-            &self.database_url,
-            self.database_ca_file.as_deref(),
-            self.database_max_connections,
-            self.acquire_timeout(),
-        )
-        .await
-        .context("invalid DATABASE_URL")?;
-        if !self.skip_migrations {
+        let pool = self.postgres.pool(self.database_max_connections, self.acquire_timeout()).await?;
+        if self.skip_migrations {
+            crate::schema_wait::until_current(&pool, Duration::from_secs(self.schema_wait_seconds)).await?;
+        } else {
             job_store::MIGRATOR.run(&pool).await.context("running database migrations")?;
         }
         Ok(pool)

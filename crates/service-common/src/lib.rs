@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod process_metrics;
 pub mod request;
+pub mod schema_wait;
 pub mod shutdown;
 pub mod tokens;
 pub mod unread_body;

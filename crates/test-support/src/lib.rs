@@ -46,7 +46,8 @@ pub fn unique_suffix() -> String {
     Uuid::new_v4().simple().to_string()[..12].to_owned()
 }
 
-/// A freshly created, migrated database, dropped when this guard drops.
+/// A freshly created database, migrated unless made [`TestDb::unmigrated`],
+/// dropped when this guard drops.
 #[derive(Debug)]
 pub struct TestDb {
     pub pool: PgPool,
@@ -56,6 +57,13 @@ pub struct TestDb {
 
 impl TestDb {
     pub async fn new() -> TestDb {
+        let db = TestDb::unmigrated().await;
+        job_store::MIGRATOR.run(&db.pool).await.expect("migrations apply to a fresh database");
+        db
+    }
+
+    /// A freshly created, empty database (no migrations applied).
+    pub async fn unmigrated() -> TestDb {
         let name = format!("docflow_test_{}", unique_suffix());
         let admin = PgPoolOptions::new()
             .max_connections(1)
@@ -66,7 +74,6 @@ impl TestDb {
         admin.close().await;
         let url = database_url_for(&name);
         let pool = PgPoolOptions::new().max_connections(5).connect(&url).await.unwrap();
-        job_store::MIGRATOR.run(&pool).await.expect("migrations apply to a fresh database");
         TestDb { pool, name, url }
     }
 

@@ -86,9 +86,16 @@ impl ServiceProcess {
 
     /// Sends SIGTERM and waits for the exit.
     pub async fn terminate(&mut self, timeout: Duration) -> ExitStatus {
-        let mut child = self.child.take().expect("running");
+        let child = self.child.as_ref().expect("running");
         let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
         assert!(status.success());
+        self.exited(timeout).await
+    }
+
+    /// Waits for the process to exit by itself; kills it and panics past
+    /// `timeout`.
+    pub async fn exited(&mut self, timeout: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             if let Some(status) = child.try_wait().unwrap() {
@@ -96,7 +103,7 @@ impl ServiceProcess {
             }
             if tokio::time::Instant::now() > deadline {
                 let _ = child.kill();
-                panic!("{} did not exit within {timeout:?} of SIGTERM; log: {}", self.name, self.log.display());
+                panic!("{} did not exit within {timeout:?}; log: {}", self.name, self.log.display());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
