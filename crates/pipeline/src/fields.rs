@@ -450,6 +450,13 @@ const LABELS: &[(Label, u8, &str)] = &[
         2,
         r"(?:zahlbetrag|due\s+payable|amount\s+payable|rechnungsbeitrag|beitrag\s+gesamt|total\s+due|importe\s+a\s+pagar|da\s+pagare|netto\s+a\s+pagare)",
     ),
+    // "Beitrag inklusive 19 % Versicherungsteuer", "Betrag inkl. MwSt.":
+    // an amount that says it includes the tax is the gross.
+    (
+        Label::Total,
+        2,
+        r"(?:beitrag|betrag|summe|preis)\s+(?:inkl\.?|inklusive)\s+(?:\d{1,2}(?:[.,]\d{1,2})?\s*%\s+)?(?:ust|mwst|umsatzsteuer|mehrwertsteuer|versicherungs?steuer)\.?",
+    ),
     (Label::Supplier, 2, r"(?:vendedor|proveedor|emisor|fornitore|venditore|cedente|sprzedawca|dostawca|wystawca)"),
     (
         Label::Customer,
@@ -1056,6 +1063,11 @@ pub fn extract_fields(text: &str) -> InvoiceFields {
     let mut net_f = net_c.as_ref().map(|c| Field::new(c.value, conf(c)));
     let mut vat_f = vat_c.as_ref().map(|c| Field::new(c.value, conf(c)));
     let mut total_f = total_c.as_ref().map(|c| Field::new(c.value, conf(c)));
+    if stated_as_negative_credit(text, [&net_f, &vat_f], &total_f) {
+        for f in [&mut net_f, &mut vat_f, &mut total_f].into_iter().flatten() {
+            f.value = f.value.checked_neg().unwrap_or(f.value);
+        }
+    }
     // Net + VAT = total confirms all three; a mismatch casts doubt on all;
     // two of them give the third, with less confidence.
     let value = |f: &Option<Field<Amount>>| f.as_ref().map(|f| f.value);
@@ -1145,6 +1157,38 @@ pub fn extract_fields(text: &str) -> InvoiceFields {
     });
 
     fields
+}
+
+/// A line that opens with a credit note's title word ("Avoir AV-2017-0005",
+/// "Gutschrift Nr. 12", "Credit note"). Corrections ("Rechnungskorrektur",
+/// "Stornorechnung", BT-3 384) are not among them: they state their
+/// amounts with the sign they mean.
+static CREDIT_NOTE_TITLE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)^(?:avoir|credit\s*note|credit\s*memo|gutschrift|creditnota|creditfactuur|note\s+de\s+cr[ée]dit|nota\s+(?:di\s+|de\s+)?cr[ée]dito|abono)\b",
+    )
+    .expect("static regex")
+});
+/// How far down a document its title may be.
+const TITLE_LINES: usize = 40;
+
+/// A credit note's amounts are positive: EN 16931 lets the document type
+/// (BT-3 381) say that they are owed back. One printed with minus signs
+/// ("Total TTC -233,47 €") states the same magnitudes, so a negative total
+/// (with net and VAT not positive) under a credit note's title is reported
+/// as its magnitude. Elsewhere a negative total stays negative: that is a
+/// correction the document states.
+fn stated_as_negative_credit(text: &str, parts: [&Option<Field<Amount>>; 2], total: &Option<Field<Amount>>) -> bool {
+    let negative_total = total.as_ref().is_some_and(|t| t.value.cents() < 0);
+    let parts_not_positive = parts.iter().all(|f| f.as_ref().is_none_or(|f| f.value.cents() <= 0));
+    negative_total
+        && parts_not_positive
+        && text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .take(TITLE_LINES)
+            .any(|l| CREDIT_NOTE_TITLE.is_match(l))
 }
 
 /// Several VAT lines are either one VAT repeated (a table and the totals)
@@ -1387,6 +1431,31 @@ mod tests {
         assert_eq!(val(&extract_fields(text).invoice_number).as_deref(), Some("2026-0042"));
         let text = "Customer no. 77\nOrder number: 12345\nInvoice # INV-9\n";
         assert_eq!(val(&extract_fields(text).invoice_number).as_deref(), Some("INV-9"));
+    }
+
+    #[test]
+    fn a_credit_note_printed_with_minus_signs_gives_positive_amounts() {
+        let text = "Au bon moulin SARL\nAvoir AV-2017-0005\nDate de facture\t16/11/2017\n\
+            Total HT\t-218,48 €\nTotal taxes\t-14,99 €\nTotal TTC\t-233,47 €\n";
+        let f = extract_fields(text);
+        assert_eq!(val(&f.net_amount), Some(Amount::from_cents(21_848)));
+        assert_eq!(val(&f.vat_amount), Some(Amount::from_cents(1_499)));
+        assert_eq!(val(&f.total_amount), Some(Amount::from_cents(23_347)));
+        assert_eq!(f.total_amount.as_ref().unwrap().confidence, 0.98, "and they still add up");
+        // An invoice that states a negative total keeps it.
+        let text = "ACME Ltd\nInvoice 2026-17\nNet total: -100.00 EUR\nVAT: -20.00 EUR\nTotal: -120.00 EUR\n";
+        assert_eq!(val(&extract_fields(text).total_amount), Some(Amount::from_cents(-12_000)));
+        // So does a correction (BT-3 384), whose XML carries the minus too.
+        let text = "Rechnungskorrektur 471102\nNettobetrag -7,39 EUR\nUSt. -1,40 EUR\nBruttobetrag -8,79 EUR\n";
+        assert_eq!(val(&extract_fields(text).total_amount), Some(Amount::from_cents(-879)));
+    }
+
+    #[test]
+    fn an_amount_that_includes_the_tax_is_the_total() {
+        let text = "Beitragsrechnung Nr. 00.123.456.7\nKfz-Haftpflicht\t80,00 €\nVollkasko\t140,00 €\n\
+            vierteljährlicher Beitrag inklusive 19 % Versicherungsteuer\t220,00 €\n\
+            Ausstehende Forderung am Ausstellungstag\t220,00 €\nzu zahlender Beitrag\t440,00 €\n";
+        assert_eq!(val(&extract_fields(text).total_amount), Some(Amount::from_cents(22_000)));
     }
 
     #[test]

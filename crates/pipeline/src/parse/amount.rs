@@ -32,6 +32,10 @@ impl Amount {
     pub fn checked_sub(self, other: Amount) -> Option<Amount> {
         self.cents.checked_sub(other.cents).map(Amount::from_cents)
     }
+
+    pub fn checked_neg(self) -> Option<Amount> {
+        self.cents.checked_neg().map(Amount::from_cents)
+    }
 }
 
 impl fmt::Display for Amount {
