@@ -95,6 +95,15 @@ pub struct Config {
     #[arg(long, env = "BENCH_RATE_LIMIT", default_value_t = 0)]
     pub rate_limit: u32,
 
+    /// Postgres TLS for the services under test: the `sslmode` of their
+    /// DATABASE_URL. `prefer` is what a URL without one gets, TLS whenever
+    /// the server offers it (Debian's Postgres does, `ssl = on`); `disable`
+    /// measures the platform without it. The counts phase always runs
+    /// without TLS (its proxies read the protocol).
+    #[arg(long, env = "BENCH_DATABASE_SSLMODE", default_value = "prefer",
+          value_parser = ["disable", "prefer", "require"])]
+    pub database_sslmode: String,
+
     /// Give up on a phase whose jobs are not all final after this many seconds.
     #[arg(long, env = "BENCH_PHASE_TIMEOUT_SECONDS", default_value_t = 300.0)]
     pub phase_timeout_seconds: f64,

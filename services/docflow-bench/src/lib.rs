@@ -52,6 +52,7 @@ pub async fn run(config: Config) -> anyhow::Result<report::Report> {
         "repeat": config.repeat,
         "warmup_jobs": config.warmup_jobs,
         "RATE_LIMIT_PER_SECOND": config.rate_limit,
+        "DATABASE_URL sslmode": config.database_sslmode,
         "binaries": bins.worker.parent().map(|p| p.display().to_string()),
         "document": format!("text invoice, ~{} bytes", documents.first().map(|d| d.1).unwrap_or(0)),
     });

@@ -161,6 +161,7 @@ impl Runner {
             &self.blob_dir,
             self.config.rate_limit,
             self.config.worker_concurrency,
+            &self.config.database_sslmode,
             setup,
         )
         .await

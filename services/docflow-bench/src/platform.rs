@@ -133,6 +133,7 @@ impl Platform {
         blob_dir: &Path,
         rate_limit: u32,
         worker_concurrency: usize,
+        sslmode: &str,
         setup: &Setup,
     ) -> anyhow::Result<Platform> {
         let db = TestDb::new().await;
@@ -143,7 +144,7 @@ impl Platform {
         let log_dir = work_dir.join(format!("logs-{}", broker.namespace));
         std::fs::create_dir_all(&log_dir)?;
         let env: HashMap<String, String> = [
-            ("DATABASE_URL", db.url.clone()),
+            ("DATABASE_URL", format!("{}?sslmode={sslmode}", db.url)),
             ("AMQP_URL", broker.amqp_url.clone()),
             ("DOCFLOW_NAMESPACE", broker.namespace.clone()),
             ("BLOB_STORE_URL", format!("file://{}", blob_dir.display())),
