@@ -56,14 +56,19 @@ else
     echo "psql not found (sudo apt-get install postgresql-client): not creating database $db_name; it must exist" >&2
 fi
 
-# name:port, in start order (ingest-api first: it applies the migrations).
+# name:port, in start order.
 services=(ingest-api:8080 worker:8083 dlq-admin:8081 metrics-tracker:8082)
-bins=()
+bins=(--bin docflow-migrate)
 for entry in "${services[@]}"; do
     name=${entry%%:*}
     [ -d "services/$name" ] && bins+=(--bin "$name")
 done
 cargo build "${bins[@]}"
+
+# Migrations as a deployment runs them: one step first, then services that
+# only check the schema (README, "Migrations").
+target/debug/docflow-migrate
+export SKIP_MIGRATIONS=true
 
 pids=()
 cleanup() { [ ${#pids[@]} -gt 0 ] && kill -TERM "${pids[@]}" 2>/dev/null; wait 2>/dev/null || true; }

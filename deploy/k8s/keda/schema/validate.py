@@ -23,12 +23,14 @@ usage: validate.py KEDA_RENDER.yaml BASE_RENDER.yaml EXAMPLE_SECRET.yaml
 Prints one line per problem and exits 1 if there is any; exits 0 silently otherwise.
 """
 
-import json
 import pathlib
 import sys
 
-import jsonschema
 import yaml
+
+# deploy/k8s/crd_subset.py, shared with the other custom-resource check.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
+from crd_subset import load_all, name_of, ns, report, schema_problems  # noqa: E402
 
 SCHEMA_PATH = pathlib.Path(__file__).with_name("keda-v1alpha1.schema.json")
 
@@ -50,43 +52,22 @@ def positive_number(text):
         return False
 
 
-def load_all(path):
-    with open(path) as f:
-        return [d for d in yaml.safe_load_all(f) if d]
-
-
-def name_of(doc):
-    return f"{doc.get('kind')}/{(doc.get('metadata') or {}).get('name')}"
-
-
 def main(argv):
     if len(argv) != 4:
         print("usage: validate.py KEDA_RENDER.yaml BASE_RENDER.yaml EXAMPLE_SECRET.yaml", file=sys.stderr)
         return 2
     keda_docs, base_docs, secret_docs = (load_all(p) for p in argv[1:])
-    schema = json.loads(SCHEMA_PATH.read_text())
-    jsonschema.Draft202012Validator.check_schema(schema)
     problems = []
 
     if not keda_docs:
         problems.append("no KEDA resources found")
 
     # 1. schema
-    for doc in keda_docs:
-        kind = doc.get("kind")
-        if kind not in ("ScaledObject", "TriggerAuthentication"):
-            problems.append(f"{name_of(doc)}: unexpected kind (schema covers ScaledObject, TriggerAuthentication)")
-            continue
-        validator = jsonschema.Draft202012Validator({"$ref": f"#/$defs/{kind}", **schema})
-        for err in sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path)):
-            path = ".".join(str(p) for p in err.absolute_path) or "(root)"
-            problems.append(f"{name_of(doc)}: {path}: {err.message}")
+    problems += schema_problems(keda_docs, SCHEMA_PATH, ("ScaledObject", "TriggerAuthentication"))
     if problems:
         return report(problems)
 
     # 2. semantics and cross-references
-    def ns(doc):
-        return doc["metadata"].get("namespace", "default")
 
     auths = {(ns(d), d["metadata"]["name"]) for d in keda_docs if d["kind"] == "TriggerAuthentication"}
     deployments = {(ns(d), d["metadata"]["name"]) for d in base_docs if d.get("kind") == "Deployment"}
@@ -167,12 +148,6 @@ def main(argv):
                 problems.append(f"{name_of(ta)}: Secret {ref['name']!r} has no key {ref['key']!r}")
 
     return report(problems)
-
-
-def report(problems):
-    for p in problems:
-        print(p)
-    return 1 if problems else 0
 
 
 if __name__ == "__main__":

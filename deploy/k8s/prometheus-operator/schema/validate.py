@@ -21,28 +21,17 @@ With RULES_OUT, writes the PrometheusRule's spec as a rule file, for
 any; exits 0 silently otherwise.
 """
 
-import json
 import pathlib
 import sys
 
-import jsonschema
 import yaml
+
+# deploy/k8s/crd_subset.py, shared with the other custom-resource check.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
+from crd_subset import load_all, name_of, ns, report, schema_problems  # noqa: E402
 
 SCHEMA_PATH = pathlib.Path(__file__).with_name("monitoring-v1.schema.json")
 KINDS = ("PodMonitor", "PrometheusRule")
-
-
-def load_all(path):
-    with open(path) as f:
-        return [d for d in yaml.safe_load_all(f) if d]
-
-
-def name_of(doc):
-    return f"{doc.get('kind')}/{(doc.get('metadata') or {}).get('name')}"
-
-
-def ns(doc):
-    return doc["metadata"].get("namespace", "default")
 
 
 def selects(selector, labels):
@@ -65,22 +54,12 @@ def main(argv):
     docs, base_docs = load_all(argv[1]), load_all(argv[2])
     with open(argv[3]) as f:
         alerts = yaml.safe_load(f)
-    schema = json.loads(SCHEMA_PATH.read_text())
-    jsonschema.Draft202012Validator.check_schema(schema)
     problems = []
 
     if not docs:
         problems.append("no prometheus-operator resources found")
     # 1. schema
-    for doc in docs:
-        kind = doc.get("kind")
-        if kind not in KINDS:
-            problems.append(f"{name_of(doc)}: unexpected kind (the schema covers {', '.join(KINDS)})")
-            continue
-        validator = jsonschema.Draft202012Validator({"$ref": f"#/$defs/{kind}", **schema})
-        for err in sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path)):
-            path = ".".join(str(p) for p in err.absolute_path) or "(root)"
-            problems.append(f"{name_of(doc)}: {path}: {err.message}")
+    problems += schema_problems(docs, SCHEMA_PATH, KINDS)
     if problems:
         return report(problems)
 
@@ -138,12 +117,6 @@ def main(argv):
                 yaml.safe_dump({"groups": groups}, f, sort_keys=False)
 
     return report(problems)
-
-
-def report(problems):
-    for p in problems:
-        print(p)
-    return 1 if problems else 0
 
 
 if __name__ == "__main__":
