@@ -6,11 +6,19 @@ use job_model::{AttemptOutcome, JobPriority};
 use metrics_tracker::retention::{Swept, sweep};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, event_with};
+use crate::helpers::{Options, TestApp, event_with};
 
 #[tokio::test]
 async fn the_sweep_deletes_old_raw_rows_and_keeps_rollups() {
-    let app = TestApp::spawn().await;
+    // The service's own sweep (at start, then every interval) keeps far more
+    // than the test's, so only the test's sweeps below delete: on a loaded
+    // machine the start-up sweep could otherwise run after the events landed
+    // and leave the test's first sweep nothing to count.
+    let app = TestApp::spawn_with(Options {
+        args: ["--raw-retention-hours", "100000", "--rollup-retention-days", "100000"].map(String::from).to_vec(),
+        ..Default::default()
+    })
+    .await;
     let now = Utc::now();
     let old = event_with(
         Uuid::now_v7(),
