@@ -39,6 +39,15 @@ impl SchemaState {
     }
 }
 
+/// What to do about a migration that failed part-way: said the same by the
+/// migrator and by a service waiting for the schema.
+pub fn dirty_advice(version: i64) -> String {
+    format!(
+        "migration {version} failed part-way (_sqlx_migrations.success = false): repair the database by hand, \
+         delete that row, and run docflow-migrate again"
+    )
+}
+
 /// The schema's state. An applied migration whose checksum differs from this
 /// build's (its file was edited after it ran) is an error, as it is for
 /// `MIGRATOR.run`: no amount of waiting fixes it.
@@ -84,8 +93,12 @@ pub async fn apply(pool: &PgPool) -> Result<Vec<PendingMigration>, MigrateError>
     let mut conn = pool.acquire().await?;
     conn.lock().await?;
     let applied = apply_locked(&mut conn).await;
-    conn.unlock().await?;
-    applied
+    // A failed migration's error matters more than a failed unlock (the lock
+    // goes with the session anyway).
+    let unlocked = conn.unlock().await;
+    let applied = applied?;
+    unlocked?;
+    Ok(applied)
 }
 
 async fn apply_locked(conn: &mut PgConnection) -> Result<Vec<PendingMigration>, MigrateError> {

@@ -25,9 +25,7 @@ pub async fn until_current(pool: &PgPool, limit: Duration) -> anyhow::Result<()>
                 tracing::info!(schema.version = version, "schema is current");
                 return Ok(());
             }
-            Ok(SchemaState::Dirty { version }) => anyhow::bail!(
-                "migration {version} failed part-way (_sqlx_migrations.success = false): repair it, then run docflow-migrate"
-            ),
+            Ok(SchemaState::Dirty { version }) => anyhow::bail!(schema::dirty_advice(version)),
             Ok(SchemaState::Behind { pending }) => {
                 let first = &pending[0];
                 format!(

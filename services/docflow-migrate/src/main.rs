@@ -11,6 +11,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use job_store::schema::{self, SchemaState};
 use service_common::config::PostgresArgs;
+use sqlx::migrate::MigrateError;
 
 /// Applies docflow's pending Postgres migrations (the default), or reports
 /// where the schema stands. Run it once per deployment before the services,
@@ -63,13 +64,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(if before.is_current() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_NOT_CURRENT) })
         }
         Command::Run => {
-            if let SchemaState::Dirty { version } = before {
-                anyhow::bail!(
-                    "migration {version} failed part-way earlier (_sqlx_migrations.success = false): repair the \
-                     database by hand, delete that row, and run again"
-                );
-            }
-            for migration in schema::apply(&pool).await.context("applying migrations")? {
+            let applied = match schema::apply(&pool).await {
+                Err(MigrateError::Dirty(version)) => anyhow::bail!(schema::dirty_advice(version)),
+                applied => applied.context("applying migrations")?,
+            };
+            for migration in applied {
                 println!("applied {} {}", migration.version, migration.description);
             }
             let after = schema::state(&pool).await.context("reading the schema after migrating")?;
@@ -85,7 +84,7 @@ async fn reachable_state(pool: &sqlx::PgPool, wait: Duration) -> anyhow::Result<
     loop {
         match schema::state(pool).await {
             Ok(state) => return Ok(state),
-            Err(sqlx::migrate::MigrateError::Execute(error)) if unreachable(&error) => {
+            Err(MigrateError::Execute(error)) if unreachable(&error) => {
                 if tokio::time::Instant::now() >= deadline {
                     anyhow::bail!("Postgres not reachable within {} s: {error}", wait.as_secs());
                 }

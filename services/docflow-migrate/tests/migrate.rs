@@ -169,3 +169,27 @@ async fn a_service_gives_up_when_the_schema_never_comes() {
     assert!(log.contains("SKIP_MIGRATIONS is set and the schema is not current after 2 s"), "{log}");
     assert!(log.contains("docflow-migrate applies them"), "{log}");
 }
+
+#[tokio::test]
+async fn a_service_does_not_wait_on_a_failed_migration() {
+    let db = TestDb::new().await;
+    let latest = job_store::schema::latest_version();
+    sqlx::query("UPDATE _sqlx_migrations SET success = false WHERE version = $1")
+        .bind(latest)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("blobs")).unwrap();
+    // A wait far longer than the exit below may take: waiting cannot mend it.
+    let mut ingest = ServiceProcess::spawn(
+        "ingest-api",
+        &sibling_binary(MIGRATE, "ingest-api"),
+        &ingest_env(&db, dir.path(), "600"),
+        dir.path(),
+    );
+    let status = ingest.exited(Duration::from_secs(60)).await;
+    assert!(!status.success());
+    let log = ingest.log_text();
+    assert!(log.contains(&job_store::schema::dirty_advice(latest)), "{log}");
+}
