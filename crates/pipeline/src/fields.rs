@@ -1063,7 +1063,7 @@ pub fn extract_fields(text: &str) -> InvoiceFields {
     let mut net_f = net_c.as_ref().map(|c| Field::new(c.value, conf(c)));
     let mut vat_f = vat_c.as_ref().map(|c| Field::new(c.value, conf(c)));
     let mut total_f = total_c.as_ref().map(|c| Field::new(c.value, conf(c)));
-    if stated_as_negative_credit(text, [&net_f, &vat_f], &total_f) {
+    if stated_as_negative_credit(&raw_lines, [&net_f, &vat_f], &total_f) {
         for f in [&mut net_f, &mut vat_f, &mut total_f].into_iter().flatten() {
             f.value = f.value.checked_neg().unwrap_or(f.value);
         }
@@ -1175,20 +1175,18 @@ const TITLE_LINES: usize = 40;
 /// A credit note's amounts are positive: EN 16931 lets the document type
 /// (BT-3 381) say that they are owed back. One printed with minus signs
 /// ("Total TTC -233,47 €") states the same magnitudes, so a negative total
-/// (with net and VAT not positive) under a credit note's title is reported
+/// (with net and VAT not positive) under a credit note's title (among the
+/// document's first non-empty, trimmed `lines`) is reported
 /// as its magnitude. Elsewhere a negative total stays negative: that is a
 /// correction the document states.
-fn stated_as_negative_credit(text: &str, parts: [&Option<Field<Amount>>; 2], total: &Option<Field<Amount>>) -> bool {
+fn stated_as_negative_credit(
+    lines: &[&str],
+    parts: [&Option<Field<Amount>>; 2],
+    total: &Option<Field<Amount>>,
+) -> bool {
     let negative_total = total.as_ref().is_some_and(|t| t.value.cents() < 0);
     let parts_not_positive = parts.iter().all(|f| f.as_ref().is_none_or(|f| f.value.cents() <= 0));
-    negative_total
-        && parts_not_positive
-        && text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .take(TITLE_LINES)
-            .any(|l| CREDIT_NOTE_TITLE.is_match(l))
+    negative_total && parts_not_positive && lines.iter().take(TITLE_LINES).any(|l| CREDIT_NOTE_TITLE.is_match(l))
 }
 
 /// Several VAT lines are either one VAT repeated (a table and the totals)
