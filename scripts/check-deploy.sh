@@ -706,7 +706,7 @@ env_vars_read() {
     [ -s "$work/base.yaml" ] && [ -s "$work/production.yaml" ] || { echo "base or production render missing"; return 1; }
     binaries_help || return 1
     docker-compose -f docker-compose.yml config >"$work/compose.yml" || return 1
-    env_read "$work/base.yaml" "$work/production.yaml" deploy/k8s/examples/docflow-secrets.example.yaml \
+    env_read "$work/base.yaml" "$work/production.yaml" \
         --compose "$work/compose.yml"
 }
 

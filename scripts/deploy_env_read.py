@@ -7,15 +7,17 @@ HELP_DIR holds `<binary>.help`, each binary's `--help` output: clap prints
 A variable no setting names is silently ignored by the binary, which is how
 `RABBITMQ_MAX_RETRIES` once sat on four Deployments and worked on one.
 
-Checked: each container's `env`, the keys of every ConfigMap it takes through
-`envFrom` (and, from --sources, the commented-out `# KEY: value` lines of
-those ConfigMaps and Secrets, which an operator uncomments as they are), and
-each docker-compose service's environment. Read by libraries, not by clap:
+Checked: each container's `env`; the keys of every ConfigMap and Secret it
+takes through `envFrom`, from the render and from --sources (their data keys
+and their commented-out `# KEY: value` lines, which an operator uncomments as
+they are; a Secret made out of band is in the sources only); and each
+docker-compose service's environment. Read by libraries, not by clap:
 OTEL_RESOURCE_ATTRIBUTES (the OpenTelemetry SDK, in every traced service),
 the blob store providers' AWS_*/AZURE_*/GOOGLE_* (object_store, in binaries
 that take BLOB_STORE_URL), and a variable used only as `$(NAME)` in another.
 """
 
+import argparse
 import os
 import re
 import sys
@@ -45,8 +47,11 @@ def allowed(binary_env, name, others):
     return any(f"$({name})" in str(v) for v in others)
 
 
-def commented_keys(sources):
-    """{(kind, name): keys} of the commented `# KEY: value` lines per document."""
+def source_keys(sources):
+    """{(kind, name): keys} of each ConfigMap and Secret in the source files:
+    its data keys and its commented `# KEY: value` lines. (A Secret created
+    out of band, like the example ones, is in no render: its keys come from
+    here alone.)"""
     out = {}
     for path in sources:
         for chunk in open(path).read().split("\n---"):
@@ -54,18 +59,19 @@ def commented_keys(sources):
             if not doc or doc.get("kind") not in ("ConfigMap", "Secret"):
                 continue
             keys = {m.group(1) for line in chunk.splitlines() if (m := COMMENTED_KEY.match(line))}
+            keys |= set(doc.get("data") or {}) | set(doc.get("stringData") or {})
             out.setdefault((doc["kind"], doc["metadata"]["name"]), set()).update(keys)
     return out
 
 
-def check_render(path, helps, commented, problems):
+def check_render(path, helps, from_sources, problems):
     docs = [d for d in yaml.safe_load_all(open(path)) if d]
     maps = {}
     for d in docs:
         if d["kind"] in ("ConfigMap", "Secret"):
             keys = set(d.get("data") or {}) | set(d.get("stringData") or {})
-            maps[(d["kind"], d["metadata"]["name"])] = keys | commented.get((d["kind"], d["metadata"]["name"]), set())
-    for key, keys in commented.items():
+            maps[(d["kind"], d["metadata"]["name"])] = keys
+    for key, keys in from_sources.items():
         maps.setdefault(key, set()).update(keys)
     for d in docs:
         if d["kind"] not in ("Deployment", "Job", "StatefulSet", "DaemonSet"):
@@ -115,20 +121,13 @@ def check_compose(path, helps, problems):
 
 
 def main(argv):
-    help_dir, rest = argv[0], argv[1:]
-    renders, compose, sources = [], None, []
-    mode = "renders"
-    for arg in rest:
-        if arg == "--compose":
-            mode = "compose"
-        elif arg == "--sources":
-            mode = "sources"
-        elif mode == "compose":
-            compose = arg
-        elif mode == "sources":
-            sources.append(arg)
-        else:
-            renders.append(arg)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("help_dir")
+    parser.add_argument("renders", nargs="*")
+    parser.add_argument("--compose")
+    parser.add_argument("--sources", nargs="*", default=[])
+    args = parser.parse_args(argv)
+    help_dir, renders, compose, sources = args.help_dir, args.renders, args.compose, args.sources
     helps = read_helps(help_dir)
     if not helps:
         print(f"no <binary>.help files in {help_dir}")
@@ -138,9 +137,9 @@ def main(argv):
         print(f"no [env: ...] in the --help of {empty}: clap's env feature off, or the help format changed")
         return 1
     problems = []
-    commented = commented_keys(sources)
+    from_sources = source_keys(sources)
     for path in renders:
-        check_render(path, helps, commented, problems)
+        check_render(path, helps, from_sources, problems)
     if compose:
         check_compose(compose, helps, problems)
     print("\n".join(problems))
