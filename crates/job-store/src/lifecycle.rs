@@ -5,14 +5,16 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use job_model::{AttemptOutcome, AttemptOutputs, JobMetadata, JobStatus, OutboxMessage, StageTiming};
+use job_model::{JobMetadata, JobStatus, OutboxMessage};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::error::{StoreError, StoreResult};
 use crate::outbox;
 use crate::row::{self, query_jobs};
+
+mod outcomes;
+pub use outcomes::{AttemptRecord, record_attempt, record_attempts};
 
 /// What a claim found.
 #[derive(Debug, Clone, PartialEq)]
@@ -136,95 +138,6 @@ pub async fn release_lease(pool: &PgPool, job_id: Uuid, worker: &str) -> StoreRe
     .execute(pool)
     .await?;
     Ok(updated.rows_affected() == 1)
-}
-
-/// How an attempt ended, with everything to record about it.
-#[derive(Debug, Clone)]
-pub struct AttemptRecord {
-    pub job_id: Uuid,
-    pub attempt: i32,
-    pub outcome: AttemptOutcome,
-    pub error_message: Option<String>,
-    pub error_stage: Option<String>,
-    pub stages: Vec<StageTiming>,
-    /// Retry, dead-letter and execution-event messages, published through
-    /// the outbox so that they exist if and only if this record commits.
-    pub messages: Vec<OutboxMessage>,
-    /// The result row and tickets the stages produced.
-    pub outputs: AttemptOutputs,
-    pub detail: serde_json::Value,
-}
-
-/// Records an attempt's end in one transaction: status, event, stage
-/// timings, the stages' outputs (result row, tickets) and outbox messages.
-/// Returns false (and writes nothing) when this worker no longer holds the
-/// lease for this attempt, so an attempt that lost its lease never writes.
-pub async fn record_attempt(pool: &PgPool, worker: &str, record: &AttemptRecord) -> StoreResult<bool> {
-    let to = JobStatus::Processing
-        .transition(record.outcome.status())
-        .map_err(|e| StoreError::invariant(format!("job {}: {e}", record.job_id)))?;
-    let mut tx = pool.begin().await?;
-    let updated = sqlx::query!(
-        "UPDATE jobs SET status = $3, error_message = $4, error_stage = $5, \
-             retry_count = retry_count + CASE WHEN $3 = 'RETRYING' THEN 1 ELSE 0 END, \
-             lease_owner = NULL, lease_expires_at = NULL, updated_at = now(), \
-             completed_at = CASE WHEN $3 IN ('COMPLETED', 'FAILED') THEN now() ELSE completed_at END, \
-             dlq_at = CASE WHEN $3 = 'DLQ' THEN now() ELSE dlq_at END \
-         WHERE job_id = $1 AND lease_owner = $2 AND status = 'PROCESSING' AND attempt = $6",
-        record.job_id,
-        worker,
-        to.as_str(),
-        record.error_message,
-        record.error_stage,
-        record.attempt,
-    )
-    .execute(&mut *tx)
-    .await?;
-    if updated.rows_affected() != 1 {
-        tx.rollback().await?;
-        return Ok(false);
-    }
-    crate::jobs::record_event(&mut tx, record.job_id, Some(JobStatus::Processing), to, worker, record.detail.clone())
-        .await?;
-    insert_stages(&mut tx, record).await?;
-    crate::results::write(&mut tx, record.job_id, record.attempt, &record.outputs).await?;
-    outbox::enqueue_all(&mut tx, &record.messages).await?;
-    tx.commit().await?;
-    Ok(true)
-}
-
-/// All stage rows of an attempt in one statement.
-async fn insert_stages(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, record: &AttemptRecord) -> StoreResult<()> {
-    if record.stages.is_empty() {
-        return Ok(());
-    }
-    let s = &record.stages;
-    let seqs: Vec<i16> = s.iter().map(|t| t.seq).collect();
-    let names: Vec<String> = s.iter().map(|t| t.stage.clone()).collect();
-    let statuses: Vec<String> = s.iter().map(|t| t.status.clone()).collect();
-    let starts: Vec<DateTime<Utc>> = s.iter().map(|t| t.started_at).collect();
-    let durations: Vec<f64> = s.iter().map(|t| t.duration_ms).collect();
-    let items: Vec<i64> = s.iter().map(|t| t.items_processed).collect();
-    let bytes: Vec<i64> = s.iter().map(|t| t.bytes_processed).collect();
-    let errors: Vec<Option<String>> = s.iter().map(|t| t.error.clone()).collect();
-    sqlx::query!(
-        "INSERT INTO job_stages (job_id, attempt, seq, stage, status, started_at, duration_ms, items_processed, bytes_processed, error) \
-         SELECT $1, $2, * FROM UNNEST($3::smallint[], $4::text[], $5::text[], $6::timestamptz[], $7::float8[], $8::int8[], $9::int8[], $10::text[]) \
-         ON CONFLICT (job_id, attempt, seq) DO NOTHING",
-        record.job_id,
-        record.attempt,
-        &seqs,
-        &names,
-        &statuses,
-        &starts,
-        &durations,
-        &items,
-        &bytes,
-        &errors as _,
-    )
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 /// Finds running jobs whose lease expired (their worker died or hung) and

@@ -21,6 +21,7 @@ use tracing::Instrument;
 
 use crate::messages;
 use crate::metrics::{DropLabels, OutcomeLabels, StageLabels, WorkerMetrics};
+use crate::outcomes::{OutcomeWriter, RecordError};
 
 /// What every job task shares.
 pub struct Executor {
@@ -36,6 +37,8 @@ pub struct Executor {
     pub lease: Duration,
     pub max_crashes: i32,
     pub metrics: WorkerMetrics,
+    /// Records finished attempts, several per statement under load.
+    pub outcomes: OutcomeWriter,
 }
 
 #[async_trait::async_trait]
@@ -162,10 +165,13 @@ impl Executor {
     /// Writes the attempt's outcome; acks only once it is committed.
     async fn commit(&self, job: &JobMetadata, record: AttemptRecord, abort: &CancellationToken) -> Settle {
         let outcome = record.outcome;
+        let record = Arc::new(record);
         let committed =
-            self.with_db_retry(abort, || lifecycle::record_attempt(&self.pool, &self.worker_id, &record)).await;
-        match committed {
-            Some(true) => {
+            broker::backoff::retry_transient(abort, "recording the outcome", RecordError::is_unavailable, || {
+                self.outcomes.record(record.clone())
+            });
+        match committed.await {
+            Some(Ok(true)) => {
                 self.relay.wake();
                 let span = tracing::Span::current();
                 span.record("docflow.outcome", outcome.as_str());
@@ -175,9 +181,13 @@ impl Executor {
                 tracing::info!(job_id = %job.job_id, attempt = job.attempt, outcome = outcome.as_str(), "attempt recorded");
                 Settle::Ack
             }
-            Some(false) => {
+            Some(Ok(false)) => {
                 self.metrics.dropped.get_or_create(&DropLabels { reason: "lease_lost" }).inc();
                 Settle::Ack
+            }
+            Some(Err(error)) => {
+                tracing::error!(%error, job_id = %job.job_id, "recording the outcome failed for good; giving the delivery back");
+                Settle::Requeue
             }
             None => Settle::Requeue,
         }

@@ -9,6 +9,7 @@ mod http;
 mod messages;
 mod metrics;
 mod noop;
+mod outcomes;
 mod reaper;
 pub mod startup;
 

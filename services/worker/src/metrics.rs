@@ -44,6 +44,8 @@ pub struct WorkerMetrics {
     pub crashes_recovered: Counter,
     pub rescued: Counter,
     pub in_flight: Gauge,
+    /// Attempts recorded per commit (group commit, `outcomes`).
+    pub outcome_group_size: Histogram,
 }
 
 impl WorkerMetrics {
@@ -56,6 +58,7 @@ impl WorkerMetrics {
             crashes_recovered: Counter::default(),
             rescued: Counter::default(),
             in_flight: Gauge::default(),
+            outcome_group_size: Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0].into_iter()),
         };
         registry.register(
             "docflow_worker_attempts",
@@ -88,6 +91,11 @@ impl WorkerMetrics {
             m.rescued.clone(),
         );
         registry.register("docflow_worker_jobs_in_flight", "Jobs running in this process", m.in_flight.clone());
+        registry.register(
+            "docflow_worker_outcome_group_size",
+            "Attempts whose outcomes this process recorded in one statement (group commit)",
+            m.outcome_group_size.clone(),
+        );
         m
     }
 }

@@ -81,6 +81,12 @@ impl Application {
             worker_id: worker_id.clone(),
             lease: config.lease(),
             max_crashes: config.max_crashes,
+            outcomes: crate::outcomes::OutcomeWriter::start(
+                pool.clone(),
+                worker_id.clone(),
+                config.worker_count.max(1),
+                metrics.outcome_group_size.clone(),
+            ),
             metrics: metrics.clone(),
         });
         let consumer = Consumer::new(

@@ -9,6 +9,7 @@ mod chaos;
 mod connections;
 mod conventions;
 mod faults;
+mod group_commit;
 mod hostile;
 mod metrics_report;
 mod priority;
