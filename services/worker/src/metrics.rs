@@ -58,7 +58,7 @@ impl WorkerMetrics {
             crashes_recovered: Counter::default(),
             rescued: Counter::default(),
             in_flight: Gauge::default(),
-            outcome_group_size: Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0].into_iter()),
+            outcome_group_size: Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
         };
         registry.register(
             "docflow_worker_attempts",

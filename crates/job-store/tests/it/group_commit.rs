@@ -10,7 +10,7 @@ use job_store::lifecycle::{self, AttemptRecord, ClaimOutcome};
 use test_support::TestDb;
 use uuid::Uuid;
 
-use crate::outputs::{LEASE, record, submit};
+use crate::outputs::{LEASE, expire_lease, record, submit};
 
 fn stage(seq: i16, error: Option<&str>) -> StageTiming {
     StageTiming {
@@ -77,11 +77,7 @@ async fn a_group_records_each_attempt_that_holds_its_lease_and_only_those() {
         claim(&db, job_id, "w1").await;
     }
     // `lost`'s lease expired and another worker took it over.
-    sqlx::query("UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE job_id = $1")
-        .bind(lost)
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    expire_lease(&db, lost).await;
     claim(&db, lost, "w2").await;
 
     let records = [
@@ -144,11 +140,7 @@ async fn a_stale_attempt_in_the_same_group_as_the_jobs_next_attempt_writes_nothi
     let db = TestDb::new().await;
     let job_id = submit(&db).await;
     claim(&db, job_id, "w1").await;
-    sqlx::query("UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE job_id = $1")
-        .bind(job_id)
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    expire_lease(&db, job_id).await;
     // The same worker claims it again (the reaper queued it while attempt 1
     // hung), and both attempts finish at once.
     claim(&db, job_id, "w1").await;

@@ -44,6 +44,15 @@ pub async fn submit(db: &TestDb) -> Uuid {
     job_id
 }
 
+/// The job's lease runs out, as when its worker hangs or dies.
+pub async fn expire_lease(db: &TestDb, job_id: Uuid) {
+    sqlx::query("UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE job_id = $1")
+        .bind(job_id)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+}
+
 fn outputs(attempt: i32) -> AttemptOutputs {
     AttemptOutputs {
         result: Some(ResultRecord {
@@ -105,11 +114,7 @@ async fn an_attempt_that_lost_its_lease_writes_no_outputs() {
     let job_id = submit(&db).await;
     assert!(matches!(lifecycle::claim(&db.pool, job_id, "w1", LEASE, None).await.unwrap(), ClaimOutcome::Claimed(_)));
     // The lease expires and another worker claims the job (attempt 2).
-    sqlx::query("UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE job_id = $1")
-        .bind(job_id)
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    expire_lease(&db, job_id).await;
     assert!(matches!(lifecycle::claim(&db.pool, job_id, "w2", LEASE, None).await.unwrap(), ClaimOutcome::Claimed(_)));
 
     let committed = lifecycle::record_attempt(&db.pool, "w1", &record(job_id, 1, AttemptOutcome::Completed)).await;

@@ -39,7 +39,8 @@ async fn attempts_that_finish_while_the_writes_are_held_share_one_commit() {
     // observed before its outcome is handed to the writer).
     eventually(Duration::from_secs(60), "six attempts waiting to be recorded", || async {
         let metrics = scrape().await?;
-        let finished = sample(&metrics, "docflow_worker_job_duration_seconds_count{outcome=\"completed\",priority=\"normal\"}")?;
+        let finished =
+            sample(&metrics, "docflow_worker_job_duration_seconds_count{outcome=\"completed\",priority=\"normal\"}")?;
         (finished >= 6.0).then_some(())
     })
     .await;
