@@ -90,6 +90,12 @@ pub struct Config {
     #[arg(long, env = "BENCH_WORKER_CONCURRENCY", default_value_t = 4)]
     pub worker_concurrency: usize,
 
+    /// WORKER_PREFETCH_COUNT of each worker process: unacked deliveries per
+    /// queue. At most this many jobs of one priority run at once, however
+    /// large WORKER_COUNT is.
+    #[arg(long, env = "BENCH_WORKER_PREFETCH", default_value_t = 4)]
+    pub worker_prefetch: u16,
+
     /// RATE_LIMIT_PER_SECOND given to ingest-api; 0 turns the per-key limit
     /// off (the default 500/s would cap a single-key benchmark).
     #[arg(long, env = "BENCH_RATE_LIMIT", default_value_t = 0)]

@@ -44,6 +44,7 @@ pub async fn run(config: Config) -> anyhow::Result<report::Report> {
         "clients": config.clients,
         "workers": config.workers,
         "worker_concurrency (WORKER_COUNT)": config.worker_concurrency,
+        "worker_prefetch (WORKER_PREFETCH_COUNT)": config.worker_prefetch,
         "paced_rates": config.paced_rates,
         "paced_seconds": config.paced_seconds,
         "low_backlog": config.low_backlog,

@@ -155,16 +155,7 @@ impl Runner {
     }
 
     async fn platform(&self, setup: &Setup) -> anyhow::Result<Platform> {
-        Platform::start(
-            &self.bins,
-            &self.work_dir,
-            &self.blob_dir,
-            self.config.rate_limit,
-            self.config.worker_concurrency,
-            &self.config.database_sslmode,
-            setup,
-        )
-        .await
+        Platform::start(&self.bins, &self.work_dir, &self.blob_dir, &self.config, setup).await
     }
 
     fn submissions(&self, tag: &str, n: usize, offset: usize, priority: &'static str) -> Vec<Submit> {

@@ -13,6 +13,7 @@ use job_model::RetryPolicy;
 use test_support::process::ServiceProcess;
 use test_support::{TestBroker, TestDb};
 
+use crate::config::Config;
 use crate::cpu::Groups;
 use crate::proxy::ProcessProxies;
 
@@ -131,9 +132,7 @@ impl Platform {
         bins: &Binaries,
         work_dir: &Path,
         blob_dir: &Path,
-        rate_limit: u32,
-        worker_concurrency: usize,
-        sslmode: &str,
+        config: &Config,
         setup: &Setup,
     ) -> anyhow::Result<Platform> {
         let db = TestDb::new().await;
@@ -144,16 +143,17 @@ impl Platform {
         let log_dir = work_dir.join(format!("logs-{}", broker.namespace));
         std::fs::create_dir_all(&log_dir)?;
         let env: HashMap<String, String> = [
-            ("DATABASE_URL", format!("{}?sslmode={sslmode}", db.url)),
+            ("DATABASE_URL", format!("{}?sslmode={}", db.url, config.database_sslmode)),
             ("AMQP_URL", broker.amqp_url.clone()),
             ("DOCFLOW_NAMESPACE", broker.namespace.clone()),
             ("BLOB_STORE_URL", format!("file://{}", blob_dir.display())),
             ("INGEST_API_KEYS", API_KEY.to_owned()),
             ("ADMIN_TOKENS", format!("{ADMIN_TOKEN}:read")),
-            ("RATE_LIMIT_PER_SECOND", rate_limit.to_string()),
+            ("RATE_LIMIT_PER_SECOND", config.rate_limit.to_string()),
             ("RETRY_BASE_DELAY_MS", "1000".to_owned()),
             ("RETRY_MAX_DELAY_MS", "300000".to_owned()),
-            ("WORKER_COUNT", worker_concurrency.to_string()),
+            ("WORKER_COUNT", config.worker_concurrency.to_string()),
+            ("WORKER_PREFETCH_COUNT", config.worker_prefetch.to_string()),
             // Migrations ran once, on the fresh database.
             ("SKIP_MIGRATIONS", "true".to_owned()),
         ]
