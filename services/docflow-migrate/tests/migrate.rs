@@ -125,17 +125,20 @@ fn ingest_env(db: &TestDb, dir: &std::path::Path, schema_wait: &str) -> HashMap<
     ])
 }
 
+/// ingest-api under SKIP_MIGRATIONS on `db`, in a directory of its own
+/// (kept as long as the returned guard).
+fn spawn_ingest(db: &TestDb, schema_wait: &str) -> (tempfile::TempDir, ServiceProcess) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("blobs")).unwrap();
+    let bin = sibling_binary(MIGRATE, "ingest-api");
+    let ingest = ServiceProcess::spawn("ingest-api", &bin, &ingest_env(db, dir.path(), schema_wait), dir.path());
+    (dir, ingest)
+}
+
 #[tokio::test]
 async fn a_service_with_skip_migrations_waits_for_the_schema() {
     let db = TestDb::unmigrated().await;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("blobs")).unwrap();
-    let ingest = ServiceProcess::spawn(
-        "ingest-api",
-        &sibling_binary(MIGRATE, "ingest-api"),
-        &ingest_env(&db, dir.path(), "120"),
-        dir.path(),
-    );
+    let (_dir, ingest) = spawn_ingest(&db, "120");
     let http = reqwest::Client::new();
     test_support::eventually(Duration::from_secs(30), "ingest-api to log that it waits", || async {
         ingest.log_text().contains("waiting for the schema").then_some(())
@@ -155,14 +158,7 @@ async fn a_service_with_skip_migrations_waits_for_the_schema() {
 #[tokio::test]
 async fn a_service_gives_up_when_the_schema_never_comes() {
     let db = TestDb::unmigrated().await;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("blobs")).unwrap();
-    let mut ingest = ServiceProcess::spawn(
-        "ingest-api",
-        &sibling_binary(MIGRATE, "ingest-api"),
-        &ingest_env(&db, dir.path(), "2"),
-        dir.path(),
-    );
+    let (_dir, mut ingest) = spawn_ingest(&db, "2");
     let status = ingest.exited(Duration::from_secs(60)).await;
     assert!(!status.success());
     let log = ingest.log_text();
@@ -179,15 +175,8 @@ async fn a_service_does_not_wait_on_a_failed_migration() {
         .execute(&db.pool)
         .await
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("blobs")).unwrap();
     // A wait far longer than the exit below may take: waiting cannot mend it.
-    let mut ingest = ServiceProcess::spawn(
-        "ingest-api",
-        &sibling_binary(MIGRATE, "ingest-api"),
-        &ingest_env(&db, dir.path(), "600"),
-        dir.path(),
-    );
+    let (_dir, mut ingest) = spawn_ingest(&db, "600");
     let status = ingest.exited(Duration::from_secs(60)).await;
     assert!(!status.success());
     let log = ingest.log_text();
