@@ -96,6 +96,13 @@ pub struct Config {
     #[arg(long, env = "BENCH_WORKER_PREFETCH", default_value_t = 4)]
     pub worker_prefetch: u16,
 
+    /// More settings for every worker process, as KEY=VALUE (repeat the
+    /// flag, or separate by commas in the env var), e.g.
+    /// `--worker-env DATABASE_MAX_CONNECTIONS=32`. They win over the
+    /// generator's own.
+    #[arg(long = "worker-env", env = "BENCH_WORKER_ENV", value_delimiter = ',', value_parser = parse_setting)]
+    pub worker_env: Vec<(String, String)>,
+
     /// RATE_LIMIT_PER_SECOND given to ingest-api; 0 turns the per-key limit
     /// off (the default 500/s would cap a single-key benchmark).
     #[arg(long, env = "BENCH_RATE_LIMIT", default_value_t = 0)]
@@ -138,4 +145,13 @@ impl Config {
     pub fn phase_timeout(&self) -> std::time::Duration {
         std::time::Duration::from_secs_f64(self.phase_timeout_seconds)
     }
+}
+
+/// `KEY=VALUE`, the key an environment variable name.
+fn parse_setting(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text.split_once('=').ok_or_else(|| format!("{text:?} is not KEY=VALUE"))?;
+    if key.is_empty() || !key.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') {
+        return Err(format!("{key:?} is not an environment variable name (A-Z, 0-9, _)"));
+    }
+    Ok((key.to_owned(), value.to_owned()))
 }

@@ -45,6 +45,7 @@ pub async fn run(config: Config) -> anyhow::Result<report::Report> {
         "workers": config.workers,
         "worker_concurrency (WORKER_COUNT)": config.worker_concurrency,
         "worker_prefetch (WORKER_PREFETCH_COUNT)": config.worker_prefetch,
+        "worker_env": config.worker_env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
         "paced_rates": config.paced_rates,
         "paced_seconds": config.paced_seconds,
         "low_backlog": config.low_backlog,

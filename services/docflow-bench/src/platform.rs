@@ -71,6 +71,8 @@ pub struct Platform {
     /// Queries the generator itself ran on the database during a measured
     /// window (subtracted from the transaction counts).
     pub own_queries: AtomicU64,
+    /// `--worker-env`: settings every worker process gets.
+    worker_env: Vec<(String, String)>,
 }
 
 fn socket_of(url: &str, default_port: u16) -> anyhow::Result<SocketAddr> {
@@ -193,6 +195,7 @@ impl Platform {
             proxies,
             http,
             own_queries: AtomicU64::new(0),
+            worker_env: config.worker_env.clone(),
         };
         for _ in 0..setup.workers {
             platform.add_worker(&setup.worker_env).await?;
@@ -202,7 +205,8 @@ impl Platform {
 
     pub async fn add_worker(&mut self, extra: &[(String, String)]) -> anyhow::Result<()> {
         let name = format!("worker-{}", self.workers.len());
-        let worker = self.spawner.spawn(&name, &self.bins.worker, extra, &self.http, &mut self.proxies).await?;
+        let settings: Vec<(String, String)> = extra.iter().chain(&self.worker_env).cloned().collect();
+        let worker = self.spawner.spawn(&name, &self.bins.worker, &settings, &self.http, &mut self.proxies).await?;
         self.workers.push(worker);
         Ok(())
     }
