@@ -86,12 +86,7 @@ async fn replicas_migrating_at_once_all_succeed() {
 #[tokio::test]
 async fn a_failed_migration_is_reported_not_retried() {
     let db = TestDb::new().await;
-    let latest = job_store::schema::latest_version();
-    sqlx::query("UPDATE _sqlx_migrations SET success = false WHERE version = $1")
-        .bind(latest)
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    let latest = fail_latest_migration(&db).await;
     let status = migrate(&db.url, &["status"]);
     assert_eq!(status.status.code(), Some(3));
     assert!(stdout(&status).contains(&format!("schema dirty: migration {latest}")), "{}", stdout(&status));
@@ -123,6 +118,18 @@ fn ingest_env(db: &TestDb, dir: &std::path::Path, schema_wait: &str) -> HashMap<
         ("SKIP_MIGRATIONS", "true".to_owned()),
         ("SCHEMA_WAIT_SECONDS", schema_wait.to_owned()),
     ])
+}
+
+/// Marks the newest migration as one that failed part-way (sqlx's
+/// `success = false`), and returns its version.
+async fn fail_latest_migration(db: &TestDb) -> i64 {
+    let latest = job_store::schema::latest_version();
+    sqlx::query("UPDATE _sqlx_migrations SET success = false WHERE version = $1")
+        .bind(latest)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    latest
 }
 
 /// ingest-api under SKIP_MIGRATIONS on `db`, in a directory of its own
@@ -169,12 +176,7 @@ async fn a_service_gives_up_when_the_schema_never_comes() {
 #[tokio::test]
 async fn a_service_does_not_wait_on_a_failed_migration() {
     let db = TestDb::new().await;
-    let latest = job_store::schema::latest_version();
-    sqlx::query("UPDATE _sqlx_migrations SET success = false WHERE version = $1")
-        .bind(latest)
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    let latest = fail_latest_migration(&db).await;
     // A wait far longer than the exit below may take: waiting cannot mend it.
     let (_dir, mut ingest) = spawn_ingest(&db, "600");
     let status = ingest.exited(Duration::from_secs(60)).await;

@@ -11,8 +11,8 @@ use job_model::{
     AttemptOutcome, AttemptOutputs, ExecutionEvent, JobEnvelope, JobMetadata, JobPriority, RetryPolicy, StageTiming,
     Topology,
 };
+use job_store::StoreError;
 use job_store::lifecycle::{self, AttemptRecord, ClaimOutcome};
-use job_store::{StoreError, StoreResult};
 use object_store::ObjectStore;
 use pipeline::{Document, EarlierResults, Pipeline, PipelineRun, StageError, StageStatus};
 use sqlx::PgPool;
@@ -166,12 +166,9 @@ impl Executor {
     async fn commit(&self, job: &JobMetadata, record: AttemptRecord, abort: &CancellationToken) -> Settle {
         let outcome = record.outcome;
         let record = Arc::new(record);
-        let committed =
-            broker::backoff::retry_transient(abort, "recording the outcome", RecordError::is_unavailable, || {
-                self.outcomes.record(record.clone())
-            });
-        match committed.await {
-            Some(Ok(true)) => {
+        let committed = self.with_db_retry(abort, || self.outcomes.record(record.clone())).await;
+        match committed {
+            Some(true) => {
                 self.relay.wake();
                 let span = tracing::Span::current();
                 span.record("docflow.outcome", outcome.as_str());
@@ -181,13 +178,9 @@ impl Executor {
                 tracing::info!(job_id = %job.job_id, attempt = job.attempt, outcome = outcome.as_str(), "attempt recorded");
                 Settle::Ack
             }
-            Some(Ok(false)) => {
+            Some(false) => {
                 self.metrics.dropped.get_or_create(&DropLabels { reason: "lease_lost" }).inc();
                 Settle::Ack
-            }
-            Some(Err(error)) => {
-                tracing::error!(%error, job_id = %job.job_id, "recording the outcome failed for good; giving the delivery back");
-                Settle::Requeue
             }
             None => Settle::Requeue,
         }
@@ -345,18 +338,37 @@ impl Executor {
     /// shutdown's grace ran out first, or if the step failed in a way waiting
     /// cannot mend (a bug: logged, and the delivery goes back to its queue,
     /// where the quorum delivery limit is the backstop).
-    async fn with_db_retry<T, F, Fut>(&self, abort: &CancellationToken, step: F) -> Option<T>
+    async fn with_db_retry<T, E, F, Fut>(&self, abort: &CancellationToken, step: F) -> Option<T>
     where
+        E: DatabaseError,
         F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = StoreResult<T>>,
+        Fut: std::future::Future<Output = Result<T, E>>,
     {
-        match broker::backoff::retry_transient(abort, "database step", StoreError::is_unavailable, step).await? {
+        match broker::backoff::retry_transient(abort, "database step", E::is_unavailable, step).await? {
             Ok(value) => Some(value),
             Err(error) => {
                 tracing::error!(%error, "database step failed for good; giving the delivery back");
                 None
             }
         }
+    }
+}
+
+/// A database step's error, by whether waiting can mend it: a store call's
+/// own, or the outcome writer's account of one.
+trait DatabaseError: std::fmt::Display {
+    fn is_unavailable(&self) -> bool;
+}
+
+impl DatabaseError for StoreError {
+    fn is_unavailable(&self) -> bool {
+        StoreError::is_unavailable(self)
+    }
+}
+
+impl DatabaseError for RecordError {
+    fn is_unavailable(&self) -> bool {
+        RecordError::is_unavailable(self)
     }
 }
 
