@@ -53,28 +53,40 @@ pub struct TestDb {
     pub pool: PgPool,
     pub name: String,
     pub url: String,
+    /// The server's admin URL, which created the database and drops it.
+    admin_url: String,
 }
 
 impl TestDb {
     pub async fn new() -> TestDb {
-        let db = TestDb::unmigrated().await;
+        TestDb::new_on(&admin_database_url()).await
+    }
+
+    /// A fresh, migrated database on the server of `admin_url` (a test's
+    /// own [`PrivatePostgres`]) instead of the shared one.
+    pub async fn new_on(admin_url: &str) -> TestDb {
+        let db = TestDb::unmigrated_on(admin_url).await;
         job_store::MIGRATOR.run(&db.pool).await.expect("migrations apply to a fresh database");
         db
     }
 
     /// A freshly created, empty database (no migrations applied).
     pub async fn unmigrated() -> TestDb {
+        TestDb::unmigrated_on(&admin_database_url()).await
+    }
+
+    async fn unmigrated_on(admin_url: &str) -> TestDb {
         let name = format!("docflow_test_{}", unique_suffix());
         let admin = PgPoolOptions::new()
             .max_connections(1)
-            .connect(&admin_database_url())
+            .connect(admin_url)
             .await
             .expect("tests need Postgres on 127.0.0.1:5432 (see README)");
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
         admin.close().await;
-        let url = database_url_for(&name);
+        let url = database_url_for(admin_url, &name);
         let pool = PgPoolOptions::new().max_connections(5).connect(&url).await.unwrap();
-        TestDb { pool, name, url }
+        TestDb { pool, name, url, admin_url: admin_url.to_owned() }
     }
 
     /// The database URL, with host and port replaced (to go through a proxy).
@@ -83,10 +95,14 @@ impl TestDb {
     }
 }
 
-fn database_url_for(name: &str) -> String {
-    let admin = admin_database_url();
-    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
-    format!("{base}/{name}")
+/// `admin_url` with its database replaced by `name` (any query kept).
+fn database_url_for(admin_url: &str, name: &str) -> String {
+    let (url, query) = admin_url.split_once('?').map_or((admin_url, None), |(u, q)| (u, Some(q)));
+    let base = url.rsplit_once('/').map(|(b, _)| b).unwrap_or(url);
+    match query {
+        Some(query) => format!("{base}/{name}?{query}"),
+        None => format!("{base}/{name}"),
+    }
 }
 
 impl Drop for TestDb {
@@ -94,8 +110,9 @@ impl Drop for TestDb {
         // The pool's sockets belong to the test's runtime, which this drop may
         // be blocking, so they are not touched here: FORCE ends every session.
         let name = self.name.clone();
+        let admin_url = self.admin_url.clone();
         run_detached(async move {
-            if let Ok(admin) = PgPoolOptions::new().max_connections(1).connect(&admin_database_url()).await {
+            if let Ok(admin) = PgPoolOptions::new().max_connections(1).connect(&admin_url).await {
                 let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
                     .execute(&admin)
                     .await;

@@ -120,7 +120,7 @@ impl PrivateRabbitMq {
         // A log per run, so readiness is read from this run's lines.
         let log = root.join(format!("rabbitmq-{}.log", self.launches));
         let mut server = ChildServer::spawn("rabbitmq", command, &log);
-        server.wait_for_log("Server startup complete", Duration::from_secs(180)).await;
+        server.wait_for_log("Server startup complete", 1, Duration::from_secs(180)).await;
         self.server = Some(server);
     }
 

@@ -69,12 +69,13 @@ impl ChildServer {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// Waits until the log shows `line`; panics with the log if the
-    /// process exits first or `timeout` passes (a bound, not a speed test).
-    pub(crate) async fn wait_for_log(&mut self, line: &str, timeout: Duration) {
+    /// Waits until the log shows `line` `times` times; panics with the log
+    /// if the process exits first or `timeout` passes (a bound, not a speed
+    /// test).
+    pub(crate) async fn wait_for_log(&mut self, line: &str, times: usize, timeout: Duration) {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            if self.log_text().contains(line) {
+            if self.log_text().matches(line).count() >= times {
                 return;
             }
             let exited = self.child.as_mut().is_none_or(|c| !matches!(c.try_wait(), Ok(None)));

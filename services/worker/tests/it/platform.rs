@@ -57,6 +57,9 @@ pub struct Setup {
     /// Every service reaches Postgres through this address (a test's proxy)
     /// instead of directly; the test's own pool stays direct.
     pub database_via: Option<std::net::SocketAddr>,
+    /// The admin URL of a test's own Postgres to create the database on,
+    /// instead of the shared one (a test that crashes the server).
+    pub database_server: Option<String>,
 }
 
 impl Default for Setup {
@@ -70,13 +73,17 @@ impl Default for Setup {
             extra_env: Vec::new(),
             amqp_url: None,
             database_via: None,
+            database_server: None,
         }
     }
 }
 
 impl Platform {
     pub async fn start(setup: Setup) -> Platform {
-        let db = TestDb::new().await;
+        let db = match &setup.database_server {
+            Some(admin_url) => TestDb::new_on(admin_url).await,
+            None => TestDb::new().await,
+        };
         let mut broker = TestBroker::new();
         broker.retry_policy = Some(RetryPolicy {
             base: Duration::from_millis(setup.retry_base_ms),
