@@ -46,6 +46,18 @@ pub struct Claimed {
 /// both run it. `message_attempt` is the attempt the message was sent for
 /// (its `x-attempt` header): a RETRYING job is claimed only by the message
 /// of its next attempt, so that a stale copy cannot cut its backoff short.
+///
+/// The claim commits asynchronously (`synchronous_commit = off` for its own
+/// transaction only, through `set_config(.., true)`): it does not wait for
+/// its WAL flush, which was half of the two flushes a job waited for. A
+/// Postgres crash can lose a claim committed in the last moments before it,
+/// and only that: the job is then back where it was (QUEUED or RETRYING)
+/// while its message is still unacked at the worker. The attempt's outcome
+/// commits synchronously under the same lease and attempt check, so it finds
+/// the claim gone, writes nothing, and the worker gives the delivery back
+/// (requeue, not ack) to be claimed afresh. A recorded outcome can never
+/// outlive its claim: the WAL is flushed in order, so the outcome's flush
+/// makes the claim before it durable too.
 pub async fn claim(
     pool: &PgPool,
     job_id: Uuid,
@@ -62,12 +74,14 @@ pub async fn claim(
         crashed = "crashed";
         "WITH prev AS ( \
              SELECT job_id, status, attempt, lease_owner, lease_expires_at FROM jobs WHERE job_id = $1 FOR UPDATE \
+         ), async_commit AS MATERIALIZED ( \
+             SELECT set_config('synchronous_commit', 'off', true) \
          ), claimed AS ( \
              UPDATE jobs j SET status = 'PROCESSING', attempt = j.attempt + 1, \
                  crash_count = j.crash_count + CASE WHEN prev.status = 'PROCESSING' AND prev.lease_owner IS NOT NULL THEN 1 ELSE 0 END, \
                  lease_owner = $2, lease_expires_at = now() + make_interval(secs => $3), \
                  started_at = COALESCE(j.started_at, now()), updated_at = now() \
-             FROM prev \
+             FROM prev, async_commit \
              WHERE j.job_id = prev.job_id \
                AND ((prev.status = ANY($4) \
                      AND NOT (prev.status = 'RETRYING' AND $5::int IS NOT NULL AND $5::int <> prev.attempt + 1)) \

@@ -150,9 +150,7 @@ impl Executor {
 
         let Some(run) = run else {
             if lost.is_cancelled() {
-                tracing::warn!(job_id = %job.job_id, "lease lost mid-attempt; another worker has the job");
-                self.metrics.dropped.get_or_create(&DropLabels { reason: "lease_lost" }).inc();
-                return Settle::Ack;
+                return self.lease_lost(&job, "mid-attempt");
             }
             // Shutdown grace is over: give the job back without counting a crash.
             let _ = lifecycle::release_lease(&self.pool, job.job_id, &self.worker_id).await;
@@ -178,12 +176,24 @@ impl Executor {
                 tracing::info!(job_id = %job.job_id, attempt = job.attempt, outcome = outcome.as_str(), "attempt recorded");
                 Settle::Ack
             }
-            Some(false) => {
-                self.metrics.dropped.get_or_create(&DropLabels { reason: "lease_lost" }).inc();
-                Settle::Ack
-            }
+            Some(false) => self.lease_lost(job, "at its outcome"),
             None => Settle::Requeue,
         }
+    }
+
+    /// The job is no longer this attempt's: the reaper gave it to another
+    /// worker (whose own message then runs it), or a Postgres crash lost
+    /// the claim, which commits asynchronously (`lifecycle::claim`), and the
+    /// job is back in QUEUED or RETRYING with this delivery the only message
+    /// that will run it. So the delivery goes back to its queue rather than
+    /// being acked: its redelivery claims the job afresh, or finds it running
+    /// or finished elsewhere and is dropped as a duplicate.
+    fn lease_lost(&self, job: &JobMetadata, when: &str) -> Settle {
+        tracing::warn!(job_id = %job.job_id, attempt = job.attempt,
+            "the job's lease was lost {when} (rescued by the reaper, or a claim lost in a database crash); \
+             giving the delivery back");
+        self.metrics.dropped.get_or_create(&DropLabels { reason: "lease_lost" }).inc();
+        Settle::Requeue
     }
 
     /// Turns a pipeline run into the attempt's record and its messages.

@@ -31,7 +31,8 @@ pub struct StageLabels {
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DropLabels {
-    /// duplicate, poison, lease_lost.
+    /// duplicate and stale (acked), poison (dead-lettered), lease_lost
+    /// (the attempt's work discarded, its delivery requeued).
     pub reason: &'static str,
 }
 
@@ -77,7 +78,7 @@ impl WorkerMetrics {
         );
         registry.register(
             "docflow_worker_deliveries_dropped",
-            "Deliveries acked without running: duplicates, poison, lost leases",
+            "Deliveries settled without recording an attempt: duplicates and stale copies (acked), poison (dead-lettered), lost leases (requeued)",
             m.dropped.clone(),
         );
         registry.register(

@@ -1,8 +1,8 @@
 use std::time::Duration;
 
-use test_support::{TcpProxy, eventually};
+use test_support::{PrivatePostgres, TcpProxy, eventually};
 
-use crate::platform::{Platform, Setup, text_invoice};
+use crate::platform::{API_KEY, Platform, Setup, text_invoice};
 
 /// Every job final, each with exactly one terminal event: nothing lost,
 /// nothing done twice.
@@ -117,6 +117,56 @@ async fn a_database_outage_mid_run_loses_and_duplicates_nothing() {
     assert_each_finished_once(&platform, &jobs).await;
     let results = platform.count("SELECT count(*) FROM document_results").await;
     assert_eq!(results, jobs.len() as i64, "one result row per job");
+}
+
+/// A claim commits asynchronously (job-store `lifecycle::claim`), so a
+/// Postgres crash can lose it while its job runs. Here four claims are
+/// sure to be lost: the WAL writer is stopped, so their commits stay in
+/// shared memory, and every outcome write (which would flush them) waits
+/// on a lock the test holds. Then the server crashes and recovers. Each
+/// of the four outcomes finds its job back in QUEUED and writes nothing;
+/// the worker must give those deliveries back, not ack them, or the four
+/// jobs are stranded in QUEUED with no message to run them.
+#[tokio::test]
+async fn a_database_crash_that_loses_claims_strands_no_job() {
+    // Nothing but a synchronous commit may write the WAL while the WAL
+    // writer is stopped (see `PrivatePostgres::stop_wal_writer`).
+    let mut server = PrivatePostgres::start_plain(&["autovacuum = off", "bgwriter_lru_maxpages = 0"]).await;
+    let mut platform =
+        Platform::start(Setup { workers: 0, database_server: Some(server.admin_url()), ..Setup::default() }).await;
+    let jobs = submit_many(&platform, "pg-crash", 12).await;
+    eventually(Duration::from_secs(30), "the job messages published", || async {
+        (platform.count("SELECT count(*) FROM outbox").await == 0).then_some(())
+    })
+    .await;
+
+    let mut hold = platform.db.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE job_stages IN SHARE MODE").execute(&mut *hold).await.unwrap();
+    server.stop_wal_writer().await;
+    platform.start_worker(&[("WORKER_COUNT", "4".to_owned())]).await;
+    eventually(Duration::from_secs(60), "four claimed jobs whose outcomes wait on the lock", || async {
+        let claimed = platform.count("SELECT count(*) FROM jobs WHERE status = 'PROCESSING'").await;
+        let waiting = platform
+            .count("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()")
+            .await;
+        (claimed == 4 && waiting >= 1).then_some(())
+    })
+    .await;
+
+    server.crash().await;
+    drop(hold);
+    // ingest-api answers 503 until it has replaced its broken connections.
+    eventually(Duration::from_secs(30), "ingest-api to reach the recovered database", || async {
+        let url = platform.api(&format!("/api/job/{}/status", jobs[0]));
+        let response = platform.http.get(url).bearer_auth(API_KEY).send().await.ok()?;
+        (response.status() == 200).then_some(())
+    })
+    .await;
+    assert_each_finished_once(&platform, &jobs).await;
+    let results = platform.count("SELECT count(*) FROM document_results").await;
+    assert_eq!(results, jobs.len() as i64, "one result row per job");
+    let given_back = platform.workers[0].log_text().matches("giving the delivery back").count();
+    assert!(given_back >= 4, "the four lost claims were found at their outcomes ({given_back} given back)");
 }
 
 #[tokio::test]
