@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use job_model::{JobMetadata, JobPriority, JobStatus, NewJob, OutboxMessage, StageRecord};
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{Connection, PgConnection, PgExecutor, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::error::{StoreError, StoreResult};
@@ -35,13 +35,13 @@ pub struct DedupPolicy {
 /// Commits a job, its first event and its outbox message in one transaction,
 /// or returns the job an earlier identical request created.
 pub async fn submit_job(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     job: &NewJob,
     message: &OutboxMessage,
     actor: &str,
     dedup: DedupPolicy,
 ) -> StoreResult<SubmitOutcome> {
-    let mut tx = pool.begin().await?;
+    let mut tx = conn.begin().await?;
 
     if job.idempotency_key.is_none()
         && let Some(window) = dedup.document_window
@@ -65,7 +65,7 @@ pub async fn submit_job(
         .await?;
         if let Some(earlier) = earlier {
             tx.rollback().await?;
-            return existing_outcome(pool, earlier.job_id, &earlier.request_hash, job).await;
+            return existing_outcome(conn, earlier.job_id, &earlier.request_hash, job).await;
         }
     }
 
@@ -119,16 +119,21 @@ pub async fn submit_job(
         tx.rollback().await?;
         let key = job.idempotency_key.as_deref().unwrap_or_default();
         let existing = sqlx::query!("SELECT job_id, request_hash FROM jobs WHERE idempotency_key = $1", key)
-            .fetch_one(pool)
+            .fetch_one(&mut *conn)
             .await?;
-        return existing_outcome(pool, existing.job_id, &existing.request_hash, job).await;
+        return existing_outcome(conn, existing.job_id, &existing.request_hash, job).await;
     };
     tx.commit().await?;
     Ok(SubmitOutcome::Created(row::job(created)?))
 }
 
-async fn existing_outcome(pool: &PgPool, job_id: Uuid, hash: &[u8], job: &NewJob) -> StoreResult<SubmitOutcome> {
-    let existing = get_job(pool, job_id)
+async fn existing_outcome(
+    conn: &mut PgConnection,
+    job_id: Uuid,
+    hash: &[u8],
+    job: &NewJob,
+) -> StoreResult<SubmitOutcome> {
+    let existing = get_job(conn, job_id)
         .await?
         .ok_or_else(|| StoreError::invariant(format!("job {job_id} vanished while its submission was replayed")))?;
     Ok(if hash == job.request_hash { SubmitOutcome::Duplicate(existing) } else { SubmitOutcome::Conflict(existing) })
@@ -156,8 +161,8 @@ pub async fn record_event(
     Ok(())
 }
 
-pub async fn get_job(pool: &PgPool, job_id: Uuid) -> StoreResult<Option<JobMetadata>> {
-    query_jobs!("SELECT ", " FROM jobs WHERE job_id = $1", job_id).fetch_optional(pool).await?.map(row::job).transpose()
+pub async fn get_job(db: impl PgExecutor<'_>, job_id: Uuid) -> StoreResult<Option<JobMetadata>> {
+    query_jobs!("SELECT ", " FROM jobs WHERE job_id = $1", job_id).fetch_optional(db).await?.map(row::job).transpose()
 }
 
 /// The status of each of `ids` that exists.

@@ -4,6 +4,7 @@
 //! and `scripts/sqlx-prepare.sh` regenerates it (CI checks it is current).
 //! Every call returns [`StoreError`], whose variant says what to do next.
 
+pub mod connections;
 pub mod console_sessions;
 pub mod dlq;
 pub mod error;
@@ -24,6 +25,7 @@ use std::time::Duration;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 
+pub use connections::{CachedConnection, ConnectionCache};
 pub use error::{StoreError, StoreResult};
 pub use jobs::{DedupPolicy, JobFilter, SubmitOutcome};
 pub use lifecycle::{AttemptRecord, ClaimOutcome, Claimed};
@@ -32,7 +34,7 @@ pub use lifecycle::{AttemptRecord, ClaimOutcome, Claimed};
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
 /// A pooled connection idle this long is pinged before it is handed out.
-const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
+pub(crate) const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 
 /// Opens a pool. `acquire_timeout` bounds how long a request waits for a
 /// connection when Postgres is away: the API answers 503 after it.

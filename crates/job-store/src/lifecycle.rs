@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use job_model::{JobMetadata, JobStatus, OutboxMessage};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::error::{StoreError, StoreResult};
@@ -59,7 +59,7 @@ pub struct Claimed {
 /// outlive its claim: the WAL is flushed in order, so the outcome's flush
 /// makes the claim before it durable too.
 pub async fn claim(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     job_id: Uuid,
     worker: &str,
     lease: Duration,
@@ -102,14 +102,14 @@ pub async fn claim(
         &claimable,
         message_attempt,
     )
-    .fetch_optional(pool)
+    .fetch_optional(&mut *conn)
     .await?;
     if let Some(claimed) = claimed {
         let recovered_from_crash = claimed.crashed == Some(true);
         return Ok(ClaimOutcome::Claimed(Box::new(Claimed { job: row::job(claimed)?, recovered_from_crash })));
     }
     let Some(now) =
-        sqlx::query!("SELECT status, attempt FROM jobs WHERE job_id = $1", job_id).fetch_optional(pool).await?
+        sqlx::query!("SELECT status, attempt FROM jobs WHERE job_id = $1", job_id).fetch_optional(&mut *conn).await?
     else {
         return Ok(ClaimOutcome::NotFound);
     };

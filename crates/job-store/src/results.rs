@@ -2,7 +2,7 @@
 //! duplicate lookup the criteria stage asks for. They are written with the
 //! attempt that produced them (`lifecycle::record_attempts`).
 
-use sqlx::PgPool;
+use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
 use crate::error::StoreResult;
@@ -17,7 +17,7 @@ pub async fn document_of(pool: &PgPool, job_id: Uuid) -> StoreResult<Option<serd
 /// An earlier job whose stored result has the same supplier and invoice
 /// number (normalised keys).
 pub async fn find_duplicate(
-    pool: &PgPool,
+    db: impl PgExecutor<'_>,
     job_id: Uuid,
     supplier_key: &str,
     invoice_key: &str,
@@ -30,6 +30,6 @@ pub async fn find_duplicate(
         invoice_key,
         job_id,
     )
-    .fetch_optional(pool)
+    .fetch_optional(db)
     .await?)
 }

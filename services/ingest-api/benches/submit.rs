@@ -78,7 +78,9 @@ async fn direct(n: usize, concurrency: usize) -> f64 {
                     Default::default(),
                 );
                 let dedup = DedupPolicy { document_window: Some(Duration::from_secs(3600)) };
-                db::submit_job(&pool, &job, &message, "bench", dedup).await.expect("submit");
+                db::submit_job(&mut pool.acquire().await.expect("a connection"), &job, &message, "bench", dedup)
+                    .await
+                    .expect("submit");
             }
         })
         .await;

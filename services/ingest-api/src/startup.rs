@@ -83,6 +83,8 @@ impl Application {
         );
         let metrics = IngestMetrics::register(&mut registry, relay.stats(), &upload_slots);
         let state = web::Data::new(AppState {
+            // As many as the pool can spare: every request slot may submit.
+            connections: job_store::ConnectionCache::new(pool.clone(), usize::MAX),
             pool,
             relay: relay.clone(),
             topology,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use broker::OutboxRelay;
 use job_model::Topology;
-use job_store::DedupPolicy;
+use job_store::{ConnectionCache, DedupPolicy};
 use object_store::ObjectStore;
 use prometheus_client::registry::Registry;
 use sqlx::PgPool;
@@ -15,6 +15,9 @@ use crate::uploads::{UploadSettings, UploadSlots};
 
 pub struct AppState {
     pub pool: PgPool,
+    /// Submissions' connections, reused without the pool's ping on each
+    /// release (`job_store::connections`).
+    pub connections: ConnectionCache,
     pub relay: OutboxRelay,
     pub topology: Topology,
     pub blobs: Arc<dyn ObjectStore>,

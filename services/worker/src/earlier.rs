@@ -1,13 +1,12 @@
 //! The pipeline's view of earlier jobs, answered by the job store.
 
 use async_trait::async_trait;
-use job_store::StoreError;
+use job_store::{ConnectionCache, StoreError};
 use pipeline::{EarlierResults, StageError, kind};
-use sqlx::PgPool;
 use uuid::Uuid;
 
 pub struct StoredResults {
-    pub pool: PgPool,
+    pub connections: ConnectionCache,
 }
 
 #[async_trait]
@@ -18,7 +17,12 @@ impl EarlierResults for StoredResults {
         supplier_key: &str,
         invoice_key: &str,
     ) -> Result<Option<Uuid>, StageError> {
-        job_store::results::find_duplicate(&self.pool, job_id, supplier_key, invoice_key).await.map_err(|e| match e {
+        let lookup = async {
+            let mut connection = self.connections.acquire().await?;
+            let found = job_store::results::find_duplicate(&mut *connection, job_id, supplier_key, invoice_key).await;
+            connection.keep_if_ok(found)
+        };
+        lookup.await.map_err(|e| match e {
             // Postgres away is a retry, not a failed document (DESIGN.md).
             StoreError::Unavailable(_) => {
                 StageError::retryable(kind::DATABASE_UNAVAILABLE, format!("duplicate lookup: {e}"))
@@ -39,7 +43,8 @@ mod tests {
             .acquire_timeout(std::time::Duration::from_secs(2))
             .connect_lazy("postgres://postgres@127.0.0.1:1/docflow")
             .unwrap();
-        let error = StoredResults { pool }.duplicate_of(Uuid::now_v7(), "acme", "INV1").await.unwrap_err();
+        let connections = ConnectionCache::new(pool, 4);
+        let error = StoredResults { connections }.duplicate_of(Uuid::now_v7(), "acme", "INV1").await.unwrap_err();
         assert!(error.is_retryable());
         assert_eq!(error.kind(), kind::DATABASE_UNAVAILABLE);
     }

@@ -11,8 +11,8 @@ use job_model::{
     AttemptOutcome, AttemptOutputs, ExecutionEvent, JobEnvelope, JobMetadata, JobPriority, RetryPolicy, StageTiming,
     Topology,
 };
-use job_store::StoreError;
 use job_store::lifecycle::{self, AttemptRecord, ClaimOutcome};
+use job_store::{ConnectionCache, StoreError};
 use object_store::ObjectStore;
 use pipeline::{Document, EarlierResults, Pipeline, PipelineRun, StageError, StageStatus};
 use sqlx::PgPool;
@@ -25,7 +25,11 @@ use crate::outcomes::{OutcomeWriter, RecordError};
 
 /// What every job task shares.
 pub struct Executor {
+    /// For the heartbeat and the release of a lease at shutdown.
     pub pool: PgPool,
+    /// For the claim: a job's statements reuse connections without the
+    /// pool's ping on each release (`job_store::connections`).
+    pub connections: ConnectionCache,
     /// Earlier results, for the duplicate rule (the job store).
     pub earlier: Arc<dyn EarlierResults>,
     pub blobs: Arc<dyn ObjectStore>,
@@ -83,8 +87,11 @@ impl Executor {
         current.record("messaging.message.id", job_id.to_string());
         current.record("docflow.job_id", job_id.to_string());
         let sent_for = broker::header(delivery, job_model::message::headers::ATTEMPT).and_then(|a| a.parse().ok());
-        let claim =
-            self.with_db_retry(abort, || lifecycle::claim(&self.pool, job_id, &self.worker_id, self.lease, sent_for));
+        let claim = self.with_db_retry(abort, || async {
+            let mut connection = self.connections.acquire().await?;
+            let claimed = lifecycle::claim(&mut connection, job_id, &self.worker_id, self.lease, sent_for).await;
+            connection.keep_if_ok(claimed)
+        });
         let Some(claim) = claim.await else {
             return Settle::Requeue;
         };

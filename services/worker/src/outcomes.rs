@@ -16,13 +16,12 @@
 
 use std::sync::Arc;
 
-use job_store::StoreError;
 use job_store::lifecycle::{self, AttemptRecord};
+use job_store::{ConnectionCache, StoreError};
 use prometheus_client::metrics::histogram::Histogram;
-use sqlx::PgPool;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-/// Group writes at once, at most: each runs on its own pooled connection.
+/// Group writes at once, at most: each runs on a connection of its own.
 pub const WRITES_IN_FLIGHT: usize = 2;
 
 /// Why an outcome was not recorded.
@@ -69,10 +68,10 @@ pub struct OutcomeWriter {
 impl OutcomeWriter {
     /// Starts the writer. `max_group` bounds a group (the worker's job
     /// slots: no more attempts than that can be waiting at once).
-    pub fn start(pool: PgPool, worker_id: String, max_group: usize, group_sizes: Histogram) -> Self {
+    pub fn start(connections: ConnectionCache, worker_id: String, max_group: usize, group_sizes: Histogram) -> Self {
         let max_group = max_group.max(1);
         let (queue, waiting) = mpsc::channel(max_group);
-        tokio::spawn(write_groups(pool, worker_id, waiting, max_group, group_sizes));
+        tokio::spawn(write_groups(connections, worker_id, waiting, max_group, group_sizes));
         OutcomeWriter { queue }
     }
 
@@ -87,7 +86,7 @@ impl OutcomeWriter {
 }
 
 async fn write_groups(
-    pool: PgPool,
+    connections: ConnectionCache,
     worker_id: String,
     mut waiting: mpsc::Receiver<Pending>,
     max_group: usize,
@@ -105,17 +104,17 @@ async fn write_groups(
             }
         }
         group_sizes.observe(group.len() as f64);
-        let (pool, worker_id) = (pool.clone(), worker_id.clone());
+        let (connections, worker_id) = (connections.clone(), worker_id.clone());
         tokio::spawn(async move {
-            write_group(&pool, &worker_id, group).await;
+            write_group(&connections, &worker_id, group).await;
             drop(write);
         });
     }
 }
 
-async fn write_group(pool: &PgPool, worker_id: &str, group: Vec<Pending>) {
+async fn write_group(connections: &ConnectionCache, worker_id: &str, group: Vec<Pending>) {
     let records: Vec<&AttemptRecord> = group.iter().map(|p| p.record.as_ref()).collect();
-    match lifecycle::record_attempts(pool, worker_id, &records).await {
+    match record(connections, worker_id, &records).await {
         Ok(recorded) => {
             for (pending, recorded) in group.into_iter().zip(recorded) {
                 let _ = pending.reply.send(Ok(recorded));
@@ -134,9 +133,19 @@ async fn write_group(pool: &PgPool, worker_id: &str, group: Vec<Pending>) {
         Err(error) => {
             tracing::warn!(%error, attempts = group.len(), "recording a group of outcomes failed; recording each alone");
             for pending in group {
-                let alone = lifecycle::record_attempt(pool, worker_id, &pending.record).await;
-                let _ = pending.reply.send(alone.map_err(|e| RecordError::of(&e)));
+                let alone = record(connections, worker_id, &[pending.record.as_ref()]).await;
+                let _ = pending.reply.send(alone.map(|recorded| recorded[0]).map_err(|e| RecordError::of(&e)));
             }
         }
     }
+}
+
+async fn record(
+    connections: &ConnectionCache,
+    worker_id: &str,
+    records: &[&AttemptRecord],
+) -> Result<Vec<bool>, StoreError> {
+    let mut connection = connections.acquire().await?;
+    let recorded = lifecycle::record_attempts(&mut *connection, worker_id, records).await;
+    connection.keep_if_ok(recorded)
 }

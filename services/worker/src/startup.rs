@@ -70,9 +70,15 @@ impl Application {
             pipeline::Pipeline::standard(pipeline_config).context("building the pipeline")?
         });
 
+        // Enough for every job slot and outcome write to keep one.
+        let connections = job_store::ConnectionCache::new(
+            pool.clone(),
+            config.worker_count.max(1) + crate::outcomes::WRITES_IN_FLIGHT,
+        );
         let executor = Arc::new(Executor {
             pool: pool.clone(),
-            earlier: Arc::new(crate::earlier::StoredResults { pool: pool.clone() }),
+            connections: connections.clone(),
+            earlier: Arc::new(crate::earlier::StoredResults { connections: connections.clone() }),
             blobs,
             pipeline,
             topology: topology.clone(),
@@ -82,7 +88,7 @@ impl Application {
             lease: config.lease(),
             max_crashes: config.max_crashes,
             outcomes: crate::outcomes::OutcomeWriter::start(
-                pool.clone(),
+                connections,
                 worker_id.clone(),
                 config.worker_count.max(1),
                 metrics.outcome_group_size.clone(),

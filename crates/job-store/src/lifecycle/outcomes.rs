@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use job_model::{AttemptOutcome, AttemptOutputs, JobStatus, OutboxMessage, StageTiming};
-use sqlx::PgPool;
+use sqlx::PgExecutor;
 use uuid::Uuid;
 
 use crate::error::{StoreError, StoreResult};
@@ -28,8 +28,8 @@ pub struct AttemptRecord {
 }
 
 /// Records one attempt's end; see [`record_attempts`].
-pub async fn record_attempt(pool: &PgPool, worker: &str, record: &AttemptRecord) -> StoreResult<bool> {
-    Ok(record_attempts(pool, worker, &[record]).await?[0])
+pub async fn record_attempt(db: impl PgExecutor<'_>, worker: &str, record: &AttemptRecord) -> StoreResult<bool> {
+    Ok(record_attempts(db, worker, &[record]).await?[0])
 }
 
 /// Records the end of each attempt in `records`, all in one statement (so
@@ -39,7 +39,11 @@ pub async fn record_attempt(pool: &PgPool, worker: &str, record: &AttemptRecord)
 /// attempt (its lease was lost, the job rescued and claimed again) writes
 /// nothing and gets `false`; the others are recorded all the same. The
 /// answer is in the order of `records`.
-pub async fn record_attempts(pool: &PgPool, worker: &str, records: &[&AttemptRecord]) -> StoreResult<Vec<bool>> {
+pub async fn record_attempts(
+    db: impl PgExecutor<'_>,
+    worker: &str,
+    records: &[&AttemptRecord],
+) -> StoreResult<Vec<bool>> {
     if records.is_empty() {
         return Ok(Vec::new());
     }
@@ -166,7 +170,7 @@ pub async fn record_attempts(pool: &PgPool, worker: &str, records: &[&AttemptRec
         &c.messages.headers,
         &c.messages.expirations_ms as _,
     )
-    .fetch_all(pool)
+    .fetch_all(db)
     .await?;
     Ok(records.iter().map(|r| recorded.iter().any(|row| row.job_id == r.job_id && row.attempt == r.attempt)).collect())
 }

@@ -10,7 +10,7 @@ use job_store::lifecycle::{self, AttemptRecord, ClaimOutcome};
 use test_support::TestDb;
 use uuid::Uuid;
 
-use crate::outputs::{LEASE, expire_lease, record, submit};
+use crate::outputs::{expire_lease, record, submit};
 
 fn stage(seq: i16, error: Option<&str>) -> StageTiming {
     StageTiming {
@@ -51,7 +51,7 @@ fn full_record(job_id: Uuid, attempt: i32, outcome: AttemptOutcome) -> AttemptRe
 }
 
 async fn claim(db: &TestDb, job_id: Uuid, worker: &str) {
-    let claimed = lifecycle::claim(&db.pool, job_id, worker, LEASE, None).await.unwrap();
+    let claimed = crate::outputs::claim(&db.pool, job_id, worker, None).await;
     assert!(matches!(claimed, ClaimOutcome::Claimed(_)), "{claimed:?}");
 }
 

@@ -6,16 +6,13 @@ use job_store::lifecycle::{self, ClaimOutcome};
 use sqlx::PgPool;
 use test_support::{PrivatePostgres, TestDb};
 
-use crate::outputs::{LEASE, record, submit};
+use crate::outputs::{claim, record, submit};
 
 #[tokio::test]
 async fn a_lease_given_back_at_shutdown_is_rescued_when_no_message_comes_back() {
     let db = TestDb::new().await;
     let job_id = submit(&db).await;
-    assert!(matches!(
-        lifecycle::claim(&db.pool, job_id, "w1", LEASE, Some(1)).await.unwrap(),
-        ClaimOutcome::Claimed(_)
-    ));
+    assert!(matches!(claim(&db.pool, job_id, "w1", Some(1)).await, ClaimOutcome::Claimed(_)));
     assert!(lifecycle::release_lease(&db.pool, job_id, "w1").await.unwrap());
 
     // The nack that would have brought the message back was lost: only the
@@ -28,7 +25,7 @@ async fn a_lease_given_back_at_shutdown_is_rescued_when_no_message_comes_back() 
     assert_eq!(rescued, vec![job_id], "a released job is rescued, not stranded in PROCESSING");
 
     // Its next claim is not counted as a crash: the worker gave it back.
-    let ClaimOutcome::Claimed(claimed) = lifecycle::claim(&db.pool, job_id, "w2", LEASE, Some(2)).await.unwrap() else {
+    let ClaimOutcome::Claimed(claimed) = claim(&db.pool, job_id, "w2", Some(2)).await else {
         panic!("the rescued job can be claimed");
     };
     assert_eq!((claimed.job.attempt, claimed.job.crash_count), (2, 0));
@@ -39,18 +36,18 @@ async fn a_lease_given_back_at_shutdown_is_rescued_when_no_message_comes_back() 
 async fn a_stale_copy_of_a_message_does_not_end_a_retry_backoff_early() {
     let db = TestDb::new().await;
     let job_id = submit(&db).await;
-    lifecycle::claim(&db.pool, job_id, "w1", LEASE, Some(1)).await.unwrap();
+    claim(&db.pool, job_id, "w1", Some(1)).await;
     assert!(lifecycle::record_attempt(&db.pool, "w1", &record(job_id, 1, AttemptOutcome::Retrying)).await.unwrap());
 
     // The first attempt's message again (its ack was lost, or it was
     // published twice) while the retry waits in its tier.
-    let stale = lifecycle::claim(&db.pool, job_id, "w2", LEASE, Some(1)).await.unwrap();
+    let stale = claim(&db.pool, job_id, "w2", Some(1)).await;
     assert_eq!(stale, ClaimOutcome::Stale { job_attempt: 1 });
     let job = job_store::jobs::get_job(&db.pool, job_id).await.unwrap().unwrap();
     assert_eq!((job.status, job.attempt), (JobStatus::Retrying, 1), "nothing changed");
 
     // The retry message itself (sent for attempt 2) claims it.
-    let ClaimOutcome::Claimed(claimed) = lifecycle::claim(&db.pool, job_id, "w2", LEASE, Some(2)).await.unwrap() else {
+    let ClaimOutcome::Claimed(claimed) = claim(&db.pool, job_id, "w2", Some(2)).await else {
         panic!("the retry's own message claims the job");
     };
     assert_eq!(claimed.job.attempt, 2);
@@ -90,7 +87,7 @@ async fn claims_and_relay_deletes_commit_without_waiting_for_their_flush_and_out
     assert_eq!(flushed, flushed_before, "the relay's delete did not wait for a WAL flush");
     assert!(delete_written > flushed, "the delete is in the WAL, not yet flushed");
 
-    lifecycle::claim(&db.pool, job_id, "w1", LEASE, Some(1)).await.unwrap();
+    claim(&db.pool, job_id, "w1", Some(1)).await;
     let (claim_written, flushed) = wal_positions(&db.pool).await;
     assert_eq!(flushed, flushed_before, "the claim did not wait for a WAL flush");
     assert!(claim_written > delete_written, "the claim is in the WAL, not yet flushed");
@@ -98,7 +95,7 @@ async fn claims_and_relay_deletes_commit_without_waiting_for_their_flush_and_out
     // Only the claim's own transaction: the connection it ran on (the
     // pool's only one here) still commits synchronously.
     let one = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&db.url).await.unwrap();
-    let claimed = lifecycle::claim(&one, other_job, "w1", LEASE, Some(1)).await.unwrap();
+    let claimed = claim(&one, other_job, "w1", Some(1)).await;
     assert!(matches!(claimed, ClaimOutcome::Claimed(_)));
     let setting: String = sqlx::query_scalar("SHOW synchronous_commit").fetch_one(&one).await.unwrap();
     assert_eq!(setting, "on", "the claim's setting did not outlive its transaction");

@@ -1,5 +1,6 @@
 //! The job store against a real, freshly migrated Postgres per test.
 
+mod connections;
 mod group_commit;
 mod lifecycle;
 mod outputs;

@@ -14,6 +14,11 @@ use uuid::Uuid;
 
 pub const LEASE: Duration = Duration::from_secs(30);
 
+/// Claims `job_id` for `worker` on a connection of `pool`'s.
+pub async fn claim(pool: &sqlx::PgPool, job_id: Uuid, worker: &str, message_attempt: Option<i32>) -> ClaimOutcome {
+    lifecycle::claim(&mut pool.acquire().await.unwrap(), job_id, worker, LEASE, message_attempt).await.unwrap()
+}
+
 pub async fn submit(db: &TestDb) -> Uuid {
     let job_id = Uuid::now_v7();
     let job = NewJob {
@@ -40,7 +45,7 @@ pub async fn submit(db: &TestDb) -> Uuid {
         Default::default(),
     );
     let dedup = DedupPolicy { document_window: None };
-    jobs::submit_job(&db.pool, &job, &message, "test", dedup).await.unwrap();
+    jobs::submit_job(&mut db.pool.acquire().await.unwrap(), &job, &message, "test", dedup).await.unwrap();
     job_id
 }
 
@@ -112,10 +117,10 @@ async fn counts(db: &TestDb, job_id: Uuid) -> (i64, i64) {
 async fn an_attempt_that_lost_its_lease_writes_no_outputs() {
     let db = TestDb::new().await;
     let job_id = submit(&db).await;
-    assert!(matches!(lifecycle::claim(&db.pool, job_id, "w1", LEASE, None).await.unwrap(), ClaimOutcome::Claimed(_)));
+    assert!(matches!(claim(&db.pool, job_id, "w1", None).await, ClaimOutcome::Claimed(_)));
     // The lease expires and another worker claims the job (attempt 2).
     expire_lease(&db, job_id).await;
-    assert!(matches!(lifecycle::claim(&db.pool, job_id, "w2", LEASE, None).await.unwrap(), ClaimOutcome::Claimed(_)));
+    assert!(matches!(claim(&db.pool, job_id, "w2", None).await, ClaimOutcome::Claimed(_)));
 
     let committed = lifecycle::record_attempt(&db.pool, "w1", &record(job_id, 1, AttemptOutcome::Completed)).await;
     assert!(!committed.unwrap(), "the first worker no longer holds the lease");
@@ -129,9 +134,9 @@ async fn an_attempt_that_lost_its_lease_writes_no_outputs() {
 async fn a_retry_replaces_the_result_and_keeps_one_ticket_per_rule() {
     let db = TestDb::new().await;
     let job_id = submit(&db).await;
-    lifecycle::claim(&db.pool, job_id, "w1", LEASE, None).await.unwrap();
+    claim(&db.pool, job_id, "w1", None).await;
     assert!(lifecycle::record_attempt(&db.pool, "w1", &record(job_id, 1, AttemptOutcome::Retrying)).await.unwrap());
-    lifecycle::claim(&db.pool, job_id, "w1", LEASE, None).await.unwrap();
+    claim(&db.pool, job_id, "w1", None).await;
     assert!(lifecycle::record_attempt(&db.pool, "w1", &record(job_id, 2, AttemptOutcome::Completed)).await.unwrap());
 
     assert_eq!(counts(&db, job_id).await, (1, 1));

@@ -35,7 +35,15 @@ async fn submit(db: &TestDb, document_id: &str, priority: JobPriority, tags: &[(
         JobRoute::Queue,
         Default::default(),
     );
-    jobs::submit_job(&db.pool, &job, &message, "test", DedupPolicy { document_window: None }).await.unwrap();
+    jobs::submit_job(
+        &mut db.pool.acquire().await.unwrap(),
+        &job,
+        &message,
+        "test",
+        DedupPolicy { document_window: None },
+    )
+    .await
+    .unwrap();
     job_id
 }
 

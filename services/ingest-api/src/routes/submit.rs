@@ -145,7 +145,9 @@ async fn submit(state: &AppState, s: &Submission, key: Option<String>) -> Result
     };
     let message =
         OutboxMessage::for_job(&state.topology, ProcessDocument::from(&job), 1, JobRoute::Queue, trace_headers);
-    db::submit_job(&state.pool, &job, &message, "ingest-api", state.dedup).await.map_err(ApiError::store)
+    let mut connection = state.connections.acquire().await.map_err(ApiError::store)?;
+    let submitted = db::submit_job(&mut connection, &job, &message, "ingest-api", state.dedup).await;
+    connection.keep_if_ok(submitted).map_err(ApiError::store)
 }
 
 fn accepted(job: &JobMetadata, replayed: bool) -> HttpResponse {
