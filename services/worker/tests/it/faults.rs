@@ -152,7 +152,9 @@ async fn a_database_crash_that_loses_claims_strands_no_job() {
     eventually(Duration::from_secs(60), "four claimed jobs whose outcomes wait on the lock", || async {
         let claimed = platform.count("SELECT count(*) FROM jobs WHERE status = 'PROCESSING'").await;
         let waiting = platform
-            .count("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()")
+            .count(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()",
+            )
             .await;
         (claimed == 4 && waiting >= 1).then_some(())
     })
@@ -174,6 +176,57 @@ async fn a_database_crash_that_loses_claims_strands_no_job() {
         (platform.workers[0].log_text().matches("lease was lost at its outcome").count() >= 4).then_some(())
     })
     .await;
+}
+
+/// A heartbeat that finds the job's lease gone stops the attempt and gives
+/// the delivery back (`Executor::lease_lost`), so that its redelivery runs
+/// the job. Here the lease passes to another (dead) worker while the job
+/// waits mid-pipeline on a lock the test holds, and the reaper, which would
+/// otherwise rescue a job with an expired lease, is too slow to help: were
+/// the delivery acked, the job would stay in PROCESSING with no message.
+#[tokio::test]
+async fn a_lease_lost_mid_attempt_gives_the_delivery_back() {
+    let mut platform = Platform::start(Setup { workers: 0, ..Setup::default() }).await;
+    let job = platform.submit_document("lease-mid", "invoice.txt", &text_invoice("L1"), "NORMAL").await;
+    // The criteria stage's duplicate lookup reads document_results: the
+    // attempt waits there while its heartbeat goes on.
+    let mut hold = platform.db.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE document_results IN ACCESS EXCLUSIVE MODE").execute(&mut *hold).await.unwrap();
+    platform
+        .start_worker(&[
+            ("WORKER_LEASE_SECONDS", "1.5".to_owned()),
+            ("WORKER_REAPER_INTERVAL_SECONDS", "3600".to_owned()),
+        ])
+        .await;
+    eventually(Duration::from_secs(60), "the attempt waiting mid-pipeline on the lock", || async {
+        let running = platform.count("SELECT count(*) FROM jobs WHERE status = 'PROCESSING'").await;
+        let waiting = platform
+            .count(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()",
+            )
+            .await;
+        (running == 1 && waiting >= 1).then_some(())
+    })
+    .await;
+
+    sqlx::query(
+        "UPDATE jobs SET lease_owner = 'another-worker', lease_expires_at = now() - interval '1 second' \
+         WHERE job_id = $1::uuid",
+    )
+    .bind(&job)
+    .execute(&platform.db.pool)
+    .await
+    .unwrap();
+    eventually(Duration::from_secs(30), "the heartbeat to find the lease gone", || async {
+        platform.workers[0].log_text().contains("lease was lost mid-attempt").then_some(())
+    })
+    .await;
+    hold.rollback().await.unwrap();
+
+    let status = platform.wait_final(&job, Duration::from_secs(60)).await;
+    assert_eq!(status["job_status"], "COMPLETED", "{status}");
+    let completions = platform.count("SELECT count(*) FROM job_events WHERE to_status = 'COMPLETED'").await;
+    assert_eq!(completions, 1, "completed once");
 }
 
 #[tokio::test]
