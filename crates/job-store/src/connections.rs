@@ -6,8 +6,8 @@
 //! round trip, and that cannot be turned off (`PoolConnection` drop: it
 //! also drains what a cancelled query left unread). A job that takes a
 //! connection from the pool for each of its statements pays one such round
-//! trip per statement: 3.4 of the worker's 8.5 round trips per job
-//! (BENCHMARKS.md, lever 4). A connection handed back here after a statement
+//! trip per statement: 3.4 of the worker's 8.1 round trips per job, 1.1 of
+//! ingest's 6.3 (BENCHMARKS.md, lever 4). A connection handed back here after a statement
 //! that succeeded stays checked out, and the next statement reuses it as it
 //! is: sqlx's Postgres driver reads up to the server's ReadyForQuery before
 //! every statement anyway, so nothing is left pending on a connection whose
@@ -47,6 +47,7 @@ struct Idle {
 impl ConnectionCache {
     /// A cache keeping up to `capacity` of `pool`'s connections, and never
     /// more than half of the pool's maximum.
+    ///
     /// Starts a task (on the current Tokio runtime) that gives connections
     /// idle in the cache back to the pool; it ends with the cache.
     pub fn new(pool: PgPool, capacity: usize) -> Self {
