@@ -23,6 +23,13 @@ async fn assert_each_finished_once(platform: &Platform, jobs: &[String]) {
     }
 }
 
+/// Sessions of the test's database blocked on a lock (a test holds one).
+async fn sessions_waiting_on_a_lock(platform: &Platform) -> i64 {
+    platform
+        .count("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()")
+        .await
+}
+
 async fn submit_many(platform: &Platform, prefix: &str, n: usize) -> Vec<String> {
     let mut jobs = Vec::new();
     for i in 0..n {
@@ -151,11 +158,7 @@ async fn a_database_crash_that_loses_claims_strands_no_job() {
     platform.start_worker(&[("WORKER_COUNT", "4".to_owned())]).await;
     eventually(Duration::from_secs(60), "four claimed jobs whose outcomes wait on the lock", || async {
         let claimed = platform.count("SELECT count(*) FROM jobs WHERE status = 'PROCESSING'").await;
-        let waiting = platform
-            .count(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()",
-            )
-            .await;
+        let waiting = sessions_waiting_on_a_lock(&platform).await;
         (claimed == 4 && waiting >= 1).then_some(())
     })
     .await;
@@ -200,11 +203,7 @@ async fn a_lease_lost_mid_attempt_gives_the_delivery_back() {
         .await;
     eventually(Duration::from_secs(60), "the attempt waiting mid-pipeline on the lock", || async {
         let running = platform.count("SELECT count(*) FROM jobs WHERE status = 'PROCESSING'").await;
-        let waiting = platform
-            .count(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()",
-            )
-            .await;
+        let waiting = sessions_waiting_on_a_lock(&platform).await;
         (running == 1 && waiting >= 1).then_some(())
     })
     .await;
