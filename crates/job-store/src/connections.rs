@@ -7,20 +7,20 @@
 //! also drains what a cancelled query left unread). A job that takes a
 //! connection from the pool for each of its statements pays one such round
 //! trip per statement: 3.4 of the worker's 8.1 round trips per job, 1.1 of
-//! ingest's 6.3 (BENCHMARKS.md, lever 4). A connection handed back here after a statement
-//! that succeeded stays checked out, and the next statement reuses it as it
-//! is: sqlx's Postgres driver reads up to the server's ReadyForQuery before
-//! every statement anyway, so nothing is left pending on a connection whose
-//! last statement completed.
+//! ingest's 6.3 (BENCHMARKS.md, lever 4). A connection handed back here
+//! after a statement that succeeded stays checked out, and the next
+//! statement reuses it as it is: sqlx's Postgres driver reads up to the
+//! server's ReadyForQuery before every statement anyway, so nothing is left
+//! pending on a connection whose last statement completed.
 //!
 //! Anything else goes back through the pool as before: a connection whose
 //! statement failed or was cancelled (the pool's ping drains it, or closes
 //! it if it is broken), one idle here for [`crate::PING_IF_IDLE_FOR`] or
 //! longer (a restarted server or a cut network shows up there, and the pool
 //! pings it; a task gives those back even when nobody asks the cache), and
-//! those beyond the cache's capacity. The cache holds at most
-//! half the pool, so that the callers that still acquire from the pool (the
-//! relay, the reaper, heartbeats, health checks) always find connections.
+//! those beyond the cache's capacity. The cache holds at most half the
+//! pool, so that the callers that still acquire from the pool (the relay,
+//! the reaper, heartbeats, health checks) always find connections.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -35,7 +35,12 @@ use crate::error::StoreResult;
 #[derive(Clone)]
 pub struct ConnectionCache {
     pool: PgPool,
-    idle: Arc<Mutex<Vec<Idle>>>,
+    shared: Arc<Shared>,
+}
+
+/// What the cache and the connections out of it share.
+struct Shared {
+    idle: Mutex<Vec<Idle>>,
     capacity: usize,
 }
 
@@ -52,26 +57,26 @@ impl ConnectionCache {
     /// idle in the cache back to the pool; it ends with the cache.
     pub fn new(pool: PgPool, capacity: usize) -> Self {
         let half_the_pool = (pool.options().get_max_connections() / 2) as usize;
-        let idle = Arc::default();
-        tokio::spawn(give_back_idle(Arc::downgrade(&idle)));
-        ConnectionCache { pool, idle, capacity: capacity.min(half_the_pool) }
+        let shared = Arc::new(Shared { idle: Mutex::default(), capacity: capacity.min(half_the_pool) });
+        tokio::spawn(give_back_idle(Arc::downgrade(&shared)));
+        ConnectionCache { pool, shared }
     }
 
     /// How many connections the cache keeps at most.
     pub fn capacity(&self) -> usize {
-        self.capacity
+        self.shared.capacity
     }
 
     /// How many connections wait in the cache now.
     pub fn idle(&self) -> usize {
-        self.lock().len()
+        self.shared.lock().len()
     }
 
     /// The connection used last, if one is waiting and fresh; else one from
     /// the pool (which pings it first if it sat idle there).
     pub async fn acquire(&self) -> StoreResult<CachedConnection> {
         let (fresh, stale) = {
-            let mut idle = self.lock();
+            let mut idle = self.shared.lock();
             let stale = drain_stale(&mut idle);
             (idle.pop(), stale)
         };
@@ -81,18 +86,16 @@ impl ConnectionCache {
             Some(idle) => idle.connection,
             None => self.pool.acquire().await?,
         };
-        Ok(CachedConnection { connection: Some(connection), home: Arc::downgrade(&self.idle), capacity: self.capacity })
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Vec<Idle>> {
-        lock(&self.idle)
+        Ok(CachedConnection { connection: Some(connection), home: Arc::downgrade(&self.shared) })
     }
 }
 
-fn lock(idle: &Mutex<Vec<Idle>>) -> MutexGuard<'_, Vec<Idle>> {
-    // The list's operations cannot panic halfway: a poisoned lock still
-    // holds a consistent list.
-    idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Vec<Idle>> {
+        // The list's operations cannot panic halfway: a poisoned lock still
+        // holds a consistent list.
+        self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 /// Takes out the connections idle for [`crate::PING_IF_IDLE_FOR`] or
@@ -106,13 +109,13 @@ fn drain_stale(idle: &mut Vec<Idle>) -> Vec<Idle> {
 /// that waited here that long, so that a quiet cache does not keep them
 /// from the pool's other callers (a worker's heartbeats while every slot
 /// runs a long job): none waits in the cache much longer than twice that.
-async fn give_back_idle(idle: Weak<Mutex<Vec<Idle>>>) {
+async fn give_back_idle(shared: Weak<Shared>) {
     let mut every = tokio::time::interval(crate::PING_IF_IDLE_FOR);
     loop {
         every.tick().await;
-        let Some(idle) = idle.upgrade() else { return };
-        let stale = drain_stale(&mut lock(&idle));
-        drop(idle);
+        let Some(shared) = shared.upgrade() else { return };
+        let stale = drain_stale(&mut shared.lock());
+        drop(shared);
         drop(stale);
     }
 }
@@ -122,8 +125,7 @@ async fn give_back_idle(idle: Weak<Mutex<Vec<Idle>>>) {
 /// cache instead.
 pub struct CachedConnection {
     connection: Option<PoolConnection<Postgres>>,
-    home: Weak<Mutex<Vec<Idle>>>,
-    capacity: usize,
+    home: Weak<Shared>,
 }
 
 impl CachedConnection {
@@ -134,8 +136,8 @@ impl CachedConnection {
         let (Some(connection), Some(home)) = (self.connection.take(), self.home.upgrade()) else {
             return;
         };
-        let mut idle = lock(&home);
-        if idle.len() < self.capacity {
+        let mut idle = home.lock();
+        if idle.len() < home.capacity {
             idle.push(Idle { connection, since: Instant::now() });
             return;
         }
