@@ -3,6 +3,17 @@
 //! them. A 202 therefore survives a broker outage; the price is
 //! at-least-once publishing, which the worker's claim turns into
 //! exactly-once effect.
+//!
+//! Rows reach it two ways. The process that committed them hands them
+//! over ([`OutboxRelay::hand_over`]), and the relay publishes them at once
+//! from memory and deletes what the broker confirmed: one statement per
+//! handover, no poll between the commit and the publish. And it polls the
+//! table for everything else: rows other processes wrote without handing
+//! them over (dlq-admin's retries, the reaper's rescues), rows whose
+//! handover failed or whose writer died, and rows held back after the
+//! broker would not route them. Handed-over rows are claimed when written
+//! (`job_store::outbox`), so the polls of every relay keep off them while
+//! their writer publishes them.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -12,12 +23,12 @@ use std::time::Duration;
 use lapin::Connection;
 use opentelemetry::trace::{Span as _, Status};
 use sqlx::PgPool;
-use tokio::sync::Notify;
+use tokio::sync::{Mutex, Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use job_model::Topology;
-use job_store::StoreError;
-use job_store::outbox::{self, Deferred, LockedBatch};
+use job_store::outbox::{self, Deferred, LockedBatch, OutboxRow};
+use job_store::{ConnectionCache, StoreError};
 
 use crate::backoff::Backoff;
 use crate::publisher::{Outgoing, PublishError, Publisher};
@@ -103,10 +114,23 @@ pub mod parked {
     pub const REASON: &str = "unroutable";
 }
 
+/// Handovers waiting for the relay, at most; past that a handover is
+/// dropped and its rows wait out their claim for a poll.
+const HANDOVER_QUEUE: usize = 1024;
+
+/// How much longer than its publish may take a handed-over row stays
+/// claimed: time for the delete after the broker's confirm.
+const CLAIM_MARGIN: Duration = Duration::from_secs(2);
+
 /// Counters a service exposes in /metrics.
 #[derive(Debug, Default)]
 pub struct RelayStats {
     pub published: AtomicU64,
+    /// Of `published`, rows handed over by their writer (no poll).
+    pub handed_over: AtomicU64,
+    /// Handovers dropped because the relay was that far behind; their rows
+    /// went out after their claim ran out.
+    pub handovers_dropped: AtomicU64,
     pub publish_failures: AtomicU64,
     /// Publishes the broker returned unroutable.
     pub unroutable: AtomicU64,
@@ -117,12 +141,44 @@ pub struct RelayStats {
 
 /// Publishes outbox rows. Several relays (one per replica) share the table
 /// safely: each batch is locked with `FOR UPDATE SKIP LOCKED`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct OutboxRelay {
     pool: PgPool,
+    /// For the statements that settle handed-over rows.
+    connections: ConnectionCache,
     config: RelayConfig,
     wake: Arc<Notify>,
+    handed: mpsc::Sender<Vec<OutboxRow>>,
+    /// Taken by the one [`OutboxRelay::run`].
+    handovers: Arc<Mutex<mpsc::Receiver<Vec<OutboxRow>>>>,
     stats: Arc<RelayStats>,
+}
+
+impl std::fmt::Debug for OutboxRelay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboxRelay").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+/// What the relay does next.
+enum Work {
+    /// Publish rows handed over.
+    Handed(Vec<OutboxRow>),
+    /// Poll the table.
+    Sweep,
+}
+
+/// What publishing a set of rows came to, before the outbox is told.
+struct Sent {
+    /// Rows the broker confirmed (or that were parked on the dead-letter
+    /// exchange): to delete.
+    published: Vec<i64>,
+    /// Rows the broker would not route: to hold back.
+    deferred: Vec<Deferred>,
+    /// A queue deleted under us: declare the topology again.
+    redeclare: bool,
+    /// The first refusal (a nack) of a row that is neither of the above.
+    refused: Option<PublishError>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -134,14 +190,45 @@ enum RelayError {
 }
 
 impl OutboxRelay {
+    /// A relay over `pool`. Starts the task of a connection cache, so it
+    /// must be called on a Tokio runtime.
     pub fn new(pool: PgPool, config: RelayConfig) -> Self {
-        OutboxRelay { pool, config, wake: Arc::new(Notify::new()), stats: Arc::default() }
+        let (handed, handovers) = mpsc::channel(HANDOVER_QUEUE);
+        OutboxRelay {
+            connections: ConnectionCache::new(pool.clone(), 1),
+            pool,
+            config,
+            wake: Arc::new(Notify::new()),
+            handed,
+            handovers: Arc::new(Mutex::new(handovers)),
+            stats: Arc::default(),
+        }
     }
 
-    /// Call after committing outbox rows, so they go out now rather than at
-    /// the next poll.
+    /// Call after committing outbox rows written without a claim, so they
+    /// go out now rather than at the next poll.
     pub fn wake(&self) {
         self.wake.notify_one();
+    }
+
+    /// How long a writer claims the outbox rows it will hand over: the
+    /// longest a publish may take, and a margin. Past it, any relay's poll
+    /// takes them (published twice at worst, if this one was that slow).
+    pub fn claim(&self) -> Duration {
+        self.config.publish_timeout + CLAIM_MARGIN
+    }
+
+    /// Publishes rows this process has just committed, claimed for
+    /// [`claim`](Self::claim), without waiting for a poll. Never waits: if
+    /// the relay is too far behind, the rows go out after their claim.
+    pub fn hand_over(&self, rows: Vec<OutboxRow>) {
+        if rows.is_empty() {
+            return;
+        }
+        if self.handed.try_send(rows).is_err() {
+            self.stats.handovers_dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!("outbox relay behind; a handover waits for its claim to run out");
+        }
     }
 
     pub fn stats(&self) -> Arc<RelayStats> {
@@ -151,15 +238,20 @@ impl OutboxRelay {
     /// Runs until `shutdown` is cancelled, reconnecting with backoff whenever
     /// the broker or the database fails.
     pub async fn run(self, shutdown: CancellationToken) {
+        let mut handovers = self.handovers.clone().lock_owned().await;
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         let mut session: Option<(Connection, Publisher, Declared)> = None;
+        let mut sweep_now = true;
         while !shutdown.is_cancelled() {
             let Some((connection, publisher, declared)) = &mut session else {
+                // Nothing can go out: what was handed over goes to the polls.
+                self.release_handed(&mut handovers).await;
                 match self.connect().await {
                     Ok(s) => {
                         tracing::info!(connection = %self.config.connection_name, "outbox relay connected to the broker");
                         self.stats.connected.store(true, Ordering::Relaxed);
                         session = Some(s);
+                        sweep_now = true;
                     }
                     Err(error) => {
                         tracing::warn!(%error, "outbox relay cannot reach the broker; retrying");
@@ -168,29 +260,46 @@ impl OutboxRelay {
                 }
                 continue;
             };
-            // A batch abandoned at shutdown rolls back: its rows stay for
-            // another relay (published twice at worst, never lost).
-            let outcome = tokio::select! {
-                outcome = self.publish_batch(connection, publisher, declared) => outcome,
-                _ = shutdown.cancelled() => break,
+            let work = if sweep_now {
+                Work::Sweep
+            } else {
+                let work = tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => break,
+                    Some(rows) = handovers.recv() => Work::Handed(rows),
+                    _ = self.wake.notified() => Work::Sweep,
+                    _ = tokio::time::sleep(self.config.poll_interval) => Work::Sweep,
+                };
+                // Notice a connection that died while idle, so readiness
+                // says so before the next publish finds out.
+                if !connection.status().connected() {
+                    tracing::warn!("outbox relay lost its broker connection while idle");
+                    if let Work::Handed(rows) = work {
+                        self.release(&rows).await;
+                    }
+                    session = None;
+                    self.stats.connected.store(false, Ordering::Relaxed);
+                    continue;
+                }
+                work
+            };
+            let outcome = match work {
+                // A batch abandoned at shutdown rolls back: its rows stay for
+                // another relay (published twice at worst, never lost).
+                Work::Sweep => tokio::select! {
+                    outcome = self.publish_batch(connection, publisher, declared) => outcome,
+                    _ = shutdown.cancelled() => break,
+                },
+                // Bounded by the publish timeout, and finished even at
+                // shutdown: abandoned, its rows would wait out their claim.
+                Work::Handed(rows) => self.publish_handed(connection, publisher, declared, rows, &mut handovers).await,
             };
             match outcome {
-                Ok(0) => {
+                Ok(swept) => {
                     backoff.reset();
-                    tokio::select! {
-                        _ = self.wake.notified() => {}
-                        _ = tokio::time::sleep(self.config.poll_interval) => {}
-                        _ = shutdown.cancelled() => {}
-                    }
-                    // Notice a connection that died while idle, so readiness
-                    // says so before the next publish finds out.
-                    if !connection.status().connected() {
-                        tracing::warn!("outbox relay lost its broker connection while idle");
-                        session = None;
-                        self.stats.connected.store(false, Ordering::Relaxed);
-                    }
+                    // A full poll may have left more behind it.
+                    sweep_now = swept > 0;
                 }
-                Ok(_) => backoff.reset(),
                 Err(error) => {
                     self.stats.publish_failures.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(%error, "outbox batch not wholly published; the rest stays in the outbox");
@@ -201,9 +310,11 @@ impl OutboxRelay {
                         self.stats.connected.store(false, Ordering::Relaxed);
                     }
                     backoff.wait(&shutdown).await;
+                    sweep_now = true;
                 }
             }
         }
+        self.release_handed(&mut handovers).await;
         if let Some((connection, ..)) = session {
             let _ = connection.close(200, "shutting down".into()).await;
         }
@@ -243,10 +354,10 @@ impl OutboxRelay {
         Ok(())
     }
 
-    /// Publishes one batch and deletes the rows the broker confirmed; rows
-    /// it returned unroutable wait out their backoff (see
-    /// [`UnroutablePolicy`]). Returns how many rows went out; an error if
-    /// the channel failed or the broker refused (nacked) a message.
+    /// Polls the table: publishes one locked batch and deletes the rows the
+    /// broker confirmed; rows it returned unroutable wait out their backoff
+    /// (see [`UnroutablePolicy`]). Returns how many rows went out; an error
+    /// if the channel failed or the broker refused (nacked) a message.
     async fn publish_batch(
         &self,
         connection: &Connection,
@@ -258,15 +369,68 @@ impl OutboxRelay {
             batch.complete(&[], &[]).await?;
             return Ok(0);
         }
-        // Bounded like a publish: the batch's rows stay locked meanwhile.
+        let sent = self.publish_rows(connection, publisher, declared, &batch.rows).await?;
+        batch.complete(&sent.published, &sent.deferred).await?;
+        self.after_settling(connection, declared, sent).await
+    }
+
+    /// Publishes rows handed over (`first`, and whatever else is waiting, up
+    /// to a batch), then deletes the ones the broker confirmed and holds back
+    /// the ones it would not route. Rows left over (a failed publish, a
+    /// nack) go back to the polls at once. Returns 0: nothing was polled.
+    async fn publish_handed(
+        &self,
+        connection: &Connection,
+        publisher: &Publisher,
+        declared: &mut Declared,
+        first: Vec<OutboxRow>,
+        handovers: &mut mpsc::Receiver<Vec<OutboxRow>>,
+    ) -> Result<usize, RelayError> {
+        let mut rows = first;
+        while rows.len() < self.config.batch_size.max(1) as usize {
+            match handovers.try_recv() {
+                Ok(more) => rows.extend(more),
+                Err(_) => break,
+            }
+        }
+        let sent = match self.publish_rows(connection, publisher, declared, &rows).await {
+            Ok(sent) => sent,
+            Err(error) => {
+                self.release(&rows).await;
+                return Err(error);
+            }
+        };
+        let mut settled = self.connections.acquire().await?;
+        let result = outbox::settle_handed(&mut settled, &sent.published, &sent.deferred).await;
+        settled.keep_if_ok(result)?;
+        self.stats.handed_over.fetch_add(sent.published.len() as u64, Ordering::Relaxed);
+        if sent.refused.is_some() {
+            let left: Vec<OutboxRow> = rows
+                .into_iter()
+                .filter(|r| !sent.published.contains(&r.id) && !sent.deferred.iter().any(|d| d.id == r.id))
+                .collect();
+            self.release(&left).await;
+        }
+        self.after_settling(connection, declared, sent).await.map(|_| 0)
+    }
+
+    /// Publishes `rows` and sorts out what the broker made of each; an error
+    /// if the channel failed, when nothing can be said of any of them.
+    async fn publish_rows(
+        &self,
+        connection: &Connection,
+        publisher: &Publisher,
+        declared: &mut Declared,
+        rows: &[OutboxRow],
+    ) -> Result<Sent, RelayError> {
+        // Bounded like a publish: a polled batch's rows stay locked meanwhile.
         let timeout = self.config.publish_timeout;
-        tokio::time::timeout(timeout, self.declare_destinations(connection, declared, &batch.rows))
+        tokio::time::timeout(timeout, self.declare_destinations(connection, declared, rows))
             .await
             .map_err(|_| PublishError::TimedOut(timeout))??;
         let policy = self.config.unroutable;
         let dlq_exchange = self.config.topology.dlq_exchange();
-        let routes: Vec<Route> = batch
-            .rows
+        let routes: Vec<Route> = rows
             .iter()
             .map(|row| {
                 if policy.exhausted(row.failures) {
@@ -278,8 +442,7 @@ impl OutboxRelay {
                 }
             })
             .collect();
-        let (mut spans, headers): (Vec<_>, Vec<_>) = batch
-            .rows
+        let (mut spans, headers): (Vec<_>, Vec<_>) = rows
             .iter()
             .zip(&routes)
             .map(|(row, route)| {
@@ -291,8 +454,7 @@ impl OutboxRelay {
                 (span, headers)
             })
             .unzip();
-        let outgoing: Vec<Outgoing<'_>> = batch
-            .rows
+        let outgoing: Vec<Outgoing<'_>> = rows
             .iter()
             .zip(&headers)
             .zip(&routes)
@@ -320,11 +482,11 @@ impl OutboxRelay {
                 return Err(error.into());
             }
         };
-        let mut published = Vec::with_capacity(batch.rows.len());
+        let mut published = Vec::with_capacity(rows.len());
         let mut deferred = Vec::new();
         let mut redeclare = false;
         let mut refused = None;
-        for ((row, route), span) in batch.rows.iter().zip(&routes).zip(&mut spans) {
+        for ((row, route), span) in rows.iter().zip(&routes).zip(&mut spans) {
             let result = match route {
                 Route::Own | Route::Park => confirmed.next().expect("one result per message published"),
                 Route::Missing => Err(PublishError::Unroutable {
@@ -360,17 +522,55 @@ impl OutboxRelay {
                 }
             }
         }
-        let sent = published.len();
-        batch.complete(&published, &deferred).await?;
-        self.stats.published.fetch_add(sent as u64, Ordering::Relaxed);
-        if redeclare {
+        Ok(Sent { published, deferred, redeclare, refused })
+    }
+
+    /// Counts what went out, re-declares the topology if a queue vanished,
+    /// and reports a refusal; the outbox has been told already.
+    async fn after_settling(
+        &self,
+        connection: &Connection,
+        declared: &mut Declared,
+        sent: Sent,
+    ) -> Result<usize, RelayError> {
+        let count = sent.published.len();
+        self.stats.published.fetch_add(count as u64, Ordering::Relaxed);
+        if sent.redeclare {
             // A queue deleted under us: declared again before the next try.
             crate::topology::declare(&self.config.topology, connection).await.map_err(PublishError::from)?;
             declared.retain(|e| self.config.topology.retry_delay_of(e).is_none());
         }
-        match refused {
-            None => Ok(sent),
+        match sent.refused {
+            None => Ok(count),
             Some(error) => Err(error.into()),
         }
+    }
+
+    /// Gives handed-over rows that did not go out back to the polls. Best
+    /// effort: if the database is away too, their claims run out instead.
+    async fn release(&self, rows: &[OutboxRow]) {
+        if rows.is_empty() {
+            return;
+        }
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        let released = match self.connections.acquire().await {
+            Ok(mut connection) => {
+                let result = outbox::release(&mut connection, &ids).await;
+                connection.keep_if_ok(result)
+            }
+            Err(error) => Err(error),
+        };
+        if let Err(error) = released {
+            tracing::warn!(%error, rows = ids.len(), "handed-over outbox rows not released; their claims will run out");
+        }
+    }
+
+    /// Releases everything handed over and not yet taken.
+    async fn release_handed(&self, handovers: &mut mpsc::Receiver<Vec<OutboxRow>>) {
+        let mut rows = Vec::new();
+        while let Ok(more) = handovers.try_recv() {
+            rows.extend(more);
+        }
+        self.release(&rows).await;
     }
 }

@@ -15,8 +15,9 @@ use crate::row::{self, query_jobs};
 /// What submitting a job did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SubmitOutcome {
-    /// A new job was committed together with its outbox message.
-    Created(JobMetadata),
+    /// A new job was committed together with its outbox message, whose row
+    /// id a writer that publishes it itself deletes it by.
+    Created { job: JobMetadata, outbox_id: i64 },
     /// The same request was seen before: here is its job.
     Duplicate(JobMetadata),
     /// The idempotency key (or document id, within the window) was used before
@@ -33,13 +34,16 @@ pub struct DedupPolicy {
 }
 
 /// Commits a job, its first event and its outbox message in one transaction,
-/// or returns the job an earlier identical request created.
+/// or returns the job an earlier identical request created. With a
+/// `claim`, the message is handed over: relays keep off it that long, while
+/// the caller publishes it (`outbox::settle_handed`).
 pub async fn submit_job(
     conn: &mut PgConnection,
     job: &NewJob,
     message: &OutboxMessage,
     actor: &str,
     dedup: DedupPolicy,
+    claim: Option<Duration>,
 ) -> StoreResult<SubmitOutcome> {
     let mut tx = conn.begin().await?;
 
@@ -75,6 +79,7 @@ pub async fn submit_job(
     // The job, its first event and its outbox message in one statement: one
     // round trip for the write path every submission takes.
     let created = query_jobs!(
+        outbox_id = "(SELECT id FROM message)";
         "WITH job AS ( \
              INSERT INTO jobs (job_id, document_id, filename, blob_path, file_size, priority, tags, status, \
                                max_retries, idempotency_key, request_hash, trace_id, traceparent) \
@@ -85,8 +90,9 @@ pub async fn submit_job(
              INSERT INTO job_events (job_id, from_status, to_status, actor, detail) \
              SELECT job_id, NULL, 'QUEUED', $13, $14 FROM job \
          ), message AS ( \
-             INSERT INTO outbox (exchange, routing_key, payload, headers, expiration_ms) \
-             SELECT $15, $16, $17, $18, $19 FROM job \
+             INSERT INTO outbox (exchange, routing_key, payload, headers, expiration_ms, not_before) \
+             SELECT $15, $16, $17, $18, $19, now() + make_interval(secs => $20::float8) FROM job \
+             RETURNING id \
          ) \
          SELECT ",
         " FROM job",
@@ -109,6 +115,7 @@ pub async fn submit_job(
         message.payload,
         headers,
         message.expiration.map(|d| d.as_millis() as i64),
+        claim.map(|c| c.as_secs_f64()),
     )
     .fetch_optional(&mut *tx)
     .await?;
@@ -124,7 +131,10 @@ pub async fn submit_job(
         return existing_outcome(conn, existing.job_id, &existing.request_hash, job).await;
     };
     tx.commit().await?;
-    Ok(SubmitOutcome::Created(row::job(created)?))
+    let outbox_id = created
+        .outbox_id
+        .ok_or_else(|| StoreError::invariant(format!("job {} was created without its outbox row", created.job_id)))?;
+    Ok(SubmitOutcome::Created { job: row::job(created)?, outbox_id })
 }
 
 async fn existing_outcome(

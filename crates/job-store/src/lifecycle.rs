@@ -14,7 +14,7 @@ use crate::outbox;
 use crate::row::{self, query_jobs};
 
 mod outcomes;
-pub use outcomes::{AttemptRecord, record_attempt, record_attempts};
+pub use outcomes::{AttemptRecord, Recorded, record_attempt, record_attempts};
 
 /// What a claim found.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,12 +1,21 @@
 //! The outbox table: messages committed with the rows that cause them, and
 //! the relay's side (lock a batch, delete what the broker confirmed). The
 //! relay itself, which talks to the broker, lives in the `broker` crate.
+//!
+//! Rows can also be handed over: the process that wrote them publishes
+//! them itself right after its commit, with no poll between, and deletes
+//! what the broker confirmed ([`settle_handed`]). The statements that write
+//! such rows take a `claim`, and set `not_before` (the column a backoff
+//! uses too) that far ahead, so relays polling the table keep off them
+//! meanwhile. Should the writer die before its publish, or its publish
+//! fail, any relay takes them once the claim runs out, or at once after
+//! [`release`].
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use job_model::OutboxMessage;
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 use crate::error::{StoreError, StoreResult};
 
@@ -53,6 +62,13 @@ pub struct OutboxRow {
     pub message: OutboxMessage,
     /// How often the broker refused to route it so far.
     pub failures: i32,
+}
+
+impl OutboxRow {
+    /// A row its writer hands over to its relay: just written, never refused.
+    pub fn handed(id: i64, message: OutboxMessage) -> Self {
+        OutboxRow { id, message, failures: 0 }
+    }
 }
 
 /// A row the broker did not take, to be tried again after a backoff.
@@ -117,27 +133,68 @@ impl LockedBatch {
     /// be published again: the at-least-once half of the bargain (which is
     /// why it is committed asynchronously, see [`lock_batch`]).
     pub async fn complete(mut self, published: &[i64], deferred: &[Deferred]) -> StoreResult<()> {
-        if !published.is_empty() {
-            sqlx::query!("DELETE FROM outbox WHERE id = ANY($1)", published).execute(&mut *self.tx).await?;
-        }
-        if !deferred.is_empty() {
-            let ids: Vec<i64> = deferred.iter().map(|d| d.id).collect();
-            let errors: Vec<String> = deferred.iter().map(|d| d.error.clone()).collect();
-            let delays: Vec<f64> = deferred.iter().map(|d| d.delay.as_secs_f64()).collect();
-            sqlx::query!(
-                "UPDATE outbox o SET failures = o.failures + 1, last_error = d.error, \
-                     not_before = now() + make_interval(secs => d.delay) \
-                 FROM UNNEST($1::int8[], $2::text[], $3::float8[]) AS d(id, error, delay) WHERE o.id = d.id",
-                &ids,
-                &errors,
-                &delays
-            )
-            .execute(&mut *self.tx)
-            .await?;
-        }
+        delete(&mut *self.tx, published).await?;
+        hold_back(&mut *self.tx, deferred).await?;
         self.tx.commit().await?;
         Ok(())
     }
+}
+
+/// After a handed-over publish: deletes the rows the broker confirmed and
+/// holds back the ones it refused to route, each in a statement of its own
+/// outside any transaction. The delete commits asynchronously for the same
+/// reason as a batch's (see [`lock_batch`]).
+pub async fn settle_handed(conn: &mut PgConnection, published: &[i64], deferred: &[Deferred]) -> StoreResult<()> {
+    if !published.is_empty() {
+        sqlx::query!(
+            "WITH async_commit AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true)) \
+             DELETE FROM outbox USING async_commit WHERE id = ANY($1)",
+            published
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
+    hold_back(&mut *conn, deferred).await
+}
+
+/// Ends the claim on handed-over rows that were not published (the broker
+/// away, a publish failed), so the next poll of any relay takes them
+/// instead of waiting for the claim to run out. Rows another relay already
+/// deferred keep their backoff.
+pub async fn release(conn: &mut PgConnection, ids: &[i64]) -> StoreResult<()> {
+    if !ids.is_empty() {
+        sqlx::query!("UPDATE outbox SET not_before = NULL WHERE id = ANY($1) AND failures = 0", ids)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn delete(conn: &mut PgConnection, published: &[i64]) -> StoreResult<()> {
+    if !published.is_empty() {
+        sqlx::query!("DELETE FROM outbox WHERE id = ANY($1)", published).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+async fn hold_back(conn: &mut PgConnection, deferred: &[Deferred]) -> StoreResult<()> {
+    if deferred.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = deferred.iter().map(|d| d.id).collect();
+    let errors: Vec<String> = deferred.iter().map(|d| d.error.clone()).collect();
+    let delays: Vec<f64> = deferred.iter().map(|d| d.delay.as_secs_f64()).collect();
+    sqlx::query!(
+        "UPDATE outbox o SET failures = o.failures + 1, last_error = d.error, \
+             not_before = now() + make_interval(secs => d.delay) \
+         FROM UNNEST($1::int8[], $2::text[], $3::float8[]) AS d(id, error, delay) WHERE o.id = d.id",
+        &ids,
+        &errors,
+        &delays
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// Waits (polling) until the outbox is empty or `timeout` passes; used at

@@ -15,9 +15,15 @@ use crate::error::StoreError;
 /// state nullability where Postgres cannot infer it (CTEs, RETURNING).
 macro_rules! query_jobs {
     ($before:literal, $after:literal $(, $arg:expr)* $(,)?) => {
-        $crate::row::query_jobs!(crashed = "NULL::bool"; $before, $after $(, $arg)*)
+        $crate::row::query_jobs!(crashed = "NULL::bool", outbox_id = "NULL::int8"; $before, $after $(, $arg)*)
     };
     (crashed = $crashed:literal; $before:literal, $after:literal $(, $arg:expr)* $(,)?) => {
+        $crate::row::query_jobs!(crashed = $crashed, outbox_id = "NULL::int8"; $before, $after $(, $arg)*)
+    };
+    (outbox_id = $outbox_id:literal; $before:literal, $after:literal $(, $arg:expr)* $(,)?) => {
+        $crate::row::query_jobs!(crashed = "NULL::bool", outbox_id = $outbox_id; $before, $after $(, $arg)*)
+    };
+    (crashed = $crashed:literal, outbox_id = $outbox_id:literal; $before:literal, $after:literal $(, $arg:expr)* $(,)?) => {
         sqlx::query_as!(
             $crate::row::JobRow,
             $before
@@ -29,7 +35,9 @@ macro_rules! query_jobs {
                   created_at AS "created_at!", updated_at AS "updated_at!", started_at AS "started_at?",
                   completed_at AS "completed_at?", dlq_at AS "dlq_at?", "#
                 + $crashed
-                + r#" AS "crashed?" "#
+                + r#" AS "crashed?", "#
+                + $outbox_id
+                + r#" AS "outbox_id?" "#
                 + $after
             $(, $arg)*
         )
@@ -63,6 +71,9 @@ pub struct JobRow {
     /// Whether a claim took the job from a worker that died holding it;
     /// NULL for every other statement.
     pub crashed: Option<bool>,
+    /// The outbox row a submission wrote with its job, for a writer that
+    /// publishes it itself; NULL for every other statement.
+    pub outbox_id: Option<i64>,
 }
 
 impl TryFrom<JobRow> for JobMetadata {

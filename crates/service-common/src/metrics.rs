@@ -119,6 +119,20 @@ pub fn encode_relay_stats(
         None,
         published.metric_type(),
     )?)?;
+    let handed_over = ConstCounter::new(stats.handed_over.load(Ordering::Relaxed));
+    handed_over.encode(encoder.encode_descriptor(
+        "docflow_outbox_handed_over",
+        "Of the published messages, those this process committed and published at once, with no poll",
+        None,
+        handed_over.metric_type(),
+    )?)?;
+    let dropped = ConstCounter::new(stats.handovers_dropped.load(Ordering::Relaxed));
+    dropped.encode(encoder.encode_descriptor(
+        "docflow_outbox_handovers_dropped",
+        "Handovers the relay was too far behind to take; their messages went out after their claim ran out",
+        None,
+        dropped.metric_type(),
+    )?)?;
     let failures = ConstCounter::new(stats.publish_failures.load(Ordering::Relaxed));
     failures.encode(encoder.encode_descriptor(
         "docflow_outbox_publish_failures",

@@ -78,7 +78,7 @@ async fn direct(n: usize, concurrency: usize) -> f64 {
                     Default::default(),
                 );
                 let dedup = DedupPolicy { document_window: Some(Duration::from_secs(3600)) };
-                db::submit_job(&mut pool.acquire().await.expect("a connection"), &job, &message, "bench", dedup)
+                db::submit_job(&mut pool.acquire().await.expect("a connection"), &job, &message, "bench", dedup, None)
                     .await
                     .expect("submit");
             }

@@ -12,6 +12,7 @@ use job_model::{
     Topology,
 };
 use job_store::lifecycle::{self, AttemptRecord, ClaimOutcome};
+use job_store::outbox::OutboxRow;
 use job_store::{ConnectionCache, StoreError};
 use object_store::ObjectStore;
 use pipeline::{Document, EarlierResults, Pipeline, PipelineRun, StageError, StageStatus};
@@ -173,8 +174,9 @@ impl Executor {
         let record = Arc::new(record);
         let committed = self.with_db_retry(abort, || self.outcomes.record(record.clone())).await;
         match committed {
-            Some(true) => {
-                self.relay.wake();
+            Some(Some(recorded)) => {
+                let written = recorded.outbox_ids.iter().zip(&record.messages);
+                self.relay.hand_over(written.map(|(id, m)| OutboxRow::handed(*id, m.clone())).collect());
                 let span = tracing::Span::current();
                 span.record("docflow.outcome", outcome.as_str());
                 span.record("otel.status_code", if outcome == AttemptOutcome::Completed { "OK" } else { "ERROR" });
@@ -183,7 +185,7 @@ impl Executor {
                 tracing::info!(job_id = %job.job_id, attempt = job.attempt, outcome = outcome.as_str(), "attempt recorded");
                 Settle::Ack
             }
-            Some(false) => self.lease_lost(job, "at its outcome"),
+            Some(None) => self.lease_lost(job, "at its outcome"),
             None => Settle::Requeue,
         }
     }

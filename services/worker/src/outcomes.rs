@@ -15,6 +15,7 @@
 //! throughput than the grouping saved (BENCHMARKS.md, lever 2).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use job_store::lifecycle::{self, AttemptRecord};
 use job_store::{ConnectionCache, StoreError};
@@ -49,9 +50,10 @@ impl RecordError {
     }
 }
 
-/// Whether this worker recorded the attempt (false: it no longer held the
+/// Whether this worker recorded the attempt, with the ids of the outbox rows
+/// it wrote, claimed for the relay's handover (`None`: it no longer held the
 /// job's lease for that attempt, and nothing was written).
-pub type Recorded = Result<bool, RecordError>;
+pub type Recorded = Result<Option<lifecycle::Recorded>, RecordError>;
 
 struct Pending {
     record: Arc<AttemptRecord>,
@@ -67,11 +69,20 @@ pub struct OutcomeWriter {
 
 impl OutcomeWriter {
     /// Starts the writer. `max_group` bounds a group (the worker's job
-    /// slots: no more attempts than that can be waiting at once).
-    pub fn start(connections: ConnectionCache, worker_id: String, max_group: usize, group_sizes: Histogram) -> Self {
+    /// slots: no more attempts than that can be waiting at once); `claim`
+    /// is how long relays keep off the outbox rows written, which the job
+    /// tasks hand over to their relay.
+    pub fn start(
+        connections: ConnectionCache,
+        worker_id: String,
+        max_group: usize,
+        claim: Duration,
+        group_sizes: Histogram,
+    ) -> Self {
         let max_group = max_group.max(1);
         let (queue, waiting) = mpsc::channel(max_group);
-        tokio::spawn(write_groups(connections, worker_id, waiting, max_group, group_sizes));
+        let writer = Writer { connections, worker_id, claim };
+        tokio::spawn(write_groups(writer, waiting, max_group, group_sizes));
         OutcomeWriter { queue }
     }
 
@@ -85,13 +96,15 @@ impl OutcomeWriter {
     }
 }
 
-async fn write_groups(
+/// What every write needs.
+#[derive(Clone)]
+struct Writer {
     connections: ConnectionCache,
     worker_id: String,
-    mut waiting: mpsc::Receiver<Pending>,
-    max_group: usize,
-    group_sizes: Histogram,
-) {
+    claim: Duration,
+}
+
+async fn write_groups(writer: Writer, mut waiting: mpsc::Receiver<Pending>, max_group: usize, group_sizes: Histogram) {
     let writes = Arc::new(Semaphore::new(WRITES_IN_FLIGHT));
     while let Some(first) = waiting.recv().await {
         // Attempts that finish while this one waits for a write slot join it.
@@ -104,48 +117,48 @@ async fn write_groups(
             }
         }
         group_sizes.observe(group.len() as f64);
-        let (connections, worker_id) = (connections.clone(), worker_id.clone());
+        let writer = writer.clone();
         tokio::spawn(async move {
-            write_group(&connections, &worker_id, group).await;
+            writer.write_group(group).await;
             drop(write);
         });
     }
 }
 
-async fn write_group(connections: &ConnectionCache, worker_id: &str, group: Vec<Pending>) {
-    let records: Vec<&AttemptRecord> = group.iter().map(|p| p.record.as_ref()).collect();
-    match record(connections, worker_id, &records).await {
-        Ok(recorded) => {
-            for (pending, recorded) in group.into_iter().zip(recorded) {
-                let _ = pending.reply.send(Ok(recorded));
+impl Writer {
+    async fn write_group(&self, group: Vec<Pending>) {
+        let records: Vec<&AttemptRecord> = group.iter().map(|p| p.record.as_ref()).collect();
+        match self.record(&records).await {
+            Ok(recorded) => {
+                for (pending, recorded) in group.into_iter().zip(recorded) {
+                    let _ = pending.reply.send(Ok(recorded));
+                }
             }
-        }
-        // An outage fails the whole group alike; each job task waits it out.
-        Err(error) if error.is_unavailable() || group.len() == 1 => {
-            let error = RecordError::of(&error);
-            for pending in group {
-                let _ = pending.reply.send(Err(error.clone()));
+            // An outage fails the whole group alike; each job task waits it out.
+            Err(error) if error.is_unavailable() || group.len() == 1 => {
+                let error = RecordError::of(&error);
+                for pending in group {
+                    let _ = pending.reply.send(Err(error.clone()));
+                }
             }
-        }
-        // A statement that failed for good may fail for one attempt only
-        // (a row a constraint refuses): write each alone, so the others
-        // are recorded and only the bad one goes back.
-        Err(error) => {
-            tracing::warn!(%error, attempts = group.len(), "recording a group of outcomes failed; recording each alone");
-            for pending in group {
-                let alone = record(connections, worker_id, &[pending.record.as_ref()]).await;
-                let _ = pending.reply.send(alone.map(|recorded| recorded[0]).map_err(|e| RecordError::of(&e)));
+            // A statement that failed for good may fail for one attempt only
+            // (a row a constraint refuses): write each alone, so the others
+            // are recorded and only the bad one goes back.
+            Err(error) => {
+                tracing::warn!(%error, attempts = group.len(), "recording a group of outcomes failed; recording each alone");
+                for pending in group {
+                    let alone = self.record(&[pending.record.as_ref()]).await;
+                    let _ = pending
+                        .reply
+                        .send(alone.map(|mut recorded| recorded.swap_remove(0)).map_err(|e| RecordError::of(&e)));
+                }
             }
         }
     }
-}
 
-async fn record(
-    connections: &ConnectionCache,
-    worker_id: &str,
-    records: &[&AttemptRecord],
-) -> Result<Vec<bool>, StoreError> {
-    let mut connection = connections.acquire().await?;
-    let recorded = lifecycle::record_attempts(&mut *connection, worker_id, records).await;
-    connection.keep_if_ok(recorded)
+    async fn record(&self, records: &[&AttemptRecord]) -> Result<Vec<Option<lifecycle::Recorded>>, StoreError> {
+        let mut connection = self.connections.acquire().await?;
+        let recorded = lifecycle::record_attempts(&mut *connection, &self.worker_id, records, Some(self.claim)).await;
+        connection.keep_if_ok(recorded)
+    }
 }

@@ -91,6 +91,7 @@ impl Application {
                 connections,
                 worker_id.clone(),
                 config.worker_count.max(1),
+                relay.claim(),
                 metrics.outcome_group_size.clone(),
             ),
             metrics: metrics.clone(),

@@ -3,6 +3,8 @@
 //! one round trip and one commit (one WAL flush) per group, not a
 //! transaction of seven statements per job (BENCHMARKS.md, lever 2).
 
+use std::time::Duration;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use job_model::{AttemptOutcome, AttemptOutputs, JobStatus, OutboxMessage, StageTiming};
 use sqlx::PgExecutor;
@@ -27,9 +29,17 @@ pub struct AttemptRecord {
     pub detail: serde_json::Value,
 }
 
-/// Records one attempt's end; see [`record_attempts`].
+/// An attempt recorded: the ids of the outbox rows it wrote, in the order
+/// of its `messages`, for a writer that publishes them itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    pub outbox_ids: Vec<i64>,
+}
+
+/// Records one attempt's end, its messages left to the relays' polls;
+/// whether this worker still held the attempt. See [`record_attempts`].
 pub async fn record_attempt(db: impl PgExecutor<'_>, worker: &str, record: &AttemptRecord) -> StoreResult<bool> {
-    Ok(record_attempts(db, worker, &[record]).await?[0])
+    Ok(record_attempts(db, worker, &[record], None).await?[0].is_some())
 }
 
 /// Records the end of each attempt in `records`, all in one statement (so
@@ -37,13 +47,16 @@ pub async fn record_attempt(db: impl PgExecutor<'_>, worker: &str, record: &Atte
 /// timings, the stages' outputs (result row, tickets) and its outbox
 /// messages. An attempt whose job this worker no longer holds for that
 /// attempt (its lease was lost, the job rescued and claimed again) writes
-/// nothing and gets `false`; the others are recorded all the same. The
-/// answer is in the order of `records`.
+/// nothing and gets `None`; the others are recorded all the same. The
+/// answer is in the order of `records`. With a `claim`, the outbox rows are
+/// handed over: relays keep off them that long, while the caller publishes
+/// them (`outbox::settle_handed`).
 pub async fn record_attempts(
     db: impl PgExecutor<'_>,
     worker: &str,
     records: &[&AttemptRecord],
-) -> StoreResult<Vec<bool>> {
+    claim: Option<Duration>,
+) -> StoreResult<Vec<Option<Recorded>>> {
     if records.is_empty() {
         return Ok(Vec::new());
     }
@@ -110,15 +123,21 @@ pub async fn record_attempts(
                WHERE (t.job_id, t.attempt) IN (SELECT job_id, attempt FROM recorded)
                ON CONFLICT (job_id, rule) DO NOTHING
            ), message AS (
-               INSERT INTO outbox (exchange, routing_key, payload, headers, expiration_ms)
-               SELECT m.exchange, m.routing_key, m.payload, m.headers, m.expiration_ms
+               -- Ids follow the order of the rows inserted, which is the
+               -- group's order of messages: the caller maps them back.
+               INSERT INTO outbox (exchange, routing_key, payload, headers, expiration_ms, not_before)
+               SELECT m.exchange, m.routing_key, m.payload, m.headers, m.expiration_ms,
+                   now() + make_interval(secs => $51::float8)
                FROM UNNEST($44::uuid[], $45::int4[], $46::text[], $47::text[], $48::bytea[], $49::jsonb[],
                        $50::int8[]) WITH ORDINALITY
                    AS m(job_id, attempt, exchange, routing_key, payload, headers, expiration_ms, n)
                WHERE (m.job_id, m.attempt) IN (SELECT job_id, attempt FROM recorded)
                ORDER BY m.n
+               RETURNING id
            )
-           SELECT job_id AS "job_id!", attempt AS "attempt!" FROM recorded"#,
+           SELECT job_id AS "job_id!", attempt AS "attempt!",
+               ARRAY(SELECT id FROM message ORDER BY id) AS "outbox_ids!"
+           FROM recorded"#,
         worker,
         &c.job_ids,
         &c.attempts,
@@ -169,10 +188,28 @@ pub async fn record_attempts(
         &c.messages.payloads,
         &c.messages.headers,
         &c.messages.expirations_ms as _,
+        claim.map(|c| c.as_secs_f64()),
     )
     .fetch_all(db)
     .await?;
-    Ok(records.iter().map(|r| recorded.iter().any(|row| row.job_id == r.job_id && row.attempt == r.attempt)).collect())
+    let mismatch = || StoreError::invariant("the outbox ids returned do not match the messages recorded");
+    let mut ids = recorded.first().map(|row| row.outbox_ids.clone()).unwrap_or_default().into_iter();
+    let mut answer = Vec::with_capacity(records.len());
+    for r in records {
+        if !recorded.iter().any(|row| row.job_id == r.job_id && row.attempt == r.attempt) {
+            answer.push(None);
+            continue;
+        }
+        let outbox_ids: Vec<i64> = ids.by_ref().take(r.messages.len()).collect();
+        if outbox_ids.len() != r.messages.len() {
+            return Err(mismatch());
+        }
+        answer.push(Some(Recorded { outbox_ids }));
+    }
+    if ids.next().is_some() {
+        return Err(mismatch());
+    }
+    Ok(answer)
 }
 
 /// The group as one array per column, the shape `UNNEST` takes: one bind

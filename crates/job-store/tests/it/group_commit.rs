@@ -85,8 +85,24 @@ async fn a_group_records_each_attempt_that_holds_its_lease_and_only_those() {
         full_record(lost, 1, AttemptOutcome::Completed),
         full_record(retrying, 1, AttemptOutcome::Retrying),
     ];
-    let recorded = lifecycle::record_attempts(&db.pool, "w1", &records.iter().collect::<Vec<_>>()).await.unwrap();
-    assert_eq!(recorded, vec![true, false, true], "in the order given");
+    let claim = Some(Duration::from_secs(60));
+    let recorded =
+        lifecycle::record_attempts(&db.pool, "w1", &records.iter().collect::<Vec<_>>(), claim).await.unwrap();
+    let recorded: Vec<Option<Vec<i64>>> = recorded.into_iter().map(|r| r.map(|r| r.outbox_ids)).collect();
+    assert_eq!(recorded.iter().map(Option::is_some).collect::<Vec<_>>(), vec![true, false, true], "in the order given");
+    // Each recorded attempt learns the ids of its own messages, in order,
+    // for its relay's handover; the claim keeps the relays' polls off them.
+    for (job_id, ids) in [(done, &recorded[0]), (retrying, &recorded[2])] {
+        let rows: Vec<i64> = sqlx::query_scalar("SELECT id FROM outbox WHERE routing_key LIKE $1 ORDER BY routing_key")
+            .bind(format!("{job_id}/%"))
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+        assert_eq!(ids.as_ref(), Some(&rows));
+    }
+    let batch = job_store::outbox::lock_batch(&db.pool, 10).await.unwrap();
+    assert!(batch.rows.iter().all(|r| !r.message.routing_key.contains('/')), "claimed rows are not polled");
+    drop(batch);
 
     let pool = &db.pool;
     let status = |job_id| async move { job_store::jobs::get_job(pool, job_id).await.unwrap().unwrap() };
@@ -146,8 +162,13 @@ async fn a_stale_attempt_in_the_same_group_as_the_jobs_next_attempt_writes_nothi
     claim(&db, job_id, "w1").await;
     let stale = full_record(job_id, 1, AttemptOutcome::Completed);
     let current = full_record(job_id, 2, AttemptOutcome::Completed);
-    let recorded = lifecycle::record_attempts(&db.pool, "w1", &[&stale, &current]).await.unwrap();
-    assert_eq!(recorded, vec![false, true]);
+    let recorded = lifecycle::record_attempts(&db.pool, "w1", &[&stale, &current], None).await.unwrap();
+    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM outbox WHERE routing_key LIKE $1 ORDER BY id")
+        .bind(format!("{job_id}/%"))
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(recorded, vec![None, Some(lifecycle::Recorded { outbox_ids: ids })]);
 
     let attempts: Vec<i32> = sqlx::query_scalar(
         "SELECT attempt FROM job_stages WHERE job_id = $1 UNION ALL SELECT attempt FROM document_results WHERE job_id = $1",

@@ -2,6 +2,7 @@
 
 mod connections;
 mod group_commit;
+mod handover;
 mod lifecycle;
 mod outputs;
 mod search;

@@ -20,6 +20,11 @@ pub async fn claim(pool: &sqlx::PgPool, job_id: Uuid, worker: &str, message_atte
 }
 
 pub async fn submit(db: &TestDb) -> Uuid {
+    submit_claimed(db, None).await.0
+}
+
+/// Submits a job whose outbox message is claimed for `claim`, if any.
+pub async fn submit_claimed(db: &TestDb, claim: Option<Duration>) -> (Uuid, jobs::SubmitOutcome) {
     let job_id = Uuid::now_v7();
     let job = NewJob {
         job_id,
@@ -45,8 +50,8 @@ pub async fn submit(db: &TestDb) -> Uuid {
         Default::default(),
     );
     let dedup = DedupPolicy { document_window: None };
-    jobs::submit_job(&mut db.pool.acquire().await.unwrap(), &job, &message, "test", dedup).await.unwrap();
-    job_id
+    let mut connection = db.pool.acquire().await.unwrap();
+    (job_id, jobs::submit_job(&mut connection, &job, &message, "test", dedup, claim).await.unwrap())
 }
 
 /// The job's lease runs out, as when its worker hangs or dies.

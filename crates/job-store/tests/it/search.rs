@@ -41,6 +41,7 @@ async fn submit(db: &TestDb, document_id: &str, priority: JobPriority, tags: &[(
         &message,
         "test",
         DedupPolicy { document_window: None },
+        None,
     )
     .await
     .unwrap();

@@ -7,6 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, post, web};
 use job_model::{JobMetadata, JobPriority, JobRoute, NewJob, OutboxMessage, ProcessDocument};
 use job_store::SubmitOutcome;
 use job_store::jobs as db;
+use job_store::outbox::OutboxRow;
 use serde::Serialize;
 use service_common::error::ErrorBody;
 use service_common::unread_body::refuse_unread;
@@ -103,7 +104,7 @@ pub(crate) async fn enqueue(
 ) -> Result<HttpResponse, ApiError> {
     let outcome = submit(state, &submission, key).await?;
     let (label, job) = match &outcome {
-        SubmitOutcome::Created(job) => ("created", job),
+        SubmitOutcome::Created { job, .. } => ("created", job),
         SubmitOutcome::Duplicate(job) => ("duplicate", job),
         SubmitOutcome::Conflict(job) => ("conflict", job),
     };
@@ -113,10 +114,7 @@ pub(crate) async fn enqueue(
         .get_or_create(&SubmitLabels { priority: submission.document.priority.routing_key(), outcome: label })
         .inc();
     match outcome {
-        SubmitOutcome::Created(job) => {
-            state.relay.wake();
-            Ok(accepted(&job, false))
-        }
+        SubmitOutcome::Created { job, .. } => Ok(accepted(&job, false)),
         SubmitOutcome::Duplicate(job) => Ok(accepted(&job, true)),
         SubmitOutcome::Conflict(_) => Err(ApiError::new(
             ErrorCode::IdempotencyConflict,
@@ -146,8 +144,14 @@ async fn submit(state: &AppState, s: &Submission, key: Option<String>) -> Result
     let message =
         OutboxMessage::for_job(&state.topology, ProcessDocument::from(&job), 1, JobRoute::Queue, trace_headers);
     let mut connection = state.connections.acquire().await.map_err(ApiError::store)?;
-    let submitted = db::submit_job(&mut connection, &job, &message, "ingest-api", state.dedup).await;
-    connection.keep_if_ok(submitted).map_err(ApiError::store)
+    let claim = Some(state.relay.claim());
+    let submitted = db::submit_job(&mut connection, &job, &message, "ingest-api", state.dedup, claim).await;
+    let submitted = connection.keep_if_ok(submitted).map_err(ApiError::store)?;
+    if let SubmitOutcome::Created { outbox_id, .. } = &submitted {
+        // Published now by this process's relay, not at its next poll.
+        state.relay.hand_over(vec![OutboxRow::handed(*outbox_id, message)]);
+    }
+    Ok(submitted)
 }
 
 fn accepted(job: &JobMetadata, replayed: bool) -> HttpResponse {

@@ -67,14 +67,15 @@ impl TestApp {
             &format!("file://{}", blob_dir.display()),
             "--api-keys",
             API_KEY,
-            "--outbox-poll-interval-ms",
-            "100",
             "--http-workers",
             "2",
         ]
         .into_iter()
         .map(String::from)
         .collect();
+        if !options.args.iter().any(|a| a == "--outbox-poll-interval-ms") {
+            args.extend(["--outbox-poll-interval-ms".to_owned(), "100".to_owned()]);
+        }
         args.extend(options.args);
         let config = Config::parse_from(args);
         let app = Application::build(config).await.expect("ingest-api builds");
@@ -106,6 +107,12 @@ impl TestApp {
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.http.get(self.url(path)).bearer_auth(API_KEY).send().await.unwrap()
+    }
+
+    /// A sample of `/metrics` without labels; `None` until it is there.
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        let text = self.http.get(self.url("/metrics")).send().await.ok()?.text().await.ok()?;
+        text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
     }
 
     pub async fn job_count(&self) -> i64 {

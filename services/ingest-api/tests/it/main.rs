@@ -4,6 +4,7 @@
 mod helpers;
 
 mod auth;
+mod handover;
 mod idempotency;
 mod listing;
 mod openapi;

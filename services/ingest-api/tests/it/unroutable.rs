@@ -66,7 +66,7 @@ async fn an_unroutable_message_is_retried_alone_then_parked_on_the_dead_letter_e
     let (failures, error): (i32, String) =
         eventually(Duration::from_secs(20), "the refusal to be recorded", || async {
             sqlx::query_as::<_, (i32, Option<String>, bool)>(
-                "SELECT failures, last_error, not_before > now() FROM outbox WHERE routing_key = 'nowhere'",
+                "SELECT failures, last_error, coalesce(not_before > now(), false) FROM outbox WHERE routing_key = 'nowhere'",
             )
             .fetch_optional(&app.db.pool)
             .await

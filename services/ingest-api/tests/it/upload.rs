@@ -169,11 +169,6 @@ async fn server_stopped_reading(sent: &crate::raw_multipart::Sent) {
     .await;
 }
 
-async fn metric(app: &TestApp, name: &str) -> Option<f64> {
-    let text = app.http.get(app.url("/metrics")).send().await.ok()?.text().await.ok()?;
-    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-}
-
 #[tokio::test]
 async fn a_chunked_file_over_the_limit_is_a_413_and_the_rest_is_not_read() {
     // 7 KiB files: the whole body may be 263 KiB with the form around it.
@@ -271,7 +266,7 @@ async fn uploads_over_the_concurrency_bound_are_turned_away_with_retry_after() {
     head.extend_from_slice(PDF);
     tx.send(Ok(head.into())).await.unwrap();
     eventually(Duration::from_secs(20), "the first upload to hold its slot", || async {
-        (metric(&app, "docflow_uploads_in_flight").await? == 1.0).then_some(())
+        (app.metric("docflow_uploads_in_flight").await? == 1.0).then_some(())
     })
     .await;
 
@@ -279,7 +274,7 @@ async fn uploads_over_the_concurrency_bound_are_turned_away_with_retry_after() {
     let retry_after = busy.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
     assert_error(busy, StatusCode::SERVICE_UNAVAILABLE, "server_busy").await;
     assert!(retry_after.is_some_and(|s| s.parse::<u64>().is_ok_and(|n| n >= 1)), "503 carries Retry-After");
-    assert_eq!(metric(&app, "docflow_uploads_refused_busy_total").await, Some(1.0));
+    assert_eq!(app.metric("docflow_uploads_refused_busy_total").await, Some(1.0));
     // JSON submits take no upload slot.
     assert_eq!(app.submit(&valid_body("json-1")).await.status(), StatusCode::ACCEPTED);
 
@@ -302,7 +297,7 @@ async fn an_upload_waits_briefly_for_a_slot_before_it_is_turned_away() {
     head.extend_from_slice(PDF);
     tx.send(Ok(head.into())).await.unwrap();
     eventually(Duration::from_secs(20), "the first upload to hold its slot", || async {
-        (metric(&app, "docflow_uploads_in_flight").await? == 1.0).then_some(())
+        (app.metric("docflow_uploads_in_flight").await? == 1.0).then_some(())
     })
     .await;
 
@@ -311,7 +306,7 @@ async fn an_upload_waits_briefly_for_a_slot_before_it_is_turned_away() {
         request.send()
     });
     eventually(Duration::from_secs(20), "the second upload to wait for the slot", || async {
-        (metric(&app, "docflow_uploads_waiting").await? == 1.0).then_some(())
+        (app.metric("docflow_uploads_waiting").await? == 1.0).then_some(())
     })
     .await;
     tx.send(Ok(closing().into())).await.unwrap();

@@ -117,7 +117,7 @@ fn shared_by_design(family: &str) -> bool {
         || family == "docflow_build"
         || family == "docflow_http_request_duration_seconds"
         // Every process that runs an outbox relay reports on its own relay.
-        || ["published", "publish_failures", "unroutable", "parked", "broker_connected"]
+        || ["published", "handed_over", "handovers_dropped", "publish_failures", "unroutable", "parked", "broker_connected"]
             .iter()
             .any(|s| family == format!("docflow_outbox_{s}"))
 }

@@ -61,4 +61,14 @@ async fn attempts_that_finish_while_the_writes_are_held_share_one_commit() {
     // write slot free; the four that finished meanwhile wait for a slot and
     // go in one group once the lock is gone.
     assert!(groups <= 12.0 - 3.0, "{groups} groups for 12 attempts: the four held ones were not grouped");
+
+    // Each attempt's execution event went out by handover (its outbox row
+    // is claimed, so no poll could have taken it), under the right row id:
+    // all twelve rows are gone.
+    eventually(Duration::from_secs(20), "the twelve events to be handed over and deleted", || async {
+        let handed = sample(&scrape().await?, "docflow_outbox_handed_over_total")?;
+        let left = platform.count("SELECT count(*) FROM outbox").await;
+        (handed == 12.0 && left == 0).then_some(())
+    })
+    .await;
 }
