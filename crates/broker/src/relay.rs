@@ -118,6 +118,10 @@ pub mod parked {
 /// dropped and its rows wait out their claim for a poll.
 const HANDOVER_QUEUE: usize = 1024;
 
+/// How long a busy relay lets a handover wait for the next ones; see
+/// `OutboxRelay::publish_handed`.
+const BUSY_LINGER: Duration = Duration::from_millis(1);
+
 /// How much longer than its publish may take a handed-over row stays
 /// claimed: time for the delete after the broker's confirm.
 const CLAIM_MARGIN: Duration = Duration::from_secs(2);
@@ -387,11 +391,14 @@ impl OutboxRelay {
         handovers: &mut mpsc::Receiver<Vec<OutboxRow>>,
     ) -> Result<usize, RelayError> {
         let mut rows = first;
-        while rows.len() < self.config.batch_size.max(1) as usize {
-            match handovers.try_recv() {
-                Ok(more) => rows.extend(more),
-                Err(_) => break,
-            }
+        let batch = self.config.batch_size.max(1) as usize;
+        // Other handovers already waiting: rows are committed faster than
+        // they go out one publish at a time. The next few are a moment
+        // away, so wait for them and publish a batch as large as a poll's,
+        // with fewer confirms per message. A lone handover goes at once.
+        if gather(&mut rows, handovers, batch) > 0 && rows.len() < batch {
+            tokio::time::sleep(BUSY_LINGER).await;
+            gather(&mut rows, handovers, batch);
         }
         let sent = match self.publish_rows(connection, publisher, declared, &rows).await {
             Ok(sent) => sent,
@@ -573,4 +580,18 @@ impl OutboxRelay {
         }
         self.release(&rows).await;
     }
+}
+
+/// Adds the handovers waiting now to `rows`, up to about `batch` rows;
+/// returns how many it took.
+fn gather(rows: &mut Vec<OutboxRow>, handovers: &mut mpsc::Receiver<Vec<OutboxRow>>, batch: usize) -> usize {
+    let mut taken = 0;
+    while rows.len() < batch {
+        match handovers.try_recv() {
+            Ok(more) => rows.extend(more),
+            Err(_) => break,
+        }
+        taken += 1;
+    }
+    taken
 }
