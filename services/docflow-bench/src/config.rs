@@ -24,6 +24,10 @@ pub enum PhaseKind {
     /// per job, counted by protocol-aware proxies in front of Postgres and
     /// RabbitMQ (a separate run: the proxies add a hop).
     Counts,
+    /// The same counts with jobs arriving one by one, open loop at the
+    /// first of --paced-rates for --paced-seconds: what batching is left
+    /// when there is nothing to batch.
+    CountsPaced,
 }
 
 #[derive(Debug, Clone, Parser)]

@@ -151,6 +151,12 @@ impl Runner {
                 let load = Load::Closed { jobs: c.count_jobs, clients: c.clients };
                 vec![self.end_to_end("counts-w1", setup, load).await?]
             }
+            PhaseKind::CountsPaced => {
+                let setup = Setup { workers: 1, tracker: true, worker_env: Vec::new(), count: true };
+                let rate = c.paced_rates.first().copied().unwrap_or(100);
+                let jobs = (rate as f64 * c.paced_seconds).round() as usize;
+                vec![self.end_to_end(&format!("counts-paced-{rate}"), setup, Load::Paced { jobs, rate }).await?]
+            }
         })
     }
 
