@@ -112,48 +112,38 @@ pub fn encode_relay_stats(
     use prometheus_client::metrics::counter::ConstCounter;
     use prometheus_client::metrics::gauge::ConstGauge;
 
-    let published = ConstCounter::new(stats.published.load(Ordering::Relaxed));
-    published.encode(encoder.encode_descriptor(
-        "docflow_outbox_published",
-        "Outbox messages confirmed by the broker",
-        None,
-        published.metric_type(),
-    )?)?;
-    let handed_over = ConstCounter::new(stats.handed_over.load(Ordering::Relaxed));
-    handed_over.encode(encoder.encode_descriptor(
-        "docflow_outbox_handed_over",
-        "Of the published messages, those this process committed and published at once, with no poll",
-        None,
-        handed_over.metric_type(),
-    )?)?;
-    let dropped = ConstCounter::new(stats.handovers_dropped.load(Ordering::Relaxed));
-    dropped.encode(encoder.encode_descriptor(
-        "docflow_outbox_handovers_dropped",
-        "Handovers the relay was too far behind to take; their messages went out after their claim ran out",
-        None,
-        dropped.metric_type(),
-    )?)?;
-    let failures = ConstCounter::new(stats.publish_failures.load(Ordering::Relaxed));
-    failures.encode(encoder.encode_descriptor(
-        "docflow_outbox_publish_failures",
-        "Outbox batches that could not be published (they stay and are retried)",
-        None,
-        failures.metric_type(),
-    )?)?;
-    let unroutable = ConstCounter::new(stats.unroutable.load(Ordering::Relaxed));
-    unroutable.encode(encoder.encode_descriptor(
-        "docflow_outbox_unroutable",
-        "Outbox publishes the broker returned unroutable (each is tried again after a backoff)",
-        None,
-        unroutable.metric_type(),
-    )?)?;
-    let parked = ConstCounter::new(stats.parked.load(Ordering::Relaxed));
-    parked.encode(encoder.encode_descriptor(
-        "docflow_outbox_parked",
-        "Outbox messages parked on the dead-letter exchange after their last unroutable try",
-        None,
-        parked.metric_type(),
-    )?)?;
+    let counters = [
+        ("docflow_outbox_published", "Outbox messages confirmed by the broker", &stats.published),
+        (
+            "docflow_outbox_handed_over",
+            "Of the published messages, those this process committed and published at once, with no poll",
+            &stats.handed_over,
+        ),
+        (
+            "docflow_outbox_handovers_dropped",
+            "Handovers the relay was too far behind to take; their messages went out after their claim ran out",
+            &stats.handovers_dropped,
+        ),
+        (
+            "docflow_outbox_publish_failures",
+            "Outbox batches that could not be published (they stay and are retried)",
+            &stats.publish_failures,
+        ),
+        (
+            "docflow_outbox_unroutable",
+            "Outbox publishes the broker returned unroutable (each is tried again after a backoff)",
+            &stats.unroutable,
+        ),
+        (
+            "docflow_outbox_parked",
+            "Outbox messages parked on the dead-letter exchange after their last unroutable try",
+            &stats.parked,
+        ),
+    ];
+    for (name, help, value) in counters {
+        let counter = ConstCounter::new(value.load(Ordering::Relaxed));
+        counter.encode(encoder.encode_descriptor(name, help, None, counter.metric_type())?)?;
+    }
     let connected = ConstGauge::new(i64::from(stats.connected.load(Ordering::Relaxed)));
     connected.encode(encoder.encode_descriptor(
         "docflow_outbox_broker_connected",
