@@ -47,43 +47,42 @@ pub async fn submit_job(
 ) -> StoreResult<SubmitOutcome> {
     let mut tx = conn.begin().await?;
 
-    if job.idempotency_key.is_none()
-        && let Some(window) = dedup.document_window
-    {
+    // Without a key, a second submission of the same document within the
+    // window returns the first job.
+    let window = dedup.document_window.filter(|_| job.idempotency_key.is_none());
+    if window.is_some() {
         // Serialise submissions of one document so two concurrent ones
-        // cannot both miss each other. The lock ends with the transaction.
+        // cannot both miss each other. The lock ends with the transaction;
+        // the statement after it looks for the earlier job, with a snapshot
+        // taken once the lock is held, so it sees what the lock's last
+        // holder committed.
         sqlx::query!(
             "SELECT pg_advisory_xact_lock(hashtextextended('docflow.document:' || $1, 0))",
             job.document.document_id
         )
         .execute(&mut *tx)
         .await?;
-        let earlier = sqlx::query!(
-            "SELECT job_id, request_hash FROM jobs \
-             WHERE document_id = $1 AND created_at > now() - make_interval(secs => $2) \
-             ORDER BY job_id DESC LIMIT 1",
-            job.document.document_id,
-            window.as_secs_f64(),
-        )
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(earlier) = earlier {
-            tx.rollback().await?;
-            return existing_outcome(conn, earlier.job_id, &earlier.request_hash, job).await;
-        }
     }
 
     let tags = serde_json::to_value(&job.document.tags).expect("a string map serialises");
     let detail = serde_json::json!({"priority": job.document.priority});
     let headers = serde_json::to_value(&message.headers).expect("a string map serialises");
-    // The job, its first event and its outbox message in one statement: one
-    // round trip for the write path every submission takes.
+    // The window's lookup, the job, its first event and its outbox message
+    // in one statement: one round trip for the write path every submission
+    // takes. The job is inserted unless the window holds an earlier one.
     let created = query_jobs!(
         outbox_id = "(SELECT id FROM message)";
-        "WITH job AS ( \
+        "WITH earlier AS ( \
+             SELECT 1 FROM jobs \
+             WHERE $20::float8 IS NOT NULL AND document_id = $2 \
+               AND created_at > now() - make_interval(secs => $20::float8) \
+             LIMIT 1 \
+         ), job AS ( \
              INSERT INTO jobs (job_id, document_id, filename, blob_path, file_size, priority, tags, status, \
                                max_retries, idempotency_key, request_hash, trace_id, traceparent) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'QUEUED', $8, $9, $10, $11, $12) \
+             SELECT $1::uuid, $2::text, $3::text, $4::text, $5::int8, $6::int2, $7::jsonb, 'QUEUED', $8::int4, \
+                    $9::text, $10::bytea, $11::text, $12::text \
+             WHERE NOT EXISTS (SELECT 1 FROM earlier) \
              ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
              RETURNING * \
          ), event AS ( \
@@ -91,7 +90,7 @@ pub async fn submit_job(
              SELECT job_id, NULL, 'QUEUED', $13, $14 FROM job \
          ), message AS ( \
              INSERT INTO outbox (exchange, routing_key, payload, headers, expiration_ms, not_before) \
-             SELECT $15, $16, $17, $18, $19, now() + make_interval(secs => $20::float8) FROM job \
+             SELECT $15, $16, $17, $18, $19, now() + make_interval(secs => $21::float8) FROM job \
              RETURNING id \
          ) \
          SELECT ",
@@ -115,11 +114,28 @@ pub async fn submit_job(
         message.payload,
         headers,
         message.expiration.map(|d| d.as_millis() as i64),
+        window.map(|w| w.as_secs_f64()),
         claim.map(|c| c.as_secs_f64()),
     )
     .fetch_optional(&mut *tx)
     .await?;
 
+    if created.is_none()
+        && let Some(window) = window
+    {
+        // The window's earlier job, still under the lock.
+        let earlier = sqlx::query!(
+            "SELECT job_id, request_hash FROM jobs \
+             WHERE document_id = $1 AND created_at > now() - make_interval(secs => $2) \
+             ORDER BY job_id DESC LIMIT 1",
+            job.document.document_id,
+            window.as_secs_f64(),
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.rollback().await?;
+        return existing_outcome(conn, earlier.job_id, &earlier.request_hash, job).await;
+    }
     let Some(created) = created else {
         // The key is taken: by an earlier request, or by one that committed
         // while this insert waited on it.

@@ -4,6 +4,7 @@ use std::time::Duration;
 use job_model::{JobEnvelope, JobPriority};
 use reqwest::StatusCode;
 use serde_json::Value;
+use test_support::eventually;
 
 use crate::helpers::{Options, TestApp, assert_error, valid_body};
 
@@ -24,6 +25,16 @@ async fn submissions_during_a_broker_outage_are_queued_exactly_once_when_it_retu
     let queue = app.broker.topology.job_queue(JobPriority::Normal);
     // The relay cannot have published through a cut connection: all 25 wait in the outbox.
     assert_eq!(app.outbox_count().await, 25);
+    // Their handover failed, so their claims are released for any relay's
+    // poll instead of being left to run out.
+    eventually(Duration::from_secs(30), "the handed-over rows to be released", || async {
+        let claimed: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE not_before IS NOT NULL")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+        (claimed == 0).then_some(())
+    })
+    .await;
     let ready: Value = app.http.get(app.url("/readyz")).send().await.unwrap().json().await.unwrap();
     assert_eq!(ready["status"], "degraded", "{ready}");
 
