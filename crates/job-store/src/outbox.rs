@@ -133,8 +133,8 @@ impl LockedBatch {
     /// be published again: the at-least-once half of the bargain (which is
     /// why it is committed asynchronously, see [`lock_batch`]).
     pub async fn complete(mut self, published: &[i64], deferred: &[Deferred]) -> StoreResult<()> {
-        delete(&mut *self.tx, published).await?;
-        hold_back(&mut *self.tx, deferred).await?;
+        delete(&mut self.tx, published).await?;
+        hold_back(&mut self.tx, deferred).await?;
         self.tx.commit().await?;
         Ok(())
     }

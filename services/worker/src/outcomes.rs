@@ -53,11 +53,11 @@ impl RecordError {
 /// Whether this worker recorded the attempt, with the ids of the outbox rows
 /// it wrote, claimed for the relay's handover (`None`: it no longer held the
 /// job's lease for that attempt, and nothing was written).
-pub type Recorded = Result<Option<lifecycle::Recorded>, RecordError>;
+pub type RecordReply = Result<Option<lifecycle::Recorded>, RecordError>;
 
 struct Pending {
     record: Arc<AttemptRecord>,
-    reply: oneshot::Sender<Recorded>,
+    reply: oneshot::Sender<RecordReply>,
 }
 
 /// The job tasks' handle on the writer task; the task ends when the last
@@ -88,7 +88,7 @@ impl OutcomeWriter {
 
     /// Records `record` with whatever other attempts are waiting, and
     /// returns once that group has committed (or failed).
-    pub async fn record(&self, record: Arc<AttemptRecord>) -> Recorded {
+    pub async fn record(&self, record: Arc<AttemptRecord>) -> RecordReply {
         let (reply, answer) = oneshot::channel();
         let stopped = || RecordError::Failed("the outcome writer has stopped".to_owned());
         self.queue.send(Pending { record, reply }).await.map_err(|_| stopped())?;
