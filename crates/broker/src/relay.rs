@@ -40,7 +40,8 @@ pub struct RelayConfig {
     /// Name shown in the broker's connection list.
     pub connection_name: String,
     pub topology: Topology,
-    /// Rows published per transaction; one confirm wait per batch.
+    /// Rows published at once, by a poll (in one transaction) or from
+    /// handovers; one confirm wait per batch.
     pub batch_size: i64,
     /// How often to look for rows written by other processes (dlq-admin
     /// retries, other replicas) when nobody wakes the relay.

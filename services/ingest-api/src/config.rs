@@ -86,7 +86,7 @@ pub struct Config {
     #[arg(long, env = "RABBITMQ_MAX_RETRIES", default_value_t = 3)]
     pub max_retries: i32,
 
-    /// Outbox rows published per transaction.
+    /// Outbox rows published at once (a poll's transaction, or handed-over rows).
     #[arg(long, env = "OUTBOX_BATCH_SIZE", default_value_t = 256)]
     pub outbox_batch_size: i64,
 

@@ -81,7 +81,8 @@ pub struct Config {
     #[arg(long, env = "RETRY_MAX_DELAY_MS", default_value_t = 300_000)]
     pub retry_max_delay_ms: u64,
 
-    /// Outbox rows (retries, dead letters, events) published per transaction.
+    /// Outbox rows (retries, dead letters, events) published at once (a
+    /// poll's transaction, or handed-over rows).
     #[arg(long, env = "WORKER_BATCH_SIZE", default_value_t = 256)]
     pub batch_size: i64,
 
