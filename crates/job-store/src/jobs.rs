@@ -197,12 +197,15 @@ pub async fn statuses(pool: &PgPool, ids: &[Uuid]) -> StoreResult<Vec<(Uuid, Str
     Ok(rows.into_iter().map(|r| (r.job_id, r.status)).collect())
 }
 
-/// Stage records of every attempt, in pipeline order.
+/// Stage records of every attempt, in pipeline order. Each attempt's
+/// stages are an array in its `job_attempts` row; the `job_stages` view
+/// unnests them (a view's columns are nullable to sqlx, hence the `!`).
 pub async fn job_stages(pool: &PgPool, job_id: Uuid) -> StoreResult<Vec<StageRecord>> {
     Ok(sqlx::query_as!(
         StageRecord,
-        "SELECT attempt, stage, status, started_at, duration_ms, items_processed, bytes_processed, error \
-         FROM job_stages WHERE job_id = $1 ORDER BY attempt, seq",
+        r#"SELECT attempt AS "attempt!", stage AS "stage!", status AS "status!", started_at AS "started_at!",
+               duration_ms AS "duration_ms!", items_processed, bytes_processed, error
+           FROM job_stages WHERE job_id = $1 ORDER BY attempt, seq"#,
         job_id
     )
     .fetch_all(pool)

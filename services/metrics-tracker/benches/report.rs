@@ -198,7 +198,7 @@ async fn run() {
     b.await.unwrap();
     let load_time = t.elapsed();
     println!("loaded in {:.1} s ({:.0} executions/s)", load_time.as_secs_f64(), n as f64 / load_time.as_secs_f64());
-    for table in ["metric_executions", "metric_stage_timings", "metric_stage_rollups", "metric_execution_rollups"] {
+    for table in ["metric_executions", "metric_stage_rollups", "metric_execution_rollups"] {
         sqlx::query(sqlx::AssertSqlSafe(format!("VACUUM ANALYZE {table}"))).execute(&pool).await.unwrap();
     }
     let rollup_rows: i64 = sqlx::query_scalar(
@@ -208,9 +208,8 @@ async fn run() {
     .await
     .unwrap();
     println!(
-        "sizes: raw executions {}, raw stage timings {}, stage rollups {}, execution rollups {} ({rollup_rows} rollup rows)",
+        "sizes: raw executions with their stage timings {}, stage rollups {}, execution rollups {} ({rollup_rows} rollup rows)",
         size(&pool, "metric_executions").await,
-        size(&pool, "metric_stage_timings").await,
         size(&pool, "metric_stage_rollups").await,
         size(&pool, "metric_execution_rollups").await,
     );

@@ -15,7 +15,7 @@ use crate::metrics::{TableLabels, TrackerMetrics};
 /// Rows removed by one sweep.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Swept {
-    /// Attempts (their stage timings go with them, ON DELETE CASCADE).
+    /// Attempts (their stage timings, an array in the same row, go with them).
     pub executions: u64,
     pub stage_rollups: u64,
     pub execution_rollups: u64,

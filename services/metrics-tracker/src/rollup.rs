@@ -1,6 +1,6 @@
-//! Writing execution events: the raw rows (`metric_executions`,
-//! `metric_stage_timings`) and the per-minute rollups, for a batch of events
-//! in one transaction.
+//! Writing execution events: the raw rows (`metric_executions`, each with
+//! its attempt's stage timings as an array) and the per-minute rollups, for
+//! a batch of events in one transaction.
 //!
 //! Idempotency: the raw insert is `ON CONFLICT (job_id, attempt) DO NOTHING
 //! RETURNING`, and only the events it actually inserted are added to the
@@ -84,7 +84,6 @@ pub async fn record_batch(pool: &PgPool, events: &[ExecutionEvent]) -> Result<Re
         unique.into_iter().filter(|&i| inserted_keys.contains(&(events[i].job_id, events[i].attempt))).collect();
     if !inserted.is_empty() {
         let fresh: Vec<&ExecutionEvent> = inserted.iter().map(|&i| &events[i]).collect();
-        insert_stages(&mut tx, &fresh).await?;
         update_stage_rollups(&mut tx, &fresh).await?;
         update_execution_rollups(&mut tx, &fresh).await?;
     }
@@ -113,13 +112,33 @@ async fn insert_executions(
     let waits: Vec<f64> = rows.iter().map(|&i| events[i].queue_wait_ms).collect();
     let totals: Vec<f64> = rows.iter().map(|&i| events[i].total_duration_ms).collect();
 
+    let stages = StageColumns::of(events, rows);
+
+    // Each attempt's stages go into its row as one array, in pipeline order
+    // (the migration of lever 7), keyed here by the row's position.
     let inserted: Vec<(Uuid, i32)> = sqlx::query_as(
-        "INSERT INTO metric_executions (job_id, attempt, document_id, priority, outcome, error_message, error_stage, \
+        "WITH stages AS ( \
+             SELECT s.n, array_agg(ROW(s.seq, s.stage, s.status, s.started_at, s.offset_ms, s.duration_ms, \
+                                       s.items_processed, s.bytes_processed, s.error)::stage_timing \
+                                   ORDER BY s.seq) AS stages \
+             FROM UNNEST($15::int8[], $16::int2[], $17::text[], $18::text[], $19::timestamptz[], $20::float8[], \
+                         $21::float8[], $22::int8[], $23::int8[], $24::text[]) \
+                 AS s(n, seq, stage, status, started_at, offset_ms, duration_ms, items_processed, bytes_processed, \
+                      error) \
+             GROUP BY s.n \
+         ) \
+         INSERT INTO metric_executions (job_id, attempt, document_id, priority, outcome, error_message, error_stage, \
                                         worker_id, submitted_at, started_at, finished_at, queue_wait_ms, \
-                                        total_duration_ms, trace_id) \
-         SELECT * FROM UNNEST($1::uuid[], $2::int4[], $3::text[], $4::int2[], $5::text[], $6::text[], $7::text[], \
-                              $8::text[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::float8[], \
-                              $13::float8[], $14::text[]) \
+                                        total_duration_ms, trace_id, stages) \
+         SELECT e.job_id, e.attempt, e.document_id, e.priority, e.outcome, e.error_message, e.error_stage, \
+                e.worker_id, e.submitted_at, e.started_at, e.finished_at, e.queue_wait_ms, e.total_duration_ms, \
+                e.trace_id, COALESCE(stages.stages, '{}') \
+         FROM UNNEST($1::uuid[], $2::int4[], $3::text[], $4::int2[], $5::text[], $6::text[], $7::text[], \
+                     $8::text[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::float8[], \
+                     $13::float8[], $14::text[]) WITH ORDINALITY \
+             AS e(job_id, attempt, document_id, priority, outcome, error_message, error_stage, worker_id, \
+                  submitted_at, started_at, finished_at, queue_wait_ms, total_duration_ms, trace_id, n) \
+         LEFT JOIN stages ON stages.n = e.n \
          ON CONFLICT (job_id, attempt) DO NOTHING \
          RETURNING job_id, attempt",
     )
@@ -137,48 +156,56 @@ async fn insert_executions(
     .bind(waits)
     .bind(totals)
     .bind(trace_ids)
+    .bind(stages.rows)
+    .bind(stages.seqs)
+    .bind(stages.names)
+    .bind(stages.statuses)
+    .bind(stages.started)
+    .bind(stages.offsets)
+    .bind(stages.durations)
+    .bind(stages.items)
+    .bind(stages.bytes)
+    .bind(stages.errors)
     .fetch_all(&mut **tx)
     .await?;
     Ok(inserted.into_iter().collect())
 }
 
-async fn insert_stages(tx: &mut Transaction<'_, Postgres>, events: &[&ExecutionEvent]) -> Result<(), sqlx::Error> {
-    let stages: Vec<(&ExecutionEvent, &job_model::StageTiming)> =
-        events.iter().flat_map(|e| e.stages.iter().map(move |s| (*e, s))).collect();
-    if stages.is_empty() {
-        return Ok(());
+/// The stages of the events at `rows`, one array per column (the shape
+/// `UNNEST` takes), each stage tagged with its event's 1-based position.
+struct StageColumns {
+    rows: Vec<i64>,
+    seqs: Vec<i16>,
+    names: Vec<String>,
+    statuses: Vec<String>,
+    started: Vec<DateTime<Utc>>,
+    offsets: Vec<f64>,
+    durations: Vec<f64>,
+    items: Vec<i64>,
+    bytes: Vec<i64>,
+    errors: Vec<Option<String>>,
+}
+
+impl StageColumns {
+    fn of(events: &[ExecutionEvent], rows: &[usize]) -> StageColumns {
+        let stages: Vec<(i64, &job_model::StageTiming)> = rows
+            .iter()
+            .enumerate()
+            .flat_map(|(position, &i)| events[i].stages.iter().map(move |s| (position as i64 + 1, s)))
+            .collect();
+        StageColumns {
+            rows: stages.iter().map(|(n, _)| *n).collect(),
+            seqs: stages.iter().map(|(_, s)| s.seq).collect(),
+            names: stages.iter().map(|(_, s)| s.stage.clone()).collect(),
+            statuses: stages.iter().map(|(_, s)| s.status.clone()).collect(),
+            started: stages.iter().map(|(_, s)| s.started_at).collect(),
+            offsets: stages.iter().map(|(_, s)| s.offset_ms).collect(),
+            durations: stages.iter().map(|(_, s)| s.duration_ms).collect(),
+            items: stages.iter().map(|(_, s)| s.items_processed).collect(),
+            bytes: stages.iter().map(|(_, s)| s.bytes_processed).collect(),
+            errors: stages.iter().map(|(_, s)| s.error.clone()).collect(),
+        }
     }
-    let job_ids: Vec<Uuid> = stages.iter().map(|(e, _)| e.job_id).collect();
-    let attempts: Vec<i32> = stages.iter().map(|(e, _)| e.attempt).collect();
-    let seqs: Vec<i16> = stages.iter().map(|(_, s)| s.seq).collect();
-    let names: Vec<String> = stages.iter().map(|(_, s)| s.stage.clone()).collect();
-    let statuses: Vec<String> = stages.iter().map(|(_, s)| s.status.clone()).collect();
-    let started: Vec<DateTime<Utc>> = stages.iter().map(|(_, s)| s.started_at).collect();
-    let offsets: Vec<f64> = stages.iter().map(|(_, s)| s.offset_ms).collect();
-    let durations: Vec<f64> = stages.iter().map(|(_, s)| s.duration_ms).collect();
-    let items: Vec<i64> = stages.iter().map(|(_, s)| s.items_processed).collect();
-    let bytes: Vec<i64> = stages.iter().map(|(_, s)| s.bytes_processed).collect();
-    let errors: Vec<Option<String>> = stages.iter().map(|(_, s)| s.error.clone()).collect();
-    sqlx::query(
-        "INSERT INTO metric_stage_timings (job_id, attempt, seq, stage, status, started_at, offset_ms, duration_ms, \
-                                           items_processed, bytes_processed, error) \
-         SELECT * FROM UNNEST($1::uuid[], $2::int4[], $3::int2[], $4::text[], $5::text[], $6::timestamptz[], \
-                              $7::float8[], $8::float8[], $9::int8[], $10::int8[], $11::text[])",
-    )
-    .bind(job_ids)
-    .bind(attempts)
-    .bind(seqs)
-    .bind(names)
-    .bind(statuses)
-    .bind(started)
-    .bind(offsets)
-    .bind(durations)
-    .bind(items)
-    .bind(bytes)
-    .bind(errors)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 /// A stage's share of its attempt, in percent. Attempts that report no total

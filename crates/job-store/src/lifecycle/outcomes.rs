@@ -81,24 +81,28 @@ pub async fn record_attempts(
                INSERT INTO job_events (job_id, from_status, to_status, actor, detail)
                SELECT job_id, 'PROCESSING', to_status, $1, detail FROM recorded
            ), stage AS (
-               INSERT INTO job_stages (job_id, attempt, seq, stage, status, started_at, duration_ms,
-                   items_processed, bytes_processed, error)
-               SELECT s.* FROM UNNEST($8::uuid[], $9::int4[], $10::int2[], $11::text[], $12::text[],
-                       $13::timestamptz[], $14::float8[], $15::int8[], $16::int8[], $17::text[])
-                   AS s(job_id, attempt, seq, stage, status, started_at, duration_ms, items_processed,
+               -- One row per attempt, its stages an array in pipeline order.
+               INSERT INTO job_attempts (job_id, attempt, stages)
+               SELECT s.job_id, s.attempt,
+                   array_agg(ROW(s.seq, s.stage, s.status, s.started_at, s.offset_ms, s.duration_ms,
+                                 s.items_processed, s.bytes_processed, s.error)::stage_timing ORDER BY s.seq)
+               FROM UNNEST($8::uuid[], $9::int4[], $10::int2[], $11::text[], $12::text[],
+                       $13::timestamptz[], $14::float8[], $15::float8[], $16::int8[], $17::int8[], $18::text[])
+                   AS s(job_id, attempt, seq, stage, status, started_at, offset_ms, duration_ms, items_processed,
                         bytes_processed, error)
                WHERE (s.job_id, s.attempt) IN (SELECT job_id, attempt FROM recorded)
-               ON CONFLICT (job_id, attempt, seq) DO NOTHING
+               GROUP BY s.job_id, s.attempt
+               ON CONFLICT (job_id, attempt) DO NOTHING
            ), result AS (
                -- The result replaces an earlier attempt's, never a later one's.
                INSERT INTO document_results (job_id, attempt, document_id, document_type,
                    classification_confidence, mime_type, sha256, text_sha256, page_count, needs_ocr, supplier,
                    supplier_key, invoice_number, invoice_key, issue_date, due_date, total_cents, currency, findings,
                    result_path, result)
-               SELECT r.* FROM UNNEST($18::uuid[], $19::int4[], $20::text[], $21::text[], $22::float8[],
-                       $23::text[], $24::text[], $25::text[], $26::int4[], $27::bool[], $28::text[], $29::text[],
-                       $30::text[], $31::text[], $32::date[], $33::date[], $34::int8[], $35::text[], $36::int4[],
-                       $37::text[], $38::jsonb[])
+               SELECT r.* FROM UNNEST($19::uuid[], $20::int4[], $21::text[], $22::text[], $23::float8[],
+                       $24::text[], $25::text[], $26::text[], $27::int4[], $28::bool[], $29::text[], $30::text[],
+                       $31::text[], $32::text[], $33::date[], $34::date[], $35::int8[], $36::text[], $37::int4[],
+                       $38::text[], $39::jsonb[])
                    AS r(job_id, attempt, document_id, document_type, classification_confidence, mime_type, sha256,
                         text_sha256, page_count, needs_ocr, supplier, supplier_key, invoice_number, invoice_key,
                         issue_date, due_date, total_cents, currency, findings, result_path, result)
@@ -118,7 +122,7 @@ pub async fn record_attempts(
            ), ticket AS (
                -- Once per (job, rule): a retried job finds its tickets in place.
                INSERT INTO tickets (job_id, attempt, rule, severity, message)
-               SELECT t.* FROM UNNEST($39::uuid[], $40::int4[], $41::text[], $42::text[], $43::text[])
+               SELECT t.* FROM UNNEST($40::uuid[], $41::int4[], $42::text[], $43::text[], $44::text[])
                    AS t(job_id, attempt, rule, severity, message)
                WHERE (t.job_id, t.attempt) IN (SELECT job_id, attempt FROM recorded)
                ON CONFLICT (job_id, rule) DO NOTHING
@@ -127,9 +131,9 @@ pub async fn record_attempts(
                -- group's order of messages: the caller maps them back.
                INSERT INTO outbox (exchange, routing_key, payload, headers, expiration_ms, not_before)
                SELECT m.exchange, m.routing_key, m.payload, m.headers, m.expiration_ms,
-                   now() + make_interval(secs => $51::float8)
-               FROM UNNEST($44::uuid[], $45::int4[], $46::text[], $47::text[], $48::bytea[], $49::jsonb[],
-                       $50::int8[]) WITH ORDINALITY
+                   now() + make_interval(secs => $52::float8)
+               FROM UNNEST($45::uuid[], $46::int4[], $47::text[], $48::text[], $49::bytea[], $50::jsonb[],
+                       $51::int8[]) WITH ORDINALITY
                    AS m(job_id, attempt, exchange, routing_key, payload, headers, expiration_ms, n)
                WHERE (m.job_id, m.attempt) IN (SELECT job_id, attempt FROM recorded)
                ORDER BY m.n
@@ -151,6 +155,7 @@ pub async fn record_attempts(
         &c.stages.names,
         &c.stages.statuses,
         &c.stages.started_at,
+        &c.stages.offsets_ms,
         &c.stages.durations_ms,
         &c.stages.items,
         &c.stages.bytes,
@@ -236,6 +241,7 @@ struct StageColumns {
     names: Vec<String>,
     statuses: Vec<String>,
     started_at: Vec<DateTime<Utc>>,
+    offsets_ms: Vec<f64>,
     durations_ms: Vec<f64>,
     items: Vec<i64>,
     bytes: Vec<i64>,
@@ -309,6 +315,7 @@ impl Columns {
                 s.names.push(t.stage.clone());
                 s.statuses.push(t.status.clone());
                 s.started_at.push(t.started_at);
+                s.offsets_ms.push(t.offset_ms);
                 s.durations_ms.push(t.duration_ms);
                 s.items.push(t.items_processed);
                 s.bytes.push(t.bytes_processed);

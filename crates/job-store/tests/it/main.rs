@@ -6,4 +6,5 @@ mod handover;
 mod lifecycle;
 mod outputs;
 mod search;
+mod stage_timings;
 mod tls;

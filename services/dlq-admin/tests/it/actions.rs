@@ -163,8 +163,9 @@ async fn an_item_shows_its_history_and_stage_timings() {
     };
     for attempt in 1..=2 {
         sqlx::query(
-            "INSERT INTO job_stages (job_id, attempt, seq, stage, status, started_at, duration_ms, error) \
-             VALUES ($1, $2, 1, 'upload', 'succeeded', now(), 1.5, NULL), ($1, $2, 2, 'extraction', 'failed', now(), 60000, 'timed out')",
+            "INSERT INTO job_attempts (job_id, attempt, stages) VALUES ($1, $2, ARRAY[ \
+                 ROW(1, 'upload', 'succeeded', now(), 0, 1.5, NULL, NULL, NULL)::stage_timing, \
+                 ROW(2, 'extraction', 'failed', now(), 1.5, 60000, NULL, NULL, 'timed out')::stage_timing])",
         )
         .bind(job)
         .bind(attempt)

@@ -153,7 +153,7 @@ async fn a_database_crash_that_loses_claims_strands_no_job() {
     sqlx::query("CHECKPOINT").execute(&platform.db.pool).await.unwrap();
 
     let mut hold = platform.db.pool.begin().await.unwrap();
-    sqlx::query("LOCK TABLE job_stages IN SHARE MODE").execute(&mut *hold).await.unwrap();
+    sqlx::query("LOCK TABLE job_attempts IN SHARE MODE").execute(&mut *hold).await.unwrap();
     server.stop_wal_writer().await;
     platform.start_worker(&[("WORKER_COUNT", "4".to_owned())]).await;
     eventually(Duration::from_secs(60), "four claimed jobs whose outcomes wait on the lock", || async {

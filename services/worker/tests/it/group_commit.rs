@@ -22,11 +22,11 @@ async fn attempts_that_finish_while_the_writes_are_held_share_one_commit() {
         jobs.push(platform.submit_document(&number, "invoice.txt", &text_invoice(&number), "NORMAL").await);
     }
 
-    // Hold every outcome write: they insert stage rows, which this lock
-    // blocks (claims and reads go on).
+    // Hold every outcome write: they insert each attempt's stage timings,
+    // which this lock blocks (claims and reads go on).
     let mut holder = sqlx::PgConnection::connect(&platform.db.url).await.unwrap();
     let mut hold = holder.begin().await.unwrap();
-    sqlx::query("LOCK TABLE job_stages IN EXCLUSIVE MODE").execute(&mut *hold).await.unwrap();
+    sqlx::query("LOCK TABLE job_attempts IN EXCLUSIVE MODE").execute(&mut *hold).await.unwrap();
 
     let slots = [("WORKER_COUNT", "6".to_owned()), ("WORKER_PREFETCH_COUNT", "6".to_owned())];
     platform.start_worker(&slots).await;
