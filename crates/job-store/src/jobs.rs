@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use job_model::{JobMetadata, JobPriority, JobStatus, NewJob, OutboxMessage, StageRecord};
-use sqlx::{Connection, PgConnection, PgExecutor, PgPool, Postgres, Transaction};
+use sqlx::{PgConnection, PgExecutor, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::error::{StoreError, StoreResult};
@@ -33,10 +33,11 @@ pub struct DedupPolicy {
     pub document_window: Option<Duration>,
 }
 
-/// Commits a job, its first event and its outbox message in one transaction,
-/// or returns the job an earlier identical request created. With a
-/// `claim`, the message is handed over: relays keep off it that long, while
-/// the caller publishes it (`outbox::settle_handed`).
+/// Commits a job, its first event and its outbox message in one statement
+/// (so one transaction and one round trip), or returns the job an earlier
+/// identical request created. With a `claim`, the message is handed over:
+/// relays keep off it that long, while the caller publishes it
+/// (`outbox::settle_handed`).
 pub async fn submit_job(
     conn: &mut PgConnection,
     job: &NewJob,
@@ -45,44 +46,27 @@ pub async fn submit_job(
     dedup: DedupPolicy,
     claim: Option<Duration>,
 ) -> StoreResult<SubmitOutcome> {
-    let mut tx = conn.begin().await?;
-
     // Without a key, a second submission of the same document within the
-    // window returns the first job.
+    // window returns the first job. `docflow_lock_document_window` (its
+    // migration says why it is a function) serialises submissions of one
+    // document, so two concurrent ones cannot both miss each other, and
+    // looks for the earlier job once the lock is held. The lock lasts until
+    // this statement commits.
     let window = dedup.document_window.filter(|_| job.idempotency_key.is_none());
-    if window.is_some() {
-        // Serialise submissions of one document so two concurrent ones
-        // cannot both miss each other. The lock ends with the transaction;
-        // the statement after it looks for the earlier job, with a snapshot
-        // taken once the lock is held, so it sees what the lock's last
-        // holder committed.
-        sqlx::query!(
-            "SELECT pg_advisory_xact_lock(hashtextextended('docflow.document:' || $1, 0))",
-            job.document.document_id
-        )
-        .execute(&mut *tx)
-        .await?;
-    }
-
     let tags = serde_json::to_value(&job.document.tags).expect("a string map serialises");
     let detail = serde_json::json!({"priority": job.document.priority});
     let headers = serde_json::to_value(&message.headers).expect("a string map serialises");
-    // The window's lookup, the job, its first event and its outbox message
-    // in one statement: one round trip for the write path every submission
-    // takes. The job is inserted unless the window holds an earlier one.
+    // The job is inserted unless the window holds an earlier one.
     let created = query_jobs!(
         outbox_id = "(SELECT id FROM message)";
-        "WITH earlier AS ( \
-             SELECT 1 FROM jobs \
-             WHERE $20::float8 IS NOT NULL AND document_id = $2 \
-               AND created_at > now() - make_interval(secs => $20::float8) \
-             LIMIT 1 \
+        "WITH earlier AS MATERIALIZED ( \
+             SELECT docflow_lock_document_window($2, $20::float8) AS job_id WHERE $20::float8 IS NOT NULL \
          ), job AS ( \
              INSERT INTO jobs (job_id, document_id, filename, blob_path, file_size, priority, tags, status, \
                                max_retries, idempotency_key, request_hash, trace_id, traceparent) \
              SELECT $1::uuid, $2::text, $3::text, $4::text, $5::int8, $6::int2, $7::jsonb, 'QUEUED', $8::int4, \
                     $9::text, $10::bytea, $11::text, $12::text \
-             WHERE NOT EXISTS (SELECT 1 FROM earlier) \
+             WHERE NOT EXISTS (SELECT 1 FROM earlier WHERE job_id IS NOT NULL) \
              ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
              RETURNING * \
          ), event AS ( \
@@ -117,40 +101,39 @@ pub async fn submit_job(
         window.map(|w| w.as_secs_f64()),
         claim.map(|c| c.as_secs_f64()),
     )
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut *conn)
     .await?;
 
-    if created.is_none()
-        && let Some(window) = window
-    {
-        // The window's earlier job, still under the lock.
-        let earlier = sqlx::query!(
-            "SELECT job_id, request_hash FROM jobs \
-             WHERE document_id = $1 AND created_at > now() - make_interval(secs => $2) \
-             ORDER BY job_id DESC LIMIT 1",
-            job.document.document_id,
-            window.as_secs_f64(),
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-        tx.rollback().await?;
-        return existing_outcome(conn, earlier.job_id, &earlier.request_hash, job).await;
+    if let Some(created) = created {
+        let outbox_id = created.outbox_id.ok_or_else(|| {
+            StoreError::invariant(format!("job {} was created without its outbox row", created.job_id))
+        })?;
+        return Ok(SubmitOutcome::Created { job: row::job(created)?, outbox_id });
     }
-    let Some(created) = created else {
+    let earlier = if window.is_some() {
+        // The window held an earlier job of the document. Jobs are never
+        // deleted, so the newest of the document is still there (looked
+        // up without the window: it may have closed since).
+        sqlx::query!(
+            "SELECT job_id, request_hash FROM jobs WHERE document_id = $1 ORDER BY job_id DESC LIMIT 1",
+            job.document.document_id,
+        )
+        .fetch_optional(&mut *conn)
+        .await?
+        .map(|r| (r.job_id, r.request_hash))
+    } else {
         // The key is taken: by an earlier request, or by one that committed
         // while this insert waited on it.
-        tx.rollback().await?;
         let key = job.idempotency_key.as_deref().unwrap_or_default();
-        let existing = sqlx::query!("SELECT job_id, request_hash FROM jobs WHERE idempotency_key = $1", key)
-            .fetch_one(&mut *conn)
-            .await?;
-        return existing_outcome(conn, existing.job_id, &existing.request_hash, job).await;
+        sqlx::query!("SELECT job_id, request_hash FROM jobs WHERE idempotency_key = $1", key)
+            .fetch_optional(&mut *conn)
+            .await?
+            .map(|r| (r.job_id, r.request_hash))
     };
-    tx.commit().await?;
-    let outbox_id = created
-        .outbox_id
-        .ok_or_else(|| StoreError::invariant(format!("job {} was created without its outbox row", created.job_id)))?;
-    Ok(SubmitOutcome::Created { job: row::job(created)?, outbox_id })
+    let (job_id, hash) = earlier.ok_or_else(|| {
+        StoreError::invariant(format!("job {} was neither created nor found as a duplicate", job.job_id))
+    })?;
+    existing_outcome(conn, job_id, &hash, job).await
 }
 
 async fn existing_outcome(

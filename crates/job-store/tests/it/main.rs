@@ -7,4 +7,5 @@ mod lifecycle;
 mod outputs;
 mod search;
 mod stage_timings;
+mod submission;
 mod tls;
