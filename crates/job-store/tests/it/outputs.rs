@@ -23,13 +23,13 @@ pub async fn submit(db: &TestDb) -> Uuid {
     submit_claimed(db, None).await.0
 }
 
-/// Submits a job whose outbox message is claimed for `claim`, if any.
-pub async fn submit_claimed(db: &TestDb, claim: Option<Duration>) -> (Uuid, jobs::SubmitOutcome) {
+/// A job of `document_id` to submit, and its first message.
+pub fn new_job(document_id: &str) -> (NewJob, OutboxMessage) {
     let job_id = Uuid::now_v7();
     let job = NewJob {
         job_id,
         document: job_model::DocumentRef {
-            document_id: format!("doc-{job_id}"),
+            document_id: document_id.to_owned(),
             filename: "a.pdf".into(),
             blob_path: "in/a.pdf".into(),
             file_size: 10,
@@ -38,7 +38,7 @@ pub async fn submit_claimed(db: &TestDb, claim: Option<Duration>) -> (Uuid, jobs
         },
         max_retries: 3,
         idempotency_key: None,
-        request_hash: Sha256::digest(job_id.as_bytes()).into(),
+        request_hash: Sha256::digest(document_id.as_bytes()).into(),
         trace_id: None,
         traceparent: None,
     };
@@ -49,9 +49,15 @@ pub async fn submit_claimed(db: &TestDb, claim: Option<Duration>) -> (Uuid, jobs
         JobRoute::Queue,
         Default::default(),
     );
+    (job, message)
+}
+
+/// Submits a job whose outbox message is claimed for `claim`, if any.
+pub async fn submit_claimed(db: &TestDb, claim: Option<Duration>) -> (Uuid, jobs::SubmitOutcome) {
+    let (job, message) = new_job(&format!("doc-{}", Uuid::now_v7()));
     let dedup = DedupPolicy { document_window: None };
     let mut connection = db.pool.acquire().await.unwrap();
-    (job_id, jobs::submit_job(&mut connection, &job, &message, "test", dedup, claim).await.unwrap())
+    (job.job_id, jobs::submit_job(&mut connection, &job, &message, "test", dedup, claim).await.unwrap())
 }
 
 /// The job's lease runs out, as when its worker hangs or dies.

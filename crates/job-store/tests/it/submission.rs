@@ -4,41 +4,15 @@
 
 use std::time::Duration;
 
-use job_model::{JobPriority, JobRoute, NewJob, OutboxMessage, ProcessDocument, Topology};
 use job_store::jobs::{self, DedupPolicy, SubmitOutcome};
 use sha2::{Digest, Sha256};
 use sqlx::Connection;
 use test_support::TestDb;
 use uuid::Uuid;
 
-const WINDOW: DedupPolicy = DedupPolicy { document_window: Some(Duration::from_secs(600)) };
+use crate::outputs::new_job;
 
-fn new_job(document_id: &str) -> (NewJob, OutboxMessage) {
-    let job = NewJob {
-        job_id: Uuid::now_v7(),
-        document: job_model::DocumentRef {
-            document_id: document_id.to_owned(),
-            filename: "a.pdf".into(),
-            blob_path: "in/a.pdf".into(),
-            file_size: 10,
-            priority: JobPriority::Normal,
-            tags: Default::default(),
-        },
-        max_retries: 3,
-        idempotency_key: None,
-        request_hash: Sha256::digest(document_id.as_bytes()).into(),
-        trace_id: None,
-        traceparent: None,
-    };
-    let message = OutboxMessage::for_job(
-        &Topology::new("t"),
-        ProcessDocument::from(&job),
-        1,
-        JobRoute::Queue,
-        Default::default(),
-    );
-    (job, message)
-}
+const WINDOW: DedupPolicy = DedupPolicy { document_window: Some(Duration::from_secs(600)) };
 
 async fn submit(db: &TestDb, document_id: &str) -> SubmitOutcome {
     let (job, message) = new_job(document_id);
