@@ -46,6 +46,15 @@ async fn an_attempts_stages_are_one_row_and_read_back_in_pipeline_order() {
     .await
     .unwrap();
     assert_eq!((rows, length), (1, Some(3)), "one row for the attempt, its three stages in it");
+    let order: Vec<i16> = sqlx::query_scalar(
+        "SELECT s.seq FROM job_attempts a, unnest(a.stages) WITH ORDINALITY AS s \
+         WHERE a.job_id = $1 ORDER BY s.ordinality",
+    )
+    .bind(job_id)
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(order, [0, 1, 2], "the array itself is in pipeline order");
 
     let read = jobs::job_stages(&db.pool, job_id).await.unwrap();
     let names: Vec<&str> = read.iter().map(|s| s.stage.as_str()).collect();
@@ -73,6 +82,11 @@ async fn a_stage_status_other_than_succeeded_or_failed_is_refused() {
     assert_eq!(status, "PROCESSING", "nothing of the attempt was half-written");
 }
 
+/// Runs a fixture insert whose only parameter is the job's id.
+async fn insert(db: &TestDb, job_id: Uuid, sql: &'static str) {
+    sqlx::query(sql).bind(job_id).execute(&db.pool).await.unwrap();
+}
+
 #[tokio::test]
 async fn the_migration_carries_rows_written_one_per_stage() {
     let db = TestDb::unmigrated().await;
@@ -81,47 +95,43 @@ async fn the_migration_carries_rows_written_one_per_stage() {
     Migrator::with_migrations(before).run(&db.pool).await.unwrap();
 
     let job_id = Uuid::now_v7();
-    sqlx::query(
+    insert(
+        &db,
+        job_id,
         "INSERT INTO jobs (job_id, document_id, filename, blob_path, file_size, priority, status, max_retries, \
                            request_hash) \
          VALUES ($1, 'doc', 'a.txt', 'blobs/a', 1, 5, 'COMPLETED', 3, '\\x00')",
     )
-    .bind(job_id)
-    .execute(&db.pool)
-    .await
-    .unwrap();
+    .await;
     // Two attempts, their stages inserted out of order.
-    sqlx::query(
+    insert(
+        &db,
+        job_id,
         "INSERT INTO job_stages (job_id, attempt, seq, stage, status, started_at, duration_ms, items_processed, \
                                  bytes_processed, error) VALUES \
          ($1, 1, 1, 'validation', 'failed', now(), 2.5, NULL, NULL, 'boom'), \
          ($1, 1, 0, 'upload', 'succeeded', now(), 1.5, 1, 10, NULL), \
          ($1, 2, 0, 'upload', 'succeeded', now(), 0.5, 1, 10, NULL)",
     )
-    .bind(job_id)
-    .execute(&db.pool)
-    .await
-    .unwrap();
-    sqlx::query(
+    .await;
+    insert(
+        &db,
+        job_id,
         "INSERT INTO metric_executions (job_id, attempt, document_id, priority, outcome, worker_id, submitted_at, \
                                         started_at, finished_at, queue_wait_ms, total_duration_ms) \
          VALUES ($1, 1, 'doc', 5, 'retrying', 'w1', now(), now(), now(), 1, 4), \
                 ($1, 2, 'doc', 5, 'completed', 'w1', now(), now(), now(), 1, 1)",
     )
-    .bind(job_id)
-    .execute(&db.pool)
-    .await
-    .unwrap();
-    sqlx::query(
+    .await;
+    insert(
+        &db,
+        job_id,
         "INSERT INTO metric_stage_timings (job_id, attempt, seq, stage, status, started_at, offset_ms, duration_ms, \
                                            items_processed, bytes_processed, error) VALUES \
          ($1, 1, 1, 'validation', 'failed', now(), 1.5, 2.5, 0, 0, 'boom'), \
          ($1, 1, 0, 'upload', 'succeeded', now(), 0, 1.5, 1, 10, NULL)",
     )
-    .bind(job_id)
-    .execute(&db.pool)
-    .await
-    .unwrap();
+    .await;
 
     MIGRATOR.run(&db.pool).await.unwrap();
 
